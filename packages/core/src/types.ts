@@ -131,6 +131,9 @@ export interface Plan {
   version: typeof CONTRACT_VERSION;
   /** Name of the planner that produced it ("perRequest", "prefix", …). */
   planner: string;
+  /** The batch's attention config (head counts, head dim, softmax scale, KV dtype): a backend
+   * needs it to execute the plan; planners copy `batch.config`. */
+  config: AttentionConfig;
   numQueries: number;
   queryRequest: Int32Array;
   queryKvLimit: Int32Array;
