@@ -1,1 +1,2 @@
-export {};
+export * from './trees.js';
+export * from './conformance.js';

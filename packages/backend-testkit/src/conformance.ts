@@ -1,0 +1,142 @@
+import {
+  randomKvCache,
+  randomQueries,
+  referenceAttention,
+  validatePlan,
+  type AttentionBackend,
+  type BackendFactory,
+  type Batch,
+  type KvDtype,
+  type Planner,
+} from '@canopy/core';
+import { planners as defaultPlanners } from '@canopy/planner';
+import { describe, expect, it } from 'vitest';
+import { batchFromTree, conformanceCases, type ConformanceCase } from './trees.js';
+
+export interface Tolerance {
+  /** Max |out - ref| allowed, relative to max(1, max |ref|). */
+  out: number;
+  /** Max |lse - ref| allowed. */
+  lse: number;
+}
+
+/** Default tolerances: f32 KV computes in f32; f16 KV allows backends that also round Q or P to f16 (tensor cores). */
+export const DEFAULT_TOLERANCE: Record<KvDtype, Tolerance> = {
+  f32: { out: 2e-4, lse: 2e-4 },
+  f16: { out: 4e-3, lse: 4e-3 },
+};
+
+export interface ConformanceOptions {
+  /** Planners to run every case with (default: both of @canopy/planner, perRequest and prefix). */
+  planners?: Record<string, Planner>;
+  tolerance?: Partial<Record<KvDtype, Tolerance>>;
+  /** Only cases whose name matches. */
+  filter?: RegExp;
+  /** Skip the whole suite with this reason (e.g. no GPU outside CI). Shown in the test name. */
+  skipReason?: string;
+  /** Per-test timeout in ms. */
+  timeoutMs?: number;
+}
+
+export interface CaseResult {
+  maxOutErr: number;
+  maxLseErr: number;
+}
+
+/** Run one case on a backend with one planner; returns the errors against the reference. */
+export async function runConformanceCase(backend: AttentionBackend, c: ConformanceCase, planner: Planner, seed = 1234): Promise<CaseResult> {
+  const batch = buildCaseBatch(c);
+  const cache = randomKvCache(batch.numPages, batch.pageSize, c.config, seed);
+  const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+  const queries = randomQueries(nq, c.config, seed + 7);
+  const plan = planner(batch, backend.capabilities);
+  validatePlan(plan, batch);
+  await backend.setKvCache(cache);
+  const got = await backend.run(plan, queries);
+  const ref = referenceAttention(batch, cache, queries);
+  expect(got.out.length).toBe(ref.out.length);
+  expect(got.lse.length).toBe(ref.lse.length);
+  let maxRef = 1;
+  for (let i = 0; i < ref.out.length; i++) maxRef = Math.max(maxRef, Math.abs(ref.out[i]));
+  let maxOutErr = 0;
+  let maxLseErr = 0;
+  for (let i = 0; i < ref.out.length; i++) {
+    const e = Math.abs(got.out[i] - ref.out[i]);
+    if (!(e <= maxOutErr)) maxOutErr = Number.isNaN(e) ? Infinity : e;
+  }
+  for (let i = 0; i < ref.lse.length; i++) {
+    const e = Math.abs(got.lse[i] - ref.lse[i]);
+    if (!(e <= maxLseErr)) maxLseErr = Number.isNaN(e) ? Infinity : e;
+  }
+  return { maxOutErr: maxOutErr / maxRef, maxLseErr };
+}
+
+export function buildCaseBatch(c: ConformanceCase): Batch {
+  const batch = batchFromTree(c.spec, c.config, c.pageSize, c.shuffleSeed);
+  if (!c.explicitTree) delete batch.tree;
+  return batch;
+}
+
+/**
+ * Register the conformance suite for a backend with vitest: every case × every planner, compared
+ * with `referenceAttention` (float64) at a tolerance per KV dtype. Cases the backend's capabilities
+ * rule out (head dim, dtype, causal masks) are registered as skipped with the reason, never
+ * silently dropped.
+ *
+ *   describeBackendConformance(myBackendFactory);
+ */
+export function describeBackendConformance(factory: BackendFactory, options: ConformanceOptions = {}): void {
+  const planners = options.planners ?? (defaultPlanners as Record<string, Planner>);
+  const tol = { ...DEFAULT_TOLERANCE, ...options.tolerance };
+  const cases = conformanceCases().filter((c) => !options.filter || options.filter.test(c.name));
+  describe(`conformance: ${factory.name}`, () => {
+    if (options.skipReason) {
+      it.skip(`skipped: ${options.skipReason}`, () => {});
+      return;
+    }
+    let backend: AttentionBackend | undefined;
+    const get = async () => (backend ??= await factory.create());
+
+    for (const c of cases) {
+      for (const [plannerName, planner] of Object.entries(planners)) {
+        const title = `${c.name} [${plannerName}]`;
+        it(
+          title,
+          async (ctx) => {
+            const b = await get();
+            const caps = b.capabilities;
+            const why = !caps.headDims.includes(c.config.headDim)
+              ? `head dim ${c.config.headDim} not in capabilities.headDims`
+              : !caps.kvDtypes.includes(c.config.kvDtype)
+                ? `KV dtype ${c.config.kvDtype} not in capabilities.kvDtypes`
+                : c.causal && !caps.masks.includes('causal')
+                  ? 'causal masks not in capabilities.masks'
+                  : undefined;
+            if (why) {
+              ctx.skip(why);
+              return;
+            }
+            const r = await runConformanceCase(b, c, planner);
+            const t = tol[c.config.kvDtype];
+            expect(r.maxOutErr, `max |out - ref| / max(1, |ref|) for ${title}`).toBeLessThanOrEqual(t.out);
+            expect(r.maxLseErr, `max |lse - ref| for ${title}`).toBeLessThanOrEqual(t.lse);
+          },
+          options.timeoutMs ?? 120_000,
+        );
+      }
+    }
+    it('dispose() then a fresh create() still works', async () => {
+      const b = await get();
+      await b.dispose();
+      backend = undefined;
+      const b2 = await get();
+      const c = cases[0] ?? conformanceCases()[0];
+      const planner = Object.values(planners)[0];
+      if (!b2.capabilities.headDims.includes(c.config.headDim)) return;
+      const r = await runConformanceCase(b2, c, planner);
+      expect(r.maxOutErr).toBeLessThanOrEqual(tol[c.config.kvDtype].out);
+      await b2.dispose();
+      backend = undefined;
+    });
+  });
+}
