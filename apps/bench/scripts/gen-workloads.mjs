@@ -1,0 +1,112 @@
+// Writes the built-in workload trees to apps/bench/workloads/*.json (committed; the bench embeds them).
+// Run: node apps/bench/scripts/gen-workloads.mjs. The tree JSON schema is the one `--tree FILE` reads.
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const out = join(dirname(fileURLToPath(import.meta.url)), '..', 'workloads');
+const config = { numQoHeads: 32, numKvHeads: 8, headDim: 128, pageSize: 16, kvDtype: 'f16' };
+
+function builder() {
+  const nodes = [];
+  const requests = [];
+  return {
+    nodes,
+    requests,
+    node(parent, tokens) {
+      nodes.push({ id: nodes.length, parent, tokens });
+      return nodes.length - 1;
+    },
+    request(leaf) {
+      requests.push({ leaf });
+    },
+  };
+}
+
+function write(id, name, description, b) {
+  const parent = new Map(b.nodes.map((n) => [n.id, n]));
+  let unique = 0;
+  for (const n of b.nodes) unique += n.tokens;
+  let total = 0;
+  for (const r of b.requests) for (let n = parent.get(r.leaf); n; n = n.parent === null ? undefined : parent.get(n.parent)) total += n.tokens;
+  // One node / request per line keeps the files readable and diffable.
+  const text =
+    `{\n  "name": ${JSON.stringify(name)},\n  "description": ${JSON.stringify(description)},\n` +
+    `  "config": ${JSON.stringify(config)},\n  "nodes": [\n` +
+    b.nodes.map((n) => `    ${JSON.stringify(n)}`).join(',\n') +
+    `\n  ],\n  "requests": [\n` +
+    b.requests.map((r) => `    ${JSON.stringify(r)}`).join(',\n') +
+    `\n  ]\n}\n`;
+  writeFileSync(join(out, `${id}.json`), text);
+  console.log(`${id}: ${b.requests.length} requests, ${b.nodes.length} nodes, unique KV tokens ${unique}, without sharing ${total}`);
+}
+
+{
+  const b = builder();
+  const root = b.node(null, 4096);
+  for (let r = 0; r < 64; r++) b.request(b.node(root, 512));
+  write('W1', 'shared system prompt', 'root of 4096 tokens shared by 64 requests, each with its own 512-token leaf', b);
+}
+{
+  const b = builder();
+  const root = b.node(null, 1024);
+  for (let d = 0; d < 8; d++) {
+    const doc = b.node(root, 4096);
+    for (let r = 0; r < 16; r++) b.request(b.node(doc, 256));
+  }
+  write('W2', 'shared documents', 'root of 1024 tokens; 8 document nodes of 4096 tokens, each under 16 requests with their own 256-token leaves', b);
+}
+{
+  const b = builder();
+  const root = b.node(null, 4000);
+  const grow = (parent, depth) => {
+    for (let c = 0; c < 4; c++) {
+      if (depth === 3) b.request(b.node(parent, 128));
+      else grow(b.node(parent, 256), depth + 1);
+    }
+  };
+  grow(root, 1);
+  write('W3', 'tree of thought', 'root of 4000 tokens, then a full 4-ary tree of depth 3: 256 tokens per internal node, 128 per leaf (64 requests)', b);
+}
+{
+  const b = builder();
+  for (let r = 0; r < 64; r++) b.request(b.node(null, 4608));
+  write('W4', 'no sharing', '64 independent requests of 4608 tokens (the control: prefix planning must not lose here)', b);
+}
+{
+  const b = builder();
+  const root = b.node(null, 16384);
+  for (let r = 0; r < 256; r++) b.request(b.node(root, 64));
+  write('W5', 'long shared context', 'root of 16384 tokens shared by 256 requests, each with its own 64-token leaf', b);
+}
+// Real-world shaped workloads: parameters and sources in workloads/README.md.
+{
+  const b = builder();
+  const sys = b.node(null, 1536);
+  for (let r = 0; r < 64; r++) b.request(b.node(sys, 6054));
+  write('W6', 'chat serving (system prompt)', 'chat serving: a 1536-token system prompt shared by 64 conversations whose own history brings each context to 7590 tokens (Mooncake trace mean input length)', b);
+}
+{
+  const b = builder();
+  const inst = b.node(null, 512);
+  for (let d = 0; d < 8; d++) {
+    const first = b.node(inst, 1024);
+    for (let e = 0; e < 4; e++) {
+      const second = b.node(first, 1024);
+      for (let r = 0; r < 4; r++) b.request(b.node(second, 96));
+    }
+  }
+  write('W7', 'RAG document reuse', 'retrieval-augmented generation: 512-token instructions, top-2 retrieval of 1024-token chunks with skewed reuse (8 first chunks x 4 second chunks, 4 questions of 96 tokens each)', b);
+}
+{
+  const b = builder();
+  const prompt = b.node(null, 1024);
+  for (let i = 0; i < 5; i++) {
+    const s1 = b.node(prompt, 128);
+    for (let j = 0; j < 5; j++) {
+      const s2 = b.node(s1, 128);
+      for (let k = 0; k < 5; k++) b.request(b.node(s2, 64));
+    }
+  }
+  write('W8', 'agent tree search', 'tree-of-thought search: a 1024-token few-shot prompt, breadth 5 for 3 steps (128, 128, 64 tokens per thought): 125 live branches', b);
+}

@@ -1,0 +1,105 @@
+/** Terminal report: one table per workload (and scale). */
+import type { BenchRecord, BenchRun } from './records.js';
+import { describeScale } from './tree.js';
+import { fmtTflops, fmtUs } from './run.js';
+
+export function fmtBytes(b: number): string {
+  if (b >= 1e9) return `${(b / 1e9).toFixed(2)} GB`;
+  if (b >= 1e6) return `${(b / 1e6).toFixed(1)} MB`;
+  if (b >= 1e3) return `${(b / 1e3).toFixed(1)} kB`;
+  return `${b} B`;
+}
+
+export function fmtFlops(f: number): string {
+  if (f >= 1e9) return `${(f / 1e9).toFixed(f >= 1e10 ? 1 : 2)} GFLOP`;
+  return `${(f / 1e6).toFixed(1)} MFLOP`;
+}
+
+const int = (n: number): string => n.toLocaleString('en-US');
+
+interface Style {
+  bold: (s: string) => string;
+  dim: (s: string) => string;
+  red: (s: string) => string;
+  green: (s: string) => string;
+}
+
+export function style(color: boolean): Style {
+  const wrap = (a: number, b: number) => (s: string) => (color ? `\x1b[${a}m${s}\x1b[${b}m` : s);
+  return { bold: wrap(1, 22), dim: wrap(2, 22), red: wrap(31, 39), green: wrap(32, 39) };
+}
+
+/** Render rows as aligned columns (first `leftCols` left-aligned, the rest right-aligned). */
+export function table(header: string[], rows: string[][], leftCols = 2): string[] {
+  const visible = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
+  const widths = header.map((h, i) => Math.max(visible(h), ...rows.map((r) => visible(r[i] ?? ''))));
+  const pad = (s: string, i: number) => {
+    const gap = ' '.repeat(widths[i] - visible(s));
+    return i < leftCols ? s + gap : gap + s;
+  };
+  return [header.map(pad).join('  '), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map((r) => r.map(pad).join('  '))];
+}
+
+export function groupKey(r: BenchRecord): string {
+  return `${r.workload}|${r.scale.tokens}|${r.scale.requests}${r.sweep ? `|${r.sweep.value}` : ''}`;
+}
+
+export function renderRun(run: BenchRun, color = false): string {
+  const st = style(color);
+  const lines: string[] = [];
+  const groups = new Map<string, BenchRecord[]>();
+  for (const r of run.records) {
+    const k = groupKey(r);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push(r);
+  }
+  for (const recs of groups.values()) {
+    const r0 = recs[0];
+    lines.push('');
+    lines.push(
+      `${st.bold(`${r0.workload}  ${r0.workloadName}`)}  ${st.dim(
+        `${int(r0.requests)} requests · unique KV ${int(r0.uniqueKvTokens)} tokens (${fmtBytes(r0.uniqueKvBytes)}) · without sharing ${fmtBytes(r0.kvBytesNoSharing)} · ${fmtFlops(r0.attentionFlops)} · ${r0.config.numQoHeads}/${r0.config.numKvHeads}/${r0.config.headDim} ${r0.config.kvDtype} · ${describeScale(r0.scale)}`,
+      )}`,
+    );
+    const seen = new Set<string>();
+    for (const r of recs) {
+      if (seen.has(r.backend)) continue;
+      seen.add(r.backend);
+      const f = r.floor;
+      if (f.floorUs === null) {
+        lines.push(st.dim(`  floor (${r.backend}): unknown (no bandwidth or peak probe)`));
+        continue;
+      }
+      const parts: string[] = [];
+      if (f.bytesUs !== null) parts.push(`bytes ${fmtUs(f.bytesUs)} at ${f.readBandwidthGBs!.toFixed(0)} GB/s`);
+      if (f.flopsUs !== null) parts.push(`FLOPs ${fmtUs(f.flopsUs)} at ${fmtTflops(f.peakTflops!)}`);
+      lines.push(st.dim(`  floor (${r.backend}): ${parts.join(', ')} → ${fmtUs(f.floorUs)}, ${f.bound}-bound${f.source.startsWith('CPU') ? ' (CPU estimate)' : ''}`));
+    }
+    const rows = recs.map((r) => {
+      const t = r.timeUs;
+      const time = t ? `${fmtUs(t.median)} ${st.dim(`(${fmtUs(t.p10)}–${fmtUs(t.p90)})`)}` : st.red('no time');
+      const read = `${(r.planKvBytes / r.uniqueKvBytes).toFixed(2)}× (${fmtBytes(r.planKvBytes)})`;
+      const speed = r.speedupVsPerRequest === null ? '–' : r.speedupVsPerRequest >= 1.05 ? st.green(`${r.speedupVsPerRequest.toFixed(2)}×`) : `${r.speedupVsPerRequest.toFixed(2)}×`;
+      return [
+        r.backend,
+        r.planner,
+        time,
+        r.bandwidthGBs === null ? '–' : r.bandwidthGBs.toFixed(r.bandwidthGBs < 10 ? 2 : 0),
+        r.pctOfFloor === null ? '–' : `${r.pctOfFloor.toFixed(r.pctOfFloor < 10 ? 1 : 0)}%`,
+        speed,
+        read,
+        int(r.workItems),
+        r.verification.passed ? r.verification.maxRelError.toExponential(1) : st.red('FAIL'),
+      ];
+    });
+    for (const l of table(['backend', 'planner', 'time (p10–p90)', 'GB/s', '% floor', 'vs perRequest', 'KV read / unique', 'items', 'rel err'], rows)) lines.push(`  ${l}`);
+    for (const r of recs) if (r.failure) lines.push(st.red(`  ${r.backend} ${r.planner}: ${r.failure}`));
+  }
+  lines.push('');
+  lines.push(
+    st.dim(
+      'GB/s: unique KV bytes / median time. % floor: max(unique bytes / read bandwidth, FLOPs / peak) / time. KV read / unique: bytes the plan reads over the bytes a perfect plan reads once.',
+    ),
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,384 @@
+/**
+ * One bench run: for each workload × backend × planner, plan, execute, verify against the
+ * reference (no time for a wrong result), time, and compute the roofline floor.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  attentionFlops,
+  kvBytesPerToken,
+  numQueriesOf,
+  planKvTokens,
+  randomKvCache,
+  randomQueries,
+  softmaxScale,
+  uniqueKvTokens,
+  validateBatch,
+  validatePlan,
+  visibleKvTokens,
+  type AttentionBackend,
+  type Batch,
+  type BackendFactory,
+  type DeviceProbe,
+  type PagedKvCache,
+} from '@canopy/core';
+import { loadBackends, selectBackends } from './backends.js';
+import { probeCpu } from './cpu-probe.js';
+import { currentCommit, hostInfo, BENCH_VERSION } from './meta.js';
+import { writeNpy } from './npy.js';
+import { getPlanner, type PlannerName } from './planners.js';
+import type { Io } from './progress.js';
+import { Progress } from './progress.js';
+import { RUN_SCHEMA_ID, type BackendInfo, type BenchRecord, type BenchRun, type FloorInfo } from './records.js';
+import { CPU_POLICY, GPU_POLICY, timePlan, type TimingPolicy } from './timing.js';
+import { buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type TreeSpec, type WorkloadScale } from './tree.js';
+import { referenceSample, verify, type ReferenceSample } from './verify.js';
+
+/** Default scale-down for CPU-class backends (priority < 50: the reference executor). */
+export const CPU_DEFAULT_SCALE: WorkloadScale = { tokens: 1 / 16, requests: 1 / 4 };
+
+export interface WorkloadInput {
+  id: string;
+  spec: TreeSpec;
+  /** "builtin", "file:<path>", "sweep". */
+  source: string;
+  sweep?: { dim: string; value: number };
+}
+
+export interface RunConfig {
+  workloads: WorkloadInput[];
+  backend: string;
+  backendModules: string[];
+  planners: PlannerName[];
+  seed: number;
+  iters?: number;
+  /** Applies to every backend when set (`--scale`, `--request-scale`). */
+  scale?: WorkloadScale;
+  /** Scale for CPU-class backends when `scale` is not set (`--full` makes it full size). */
+  cpuScale: WorkloadScale;
+  dump?: string;
+  quiet: boolean;
+  model: string | null;
+  command: string[];
+  /** Override the timing budget per record, ms (tests). */
+  budgetMs?: number;
+}
+
+interface Instance {
+  spec: TreeSpec;
+  scale: WorkloadScale;
+  batch: Batch;
+  queries: Float32Array;
+  cache: PagedKvCache;
+  ref?: ReferenceSample;
+  dumped: boolean;
+  dumpDir?: string;
+}
+
+function isCpuClass(f: BackendFactory): boolean {
+  return f.priority < 50;
+}
+
+function floorOf(probe: ProbeResult, uniqueBytes: number, flops: number): FloorInfo {
+  const bw = probe.readBandwidthGBs ?? null;
+  const peak = probe.peakTflops ?? null;
+  const bytesUs = bw ? uniqueBytes / (bw * 1e3) : null;
+  const flopsUs = peak ? flops / (peak * 1e6) : null;
+  const floorUs = bytesUs === null && flopsUs === null ? null : Math.max(bytesUs ?? 0, flopsUs ?? 0);
+  const bound = floorUs === null ? null : (flopsUs ?? 0) > (bytesUs ?? 0) ? 'compute' : 'memory';
+  return { bytesUs, flopsUs, floorUs, bound, readBandwidthGBs: bw, peakTflops: peak, peakUnits: probe.peakUnits ?? null, source: probe.source };
+}
+
+interface ProbeResult extends DeviceProbe {
+  source: string;
+}
+
+async function probeBackend(backend: AttentionBackend, factory: BackendFactory): Promise<ProbeResult> {
+  let p: DeviceProbe = {};
+  let source = 'backend probe';
+  if (backend.probe) {
+    try {
+      p = await backend.probe();
+    } catch (e) {
+      source = `backend probe failed: ${(e as Error).message}`;
+    }
+  }
+  if (p.readBandwidthGBs === undefined && p.peakTflops === undefined && isCpuClass(factory)) {
+    return probeCpu();
+  }
+  if (p.readBandwidthGBs === undefined && backend.capabilities.readBandwidthGBs !== undefined) {
+    p = { ...p, readBandwidthGBs: backend.capabilities.readBandwidthGBs };
+    source += ' + capabilities.readBandwidthGBs';
+  }
+  return { ...p, source };
+}
+
+function makeInstance(spec: TreeSpec, scale: WorkloadScale, seed: number): Instance {
+  const scaled = scaleTree(spec, scale);
+  const batch = buildBatch(scaled);
+  validateBatch(batch);
+  const queries = randomQueries(numQueriesOf(batch), batch.config, seed);
+  const cache = randomKvCache(batch.numPages, batch.pageSize, batch.config, seed);
+  return { spec: scaled, scale, batch, queries, cache, dumped: false };
+}
+
+function scaleKey(s: WorkloadScale): string {
+  return `${s.tokens}:${s.requests}`;
+}
+
+/** Write the dump files of an instance (inputs once; outputs per backend/planner). */
+function dumpInputs(inst: Instance, dir: string, workload: string, seed: number): void {
+  mkdirSync(dir, { recursive: true });
+  const { batch, cache } = inst;
+  const { numQoHeads: H, numKvHeads: HK, headDim: D, kvDtype } = batch.config;
+  const Q = numQueriesOf(batch);
+  writeNpy(join(dir, 'q.npy'), inst.queries, [Q, H, D]);
+  writeNpy(join(dir, 'k.npy'), cache.k, [cache.numPages, cache.pageSize, HK, D]);
+  writeNpy(join(dir, 'v.npy'), cache.v, [cache.numPages, cache.pageSize, HK, D]);
+  const leafIds = inst.spec.requests.map((r) => r.leaf);
+  const requests = batch.requests.map((r, i) => ({
+    request: i,
+    leaf: leafIds[i],
+    numQueries: r.numQueries,
+    pageIds: Array.from(r.pageIds),
+    pageTokens: Array.from(r.pageTokens),
+  }));
+  writeFileSync(join(dir, 'requests.json'), `${JSON.stringify(requests)}\n`);
+  const manifest = {
+    schema: 'canopy-bench/dump@1',
+    workload,
+    config: { ...inst.spec.config },
+    scale: softmaxScale(batch.config),
+    seed,
+    seeds: { queries: seed, k: (seed + 1) >>> 0, v: (seed + 2) >>> 0, generator: '@canopy/core SeededRng (mulberry32), uniform [-1, 1)' },
+    workloadScale: inst.scale,
+    numPages: batch.numPages,
+    pageSize: batch.pageSize,
+    numQueries: Q,
+    files: {
+      'q.npy': { dtype: '<f4', shape: [Q, H, D] },
+      'k.npy': { dtype: kvDtype === 'f16' ? '<f2' : '<f4', shape: [cache.numPages, cache.pageSize, HK, D] },
+      'v.npy': { dtype: kvDtype === 'f16' ? '<f2' : '<f4', shape: [cache.numPages, cache.pageSize, HK, D] },
+      'requests.json': 'per request: page ids and tokens used per page (slots [0, tokens) of each page), in order',
+      'out.npy': { dtype: '<f4', shape: [Q, H, D] },
+      'lse.npy': { dtype: '<f4', shape: [Q, H], note: 'natural log' },
+    },
+    outputs: [] as Array<{ backend: string; planner: string; out: string; lse: string }>,
+    commit: currentCommit(),
+  };
+  writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+function dumpOutput(dir: string, first: boolean, backend: string, planner: string, batch: Batch, out: Float32Array, lse: Float32Array): void {
+  const { numQoHeads: H, headDim: D } = batch.config;
+  const Q = numQueriesOf(batch);
+  const suffix = first ? '' : `.${backend}.${planner}`;
+  writeNpy(join(dir, `out${suffix}.npy`), out, [Q, H, D]);
+  writeNpy(join(dir, `lse${suffix}.npy`), lse, [Q, H]);
+  // Record which run each output file holds.
+  const path = join(dir, 'manifest.json');
+  const m = JSON.parse(readText(path)) as { outputs: Array<Record<string, string>> };
+  m.outputs.push({ backend, planner, out: `out${suffix}.npy`, lse: `lse${suffix}.npy` });
+  writeFileSync(path, `${JSON.stringify(m, null, 2)}\n`);
+}
+
+function readText(p: string): string {
+  return readFileSync(p, 'utf8');
+}
+
+export interface RunResult {
+  run: BenchRun;
+  /** The line `--backend` selection printed. */
+  backendLine: string;
+  ok: boolean;
+}
+
+export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
+  const wanted = ['auto', 'all'].includes(cfg.backend.toLowerCase()) ? undefined : cfg.backend.toLowerCase().split(',').map((s) => s.trim());
+  const loaded = await loadBackends({ wanted, modules: cfg.backendModules });
+  const selection = await selectBackends(cfg.backend, loaded);
+  if (!cfg.quiet || cfg.backend.toLowerCase() === 'auto') io.err(selection.line);
+
+  const commit = currentCommit();
+  const notes: string[] = [
+    'verification: all queries when Σ visible tokens × query heads × head dim ≤ 2^28, else 64 queries spread evenly (first and last included); tolerance 2e-3 (f16 KV) or 1e-4 (f32 KV) of max |reference out|',
+  ];
+  const backends: BackendInfo[] = selection.notes.map((n) => ({
+    name: n.name,
+    used: n.used,
+    reason: n.reason,
+    from: loaded.loads.find((l) => l.name === n.name)?.from,
+  }));
+
+  // Create each backend and measure its ceilings once per run.
+  const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy }> = [];
+  for (const factory of selection.factories) {
+    const backend = await factory.create();
+    const probe = await probeBackend(backend, factory);
+    const base = isCpuClass(factory) ? CPU_POLICY : GPU_POLICY;
+    const policy: TimingPolicy = { ...base, ...(cfg.iters ? { fixedIters: cfg.iters, warmup: Math.min(base.warmup, cfg.iters) } : {}), ...(cfg.budgetMs ? { budgetMs: cfg.budgetMs } : {}) };
+    live.push({ factory, backend, probe, policy });
+    const info = backends.find((b) => b.name === factory.name)!;
+    info.device = backend.device;
+    info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
+    if (!cfg.quiet) {
+      const bw = probe.readBandwidthGBs ? `${probe.readBandwidthGBs.toFixed(probe.readBandwidthGBs < 100 ? 1 : 0)} GB/s read` : 'read bandwidth unknown';
+      const pk = probe.peakTflops ? `${fmtTflops(probe.peakTflops)} (${probe.peakUnits ?? 'units not given'})` : 'arithmetic peak unknown';
+      io.err(`${factory.name}: ${backend.device}; ${bw}, ${pk} [${probe.source}]`);
+    }
+  }
+
+  const scaleFor = (f: BackendFactory): WorkloadScale => cfg.scale ?? (isCpuClass(f) ? cfg.cpuScale : FULL_SCALE);
+  const distinctScales = new Set(live.map((l) => scaleKey(scaleFor(l.factory))));
+  for (const l of live) {
+    const s = scaleFor(l.factory);
+    if (!isFullScale(s)) {
+      const note = `${l.factory.name}: workloads ${describeScale(s)} (the JavaScript reference is slow; full sizes are for GPUs${cfg.scale ? '' : '; --full runs them at full size'})`;
+      notes.push(note);
+      io.err(note);
+    }
+  }
+
+  const total = cfg.workloads.length * live.length * cfg.planners.length;
+  const progress = new Progress(io, total, cfg.quiet);
+  const records: BenchRecord[] = [];
+  let ok = true;
+  const multiDump = cfg.workloads.length * distinctScales.size > 1;
+
+  try {
+    for (const w of cfg.workloads) {
+      const instances = new Map<string, Instance>();
+      for (const l of live) {
+        const scale = scaleFor(l.factory);
+        const key = scaleKey(scale);
+        let inst = instances.get(key);
+        if (!inst) {
+          progress.update(`${w.id}: generating data`);
+          inst = makeInstance(w.spec, scale, cfg.seed);
+          instances.set(key, inst);
+          if (cfg.dump) {
+            inst.dumpDir = multiDump ? join(cfg.dump, isFullScale(scale) || distinctScales.size === 1 ? w.id : `${w.id}-scaled`) : cfg.dump;
+          }
+        }
+        const { batch } = inst;
+        progress.update(`${w.id} ${l.factory.name}: uploading KV`);
+        await l.backend.setKvCache(inst.cache);
+        const bpt = kvBytesPerToken(batch.config);
+        const uniq = uniqueKvTokens(batch);
+        const noShare = visibleKvTokens(batch);
+        const flops = attentionFlops(batch);
+        const floor = floorOf(l.probe, uniq * bpt, flops);
+        for (const plannerName of cfg.planners) {
+          const label = `${w.id} ${l.factory.name} ${plannerName}`;
+          progress.update(label, 'planning');
+          const rec: BenchRecord = {
+            workload: w.id,
+            workloadName: inst.spec.name ?? w.id,
+            source: w.source,
+            scale,
+            scaled: !isFullScale(scale),
+            ...(w.sweep ? { sweep: w.sweep } : {}),
+            backend: l.factory.name,
+            planner: plannerName,
+            device: l.backend.device,
+            commit,
+            config: { ...inst.spec.config, softmaxScale: softmaxScale(batch.config) },
+            requests: batch.requests.length,
+            queries: numQueriesOf(batch),
+            nodes: inst.spec.nodes.length,
+            uniqueKvTokens: uniq,
+            uniqueKvBytes: uniq * bpt,
+            kvTokensNoSharing: noShare,
+            kvBytesNoSharing: noShare * bpt,
+            planKvTokens: 0,
+            planKvBytes: 0,
+            attentionFlops: flops,
+            workItems: 0,
+            partials: 0,
+            planTimeUs: 0,
+            verification: { passed: false, maxAbsError: NaN, maxRelError: NaN, lseMaxAbsError: NaN, checkedQueries: 0, totalQueries: numQueriesOf(batch), sample: 'all', tolerance: 0 },
+            timeUs: null,
+            bandwidthGBs: null,
+            floor,
+            pctOfFloor: null,
+            speedupVsPerRequest: null,
+          };
+          try {
+            const planner = getPlanner(plannerName);
+            const tp = performance.now();
+            const plan = planner(batch, l.backend.capabilities);
+            rec.planTimeUs = (performance.now() - tp) * 1000;
+            validatePlan(plan, batch);
+            rec.workItems = plan.numItems;
+            rec.partials = plan.numPartials;
+            rec.planKvTokens = planKvTokens(plan);
+            rec.planKvBytes = rec.planKvTokens * bpt;
+            progress.update(label, 'running');
+            const result = await l.backend.run(plan, inst.queries);
+            progress.update(label, 'verifying');
+            inst.ref ??= referenceSample(batch, inst.cache, inst.queries);
+            rec.verification = verify(batch, inst.ref, result.out, result.lse);
+            if (inst.dumpDir) {
+              if (!inst.dumped) {
+                dumpInputs(inst, inst.dumpDir, w.id, cfg.seed);
+              }
+              dumpOutput(inst.dumpDir, !inst.dumped, l.factory.name, plannerName, batch, result.out, result.lse);
+              inst.dumped = true;
+            }
+            if (!rec.verification.passed) {
+              rec.failure = `wrong result: ${rec.verification.detail}`;
+              ok = false;
+              progress.note(`ERROR ${label}: ${rec.failure} — no time reported`);
+            } else {
+              const t = await timePlan(l.backend, plan, inst.queries, l.policy, (done, target) => progress.update(label, `timing ${done}/${target}`));
+              rec.timeUs = { median: t.median, p10: t.p10, p90: t.p90, min: t.min, iters: t.iters, clock: t.clock, medianRelCi: Number.isFinite(t.medianRelCi) ? t.medianRelCi : -1, stable: t.stable };
+              rec.bandwidthGBs = rec.uniqueKvBytes / (t.median * 1e3);
+              rec.pctOfFloor = floor.floorUs !== null ? (floor.floorUs / t.median) * 100 : null;
+            }
+          } catch (e) {
+            rec.failure = `error: ${(e as Error).message}`;
+            ok = false;
+            progress.note(`ERROR ${label}: ${(e as Error).message}`);
+          }
+          records.push(rec);
+          progress.step(rec.timeUs ? `${label}: ${fmtUs(rec.timeUs.median)} (p10 ${fmtUs(rec.timeUs.p10)}, p90 ${fmtUs(rec.timeUs.p90)}, ${rec.timeUs.iters} iters)` : `${label}: ${rec.failure}`);
+        }
+      }
+    }
+  } finally {
+    progress.clear();
+    for (const l of live) await l.backend.dispose().catch(() => undefined);
+  }
+
+  // Speedups against perRequest on the same workload, backend and scale.
+  for (const r of records) {
+    const base = records.find((b) => b.workload === r.workload && b.backend === r.backend && b.planner === 'perRequest' && scaleKey(b.scale) === scaleKey(r.scale) && b.sweep?.value === r.sweep?.value);
+    if (base?.timeUs && r.timeUs) r.speedupVsPerRequest = base.timeUs.median / r.timeUs.median;
+  }
+
+  const run: BenchRun = {
+    schema: RUN_SCHEMA_ID,
+    tool: { name: 'canopy-bench', version: BENCH_VERSION },
+    createdAt: new Date().toISOString(),
+    commit,
+    command: cfg.command,
+    host: hostInfo(),
+    options: { seed: cfg.seed, iters: cfg.iters ?? null, planners: cfg.planners, backend: cfg.backend, model: cfg.model },
+    backends,
+    records,
+    notes,
+  };
+  return { run, backendLine: selection.line, ok };
+}
+
+export function fmtUs(us: number): string {
+  if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
+  if (us >= 1e4) return `${(us / 1e3).toFixed(1)} ms`;
+  if (us >= 1e3) return `${(us / 1e3).toFixed(2)} ms`;
+  if (us >= 100) return `${us.toFixed(0)} µs`;
+  return `${us.toFixed(1)} µs`;
+}
+
+export function fmtTflops(t: number): string {
+  return t >= 1 ? `${t.toFixed(t >= 100 ? 0 : 1)} TFLOP/s` : `${(t * 1000).toFixed(2)} GFLOP/s`;
+}
