@@ -1,0 +1,13 @@
+export {
+  CpuBackend,
+  cpuCapabilities,
+  CPU_CAPABILITIES,
+  CPU_HEAD_DIMS,
+  CPU_TILE_MENU,
+  CPU_MAX_KV_POOL_ELEMENTS,
+  type CpuBackendOptions,
+} from './backend.js';
+export { cpuBackendFactory, createCpuBackendFactory } from './factory.js';
+export { makeKernel, type Kernel, type KernelPlan, type KernelIo, type KernelKv } from './kernel.js';
+/** Plugin-module convention (see docs/writing-a-backend.md): `loadBackendModule` finds this export. */
+export { cpuBackendFactory as backendFactory } from './factory.js';

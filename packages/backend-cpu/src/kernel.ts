@@ -1,0 +1,241 @@
+/**
+ * The CPU attention kernel. It runs both on the main thread (small plans, `workers: 0`) and inside
+ * worker threads. Workers get it as source text: `makeKernel.toString()` is evaluated in the
+ * worker (see `worker-source.ts`), so `makeKernel` must stay self-contained: no imports, no
+ * references to anything outside its own body except JavaScript globals (Math, typed arrays).
+ * Types below are erased at build time and are safe to use.
+ */
+
+/** A plan flattened for execution; every array may live on a SharedArrayBuffer. */
+export interface KernelPlan {
+  numQoHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** Query heads per KV head (GQA group). */
+  group: number;
+  scale: number;
+  /** KV tokens per block: all rows of a unit are computed against one block while it is in cache. */
+  kvBlock: number;
+  numQueries: number;
+  queryKvLimit: Int32Array;
+  itemPos: Int32Array;
+  itemQueryBegin: Int32Array;
+  itemQueries: Int32Array;
+  itemPartialBase: Int32Array;
+  /** Item i's tokens are `tokBase[tokBegin[i] .. tokBegin[i + 1])`: element offset of (token, KV head 0, d 0). */
+  tokBegin: Int32Array;
+  tokBase: Int32Array;
+  /** For each partial slot: the query it is the only merge slot of (written straight to the output), else -1. */
+  slotDirect: Int32Array;
+  mergeBegin: Int32Array;
+  mergeSlots: Int32Array;
+}
+
+/** Per-plan input/output buffers (shared with workers). */
+export interface KernelIo {
+  queries: Float32Array;
+  partO: Float32Array;
+  partLse: Float32Array;
+  out: Float32Array;
+  lse: Float32Array;
+}
+
+export interface KernelKv {
+  k: Float32Array;
+  v: Float32Array;
+}
+
+export interface Kernel {
+  /** Compute work units `units[2u] = item, units[2u + 1] = KV head` for u in [begin, end). */
+  runUnits(p: KernelPlan, kv: KernelKv, io: KernelIo, units: Int32Array, begin: number, end: number): void;
+  /** Merge the partial slots of queries [qBegin, qEnd) that have zero or several slots. */
+  mergeQueries(p: KernelPlan, io: KernelIo, qBegin: number, qEnd: number): void;
+}
+
+export function makeKernel(): Kernel {
+  // Scratch grows to the largest unit seen and is reused: no allocation per unit.
+  let qbuf = new Float64Array(0);
+  let acc = new Float64Array(0);
+  let rowMax = new Float64Array(0);
+  let rowSum = new Float64Array(0);
+  let rowVis = new Int32Array(0);
+  let scores = new Float64Array(0);
+
+  function ensure(rows: number, D: number, B: number): void {
+    if (qbuf.length < rows * D) {
+      qbuf = new Float64Array(rows * D);
+      acc = new Float64Array(rows * D);
+    }
+    if (rowMax.length < rows) {
+      rowMax = new Float64Array(rows);
+      rowSum = new Float64Array(rows);
+      rowVis = new Int32Array(rows);
+    }
+    if (scores.length < B) scores = new Float64Array(B);
+  }
+
+  /**
+   * One (work item, KV head): rows = the item's queries × the query heads of this KV head. The
+   * item's KV is walked in blocks of `kvBlock` tokens; every row is computed against a block while
+   * it is hot in L1/L2 (KV-guided grouping: shared KV is read from memory once per item, not once
+   * per query). Online softmax with one rescale per (row, block).
+   */
+  function unit(p: KernelPlan, K: Float32Array, V: Float32Array, io: KernelIo, i: number, hk: number): void {
+    const D = p.headDim;
+    const H = p.numQoHeads;
+    const G = p.group;
+    const B = p.kvBlock;
+    const D4 = D - (D % 4);
+    const tb = p.tokBegin[i];
+    const T = p.tokBegin[i + 1] - tb;
+    const pos0 = p.itemPos[i];
+    const xb = p.itemQueryBegin[i];
+    const nx = p.itemQueryBegin[i + 1] - xb;
+    const rows = nx * G;
+    ensure(rows, D, B);
+    const Q = io.queries;
+    const scale = p.scale;
+    const tokBase = p.tokBase;
+    let maxVis = 0;
+    for (let x = 0; x < nx; x++) {
+      const q = p.itemQueries[xb + x];
+      let vis = p.queryKvLimit[q] - pos0;
+      if (vis < 0) vis = 0;
+      if (vis > T) vis = T;
+      if (vis > maxVis) maxVis = vis;
+      for (let g = 0; g < G; g++) {
+        const r = x * G + g;
+        rowVis[r] = vis;
+        rowMax[r] = -Infinity;
+        rowSum[r] = 0;
+        const qo = (q * H + hk * G + g) * D;
+        const ro = r * D;
+        // the softmax scale is folded into the query once
+        for (let d = 0; d < D; d++) {
+          qbuf[ro + d] = Q[qo + d] * scale;
+          acc[ro + d] = 0;
+        }
+      }
+    }
+    const hkOff = hk * D;
+    for (let t0 = 0; t0 < maxVis; t0 += B) {
+      const t1 = t0 + B < maxVis ? t0 + B : maxVis;
+      for (let r = 0; r < rows; r++) {
+        const te = t1 < rowVis[r] ? t1 : rowVis[r];
+        const n = te - t0;
+        if (n <= 0) continue;
+        const ro = r * D;
+        let mx = -Infinity;
+        for (let t = 0; t < n; t++) {
+          const ko = tokBase[tb + t0 + t] + hkOff;
+          let s0 = 0;
+          let s1 = 0;
+          let s2 = 0;
+          let s3 = 0;
+          let d = 0;
+          for (; d < D4; d += 4) {
+            s0 += qbuf[ro + d] * K[ko + d];
+            s1 += qbuf[ro + d + 1] * K[ko + d + 1];
+            s2 += qbuf[ro + d + 2] * K[ko + d + 2];
+            s3 += qbuf[ro + d + 3] * K[ko + d + 3];
+          }
+          for (; d < D; d++) s0 += qbuf[ro + d] * K[ko + d];
+          const s = s0 + s1 + s2 + s3;
+          scores[t] = s;
+          if (s > mx) mx = s;
+        }
+        let m = rowMax[r];
+        let sum = rowSum[r];
+        if (mx > m) {
+          if (m !== -Infinity) {
+            const c = Math.exp(m - mx);
+            sum *= c;
+            for (let d = 0; d < D; d++) acc[ro + d] *= c;
+          }
+          m = mx;
+          rowMax[r] = m;
+        }
+        for (let t = 0; t < n; t++) {
+          const w = Math.exp(scores[t] - m);
+          sum += w;
+          const vo = tokBase[tb + t0 + t] + hkOff;
+          let d = 0;
+          for (; d < D4; d += 4) {
+            acc[ro + d] += w * V[vo + d];
+            acc[ro + d + 1] += w * V[vo + d + 1];
+            acc[ro + d + 2] += w * V[vo + d + 2];
+            acc[ro + d + 3] += w * V[vo + d + 3];
+          }
+          for (; d < D; d++) acc[ro + d] += w * V[vo + d];
+        }
+        rowSum[r] = sum;
+      }
+    }
+    const pb = p.itemPartialBase[i];
+    for (let x = 0; x < nx; x++) {
+      const slot = pb + x;
+      const direct = p.slotDirect[slot];
+      for (let g = 0; g < G; g++) {
+        const r = x * G + g;
+        const h = hk * G + g;
+        // a query whose only partial is this slot is written straight into the output
+        const o = direct >= 0 ? io.out : io.partO;
+        const l = direct >= 0 ? io.lse : io.partLse;
+        const row = direct >= 0 ? direct : slot;
+        const ob = (row * H + h) * D;
+        const ro = r * D;
+        const sum = rowSum[r];
+        if (sum > 0) {
+          const inv = 1 / sum;
+          for (let d = 0; d < D; d++) o[ob + d] = acc[ro + d] * inv;
+          l[row * H + h] = rowMax[r] + Math.log(sum);
+        } else {
+          // every token of the item is masked for this query: the empty state
+          for (let d = 0; d < D; d++) o[ob + d] = 0;
+          l[row * H + h] = -Infinity;
+        }
+      }
+    }
+  }
+
+  function runUnits(p: KernelPlan, kv: KernelKv, io: KernelIo, units: Int32Array, begin: number, end: number): void {
+    for (let u = begin; u < end; u++) unit(p, kv.k, kv.v, io, units[2 * u], units[2 * u + 1]);
+  }
+
+  function mergeQueries(p: KernelPlan, io: KernelIo, qBegin: number, qEnd: number): void {
+    const H = p.numQoHeads;
+    const D = p.headDim;
+    const partO = io.partO;
+    const partLse = io.partLse;
+    for (let q = qBegin; q < qEnd; q++) {
+      const b = p.mergeBegin[q];
+      const e = p.mergeBegin[q + 1];
+      if (e - b === 1 && p.slotDirect[p.mergeSlots[b]] === q) continue; // written by its item
+      for (let h = 0; h < H; h++) {
+        let m = -Infinity;
+        for (let k = b; k < e; k++) {
+          const l = partLse[p.mergeSlots[k] * H + h];
+          if (l > m) m = l;
+        }
+        const ob = (q * H + h) * D;
+        for (let d = 0; d < D; d++) io.out[ob + d] = 0;
+        if (m === -Infinity) {
+          io.lse[q * H + h] = -Infinity; // no token visible at all: the empty state
+          continue;
+        }
+        let sum = 0;
+        for (let k = b; k < e; k++) sum += Math.exp(partLse[p.mergeSlots[k] * H + h] - m);
+        for (let k = b; k < e; k++) {
+          const s = p.mergeSlots[k];
+          const c = Math.exp(partLse[s * H + h] - m) / sum;
+          if (c === 0) continue;
+          const pb = (s * H + h) * D;
+          for (let d = 0; d < D; d++) io.out[ob + d] += c * partO[pb + d];
+        }
+        io.lse[q * H + h] = m + Math.log(sum);
+      }
+    }
+  }
+
+  return { runUnits, mergeQueries };
+}

@@ -1,0 +1,55 @@
+import { makeKernel, type KernelIo, type KernelKv, type KernelPlan } from './kernel.js';
+
+/** Messages main → worker. */
+export type ToWorker =
+  | { type: 'kv'; seq: number; k: SharedArrayBuffer; v: SharedArrayBuffer }
+  | { type: 'plan'; seq: number; id: number; plan: KernelPlan; io: KernelIo; units: Int32Array; qBegin: number; qEnd: number }
+  | { type: 'drop'; id: number }
+  | { type: 'run'; seq: number; id: number }
+  | { type: 'merge'; seq: number; id: number };
+
+/** Messages worker → main. */
+export type FromWorker = { type: 'done'; seq: number } | { type: 'error'; seq: number; message: string };
+
+/**
+ * Body of a worker thread. Like `makeKernel` it is shipped as source text, so it may only use its
+ * parameter and globals. Typed arrays posted to it view SharedArrayBuffers: nothing is copied per
+ * run, a run message carries only ids.
+ */
+function workerMain(kernelFactory: typeof makeKernel): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const kernel = kernelFactory();
+  let kv: KernelKv | undefined;
+  const plans = new Map<number, { plan: KernelPlan; io: KernelIo; units: Int32Array; qBegin: number; qEnd: number }>();
+  parentPort!.on('message', (msg: ToWorker) => {
+    const seq = 'seq' in msg ? msg.seq : -1;
+    try {
+      if (msg.type === 'kv') {
+        kv = { k: new Float32Array(msg.k), v: new Float32Array(msg.v) };
+      } else if (msg.type === 'plan') {
+        plans.set(msg.id, { plan: msg.plan, io: msg.io, units: msg.units, qBegin: msg.qBegin, qEnd: msg.qEnd });
+      } else if (msg.type === 'drop') {
+        plans.delete(msg.id);
+        return;
+      } else {
+        const e = plans.get(msg.id);
+        if (!e) throw new Error(`plan ${msg.id} is not loaded in this worker`);
+        if (msg.type === 'run') {
+          if (!kv) throw new Error('no KV cache loaded in this worker');
+          kernel.runUnits(e.plan, kv, e.io, e.units, 0, e.units.length / 2);
+        } else {
+          kernel.mergeQueries(e.plan, e.io, e.qBegin, e.qEnd);
+        }
+      }
+      parentPort!.postMessage({ type: 'done', seq } satisfies FromWorker);
+    } catch (err) {
+      parentPort!.postMessage({ type: 'error', seq, message: String((err as Error)?.stack ?? err) } satisfies FromWorker);
+    }
+  });
+}
+
+/** Source text for `new Worker(src, { eval: true })`: CommonJS script, `require` is available. */
+export function workerSource(): string {
+  return `'use strict';\n(${workerMain.toString()})(${makeKernel.toString()});\n`;
+}
