@@ -9,5 +9,3 @@ export {
 } from './backend.js';
 export { cpuBackendFactory, createCpuBackendFactory } from './factory.js';
 export { makeKernel, type Kernel, type KernelPlan, type KernelIo, type KernelKv } from './kernel.js';
-/** Plugin-module convention (see docs/writing-a-backend.md): `loadBackendModule` finds this export. */
-export { cpuBackendFactory as backendFactory } from './factory.js';

@@ -16,13 +16,11 @@ export type FromWorker = { type: 'done'; seq: number } | { type: 'error'; seq: n
  * parameter and globals. Typed arrays posted to it view SharedArrayBuffers: nothing is copied per
  * run, a run message carries only ids.
  */
-function workerMain(kernelFactory: typeof makeKernel): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
+function workerMain(parentPort: import('node:worker_threads').MessagePort, kernelFactory: typeof makeKernel): void {
   const kernel = kernelFactory();
   let kv: KernelKv | undefined;
   const plans = new Map<number, { plan: KernelPlan; io: KernelIo; units: Int32Array; qBegin: number; qEnd: number }>();
-  parentPort!.on('message', (msg: ToWorker) => {
+  parentPort.on('message', (msg: ToWorker) => {
     const seq = 'seq' in msg ? msg.seq : -1;
     try {
       if (msg.type === 'kv') {
@@ -42,14 +40,18 @@ function workerMain(kernelFactory: typeof makeKernel): void {
           kernel.mergeQueries(e.plan, e.io, e.qBegin, e.qEnd);
         }
       }
-      parentPort!.postMessage({ type: 'done', seq } satisfies FromWorker);
+      parentPort.postMessage({ type: 'done', seq } satisfies FromWorker);
     } catch (err) {
-      parentPort!.postMessage({ type: 'error', seq, message: String((err as Error)?.stack ?? err) } satisfies FromWorker);
+      parentPort.postMessage({ type: 'error', seq, message: String((err as Error)?.stack ?? err) } satisfies FromWorker);
     }
   });
 }
 
-/** Source text for `new Worker(src, { eval: true })`: CommonJS script, `require` is available. */
+/**
+ * Source text for `new Worker(src, { eval: true })` (a CommonJS script). `require` appears only in
+ * this string literal: bundlers rewrite `require` inside functions (esbuild to `__require`), which
+ * would break the stringified bodies; test/bundled.test.ts checks a bundled build.
+ */
 export function workerSource(): string {
-  return `'use strict';\n(${workerMain.toString()})(${makeKernel.toString()});\n`;
+  return `'use strict';\n(${workerMain.toString()})(require('node:worker_threads').parentPort, ${makeKernel.toString()});\n`;
 }
