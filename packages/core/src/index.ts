@@ -7,3 +7,4 @@ export * from './batch.js';
 export * from './plan.js';
 export * from './reference.js';
 export * from './registry.js';
+export * from './plugin.js';
