@@ -1,4 +1,6 @@
 import './style.css';
+import type { Plan } from '@canopy/core';
+import { buildTokenTree, explainPlan } from '@canopy/planner';
 import { barChart, type Bar } from './charts.js';
 import { fmtErr, fmtFactor, fmtInt, fmtUs, h } from './dom.js';
 import { PLANNER_NAMES, type PlannerName } from './planners.js';
@@ -229,7 +231,7 @@ async function run(): Promise<void> {
     await new Promise((r) => setTimeout(r, 0));
     const result = await runWorkload(
       session,
-      { spec: scaled, planners, seed: intParam('seed', 1, 0), warmup: Math.min(3, iters), iters, sample: intParam('sample', 8, 1) },
+      { spec: scaled, planners, seed: intParam('seed', 1, 0), warmup: intParam('warmup', Math.min(3, iters), 0), iters, sample: intParam('sample', 8, 1) },
       progress,
     );
     render(result, spec, choice.scale, choice.reasons);
@@ -287,7 +289,7 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
     ),
   );
 
-  const head = ['planner', 'work items', 'partials', 'KV read (tokens)', '÷ unique', 'plan', 'median (p10–p90)', 'clock', 'GB/s', '% of floor', 'vs perRequest', 'max err out', 'max err lse', 'verified'];
+  const head = ['planner', 'work items', 'partials', 'KV read', '÷ unique', 'plan time', 'step time: median (p10–p90)', 'GB/s', '% floor', 'speedup', 'err out', 'err lse', 'ok'];
   const table = h('table', { id: 'results-table' }, h('thead', {}, h('tr', {}, ...head.map((x) => h('th', {}, x)))));
   const body = h('tbody');
   for (const x of r.results) {
@@ -302,8 +304,7 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
         h('td', {}, fmtInt(x.kvTokensRead)),
         h('td', {}, `${(x.kvTokensRead / r.uniqueKvTokens).toFixed(2)}×`),
         h('td', {}, fmtUs(x.planTimeMs * 1000)),
-        h('td', {}, tm ? `${fmtUs(tm.medianUs)} (${fmtUs(tm.p10Us)}–${fmtUs(tm.p90Us)})` : '–'),
-        h('td', {}, tm ? `${tm.clock} ×${tm.iters}` : '–'),
+        h('td', { title: tm ? `${tm.iters} iterations, ${tm.clock} clock` : 'not timed' }, tm ? `${fmtUs(tm.medianUs)} (${fmtUs(tm.p10Us)}–${fmtUs(tm.p90Us)}) ${tm.clock}` : '–'),
         h('td', {}, x.gbPerS !== undefined ? x.gbPerS.toFixed(x.gbPerS < 10 ? 2 : 0) : '–'),
         h('td', {}, x.pctOfFloor !== undefined ? `${x.pctOfFloor.toFixed(1)}%` : '–'),
         h('td', {}, x.speedupVsPerRequest !== undefined ? `${x.speedupVsPerRequest.toFixed(2)}×` : '–'),
@@ -359,7 +360,12 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
       'Columns: requests (depth-first). Grey boxes: tree nodes, height ∝ KV tokens (per depth level). Coloured boxes: work items — the token range of a node they read × the requests whose queries they serve. “read k×”: how many times the plan reads that node’s KV. Hover for details.',
     ),
     ...r.results.map((x) =>
-      h('figure', {}, treeView(r.built, x.plan, x.pieces, { title: `${x.planner}: ${fmtInt(x.workItems)} work items`, width })),
+      h(
+        'figure',
+        {},
+        treeView(r.built, x.plan, x.pieces, { title: `${x.planner}: ${fmtInt(x.workItems)} work items`, width }),
+        h('details', { class: 'explain' }, h('summary', {}, `${x.planner} plan, explained`), h('pre', {}, explain(x.plan, r))),
+      ),
     ),
   );
 
@@ -388,6 +394,14 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
       sampleLse: Array.from(x.sampleLse),
     })),
   };
+}
+
+function explain(plan: Plan, r: RunResult): string {
+  try {
+    return explainPlan(plan, buildTokenTree(r.built.batch));
+  } catch (e) {
+    return `explainPlan failed: ${(e as Error).message}`;
+  }
 }
 
 // ---- start ------------------------------------------------------------------------------------

@@ -192,7 +192,7 @@ function quantile(sorted: Float64Array, q: number): number {
 }
 
 /** Map every work item's KV segments onto the tree nodes that own those pages. */
-function itemPieces(plan: Plan, built: BuiltBatch): ItemPiece[] {
+export function itemPieces(plan: Plan, built: BuiltBatch): ItemPiece[] {
   const { batch, pageNode } = built;
   const tree = batch.tree!;
   // first token offset of each page within its node (pages of a node are consecutive)

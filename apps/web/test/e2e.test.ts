@@ -39,14 +39,30 @@ const CHROMIUM_ARGS = [
 ];
 
 // W1 scaled down: root 4096 → 512 tokens, 64 → 16 requests with 64-token leaves.
-const QUERY = '?workload=W1&tokens=1/8&requests=1/4&backend=auto&iters=3&autorun=1';
+// Two timed iterations, no warm-up: SwiftShader runs this in about 2 s per step.
+const QUERY = '?workload=W1&tokens=1/8&requests=1/4&backend=auto&iters=2&warmup=0&autorun=1';
 
 let server: StaticServer | undefined;
-let context: BrowserContext | undefined;
-let userDir: string | undefined;
+const contexts: BrowserContext[] = [];
+const userDirs: string[] = [];
 let unavailable: string | undefined;
 const outside: string[] = [];
 const consoleLines: string[] = [];
+
+async function launch(args: string[]): Promise<BrowserContext> {
+  const dir = mkdtempSync(join(tmpdir(), 'canopy-chromium-'));
+  userDirs.push(dir);
+  const ctx = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args, viewport: { width: 1440, height: 1000 } });
+  contexts.push(ctx);
+  // Offline: any request that is not to our server is refused and remembered.
+  await ctx.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(server!.url) || url.startsWith('data:')) return route.continue();
+    outside.push(url);
+    return route.abort();
+  });
+  return ctx;
+}
 
 beforeAll(async () => {
   mkdirSync(outDir, { recursive: true });
@@ -57,27 +73,34 @@ beforeAll(async () => {
   // A fresh production build: this is also the check that nothing Node-only is bundled.
   await build({ root: appDir, logLevel: 'warn', build: { outDir: join(appDir, 'dist'), emptyOutDir: true } });
   server = await serveDir(join(appDir, 'dist'));
-  userDir = mkdtempSync(join(tmpdir(), 'canopy-chromium-'));
-  context = await chromium.launchPersistentContext(userDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1440, height: 1000 },
-  });
-  // Offline: any request that is not to our server is refused and remembered.
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (url.startsWith(server!.url) || url.startsWith('data:')) return route.continue();
-    outside.push(url);
-    return route.abort();
-  });
 });
 
 afterAll(async () => {
-  await context?.close();
+  for (const c of contexts) await c.close();
   await server?.close();
-  if (userDir) rmSync(userDir, { recursive: true, force: true });
+  for (const d of userDirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** Open the page and wait until its run is done (or failed). */
+async function openAndRun(ctx: BrowserContext, query: string, shot: string): Promise<Page> {
+  const page = await ctx.newPage();
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(server!.url + query);
+  try {
+    await page.waitForFunction(() => {
+      const s = document.querySelector('#verdict')?.getAttribute('data-state');
+      return s === 'done' || s === 'error';
+    }, undefined, { timeout: 90_000, polling: 250 });
+  } catch (e) {
+    await shoot(page, shot.replace('.png', '-timeout.png'));
+    throw new Error(`the page did not finish in 90 s: ${(e as Error).message}\n${consoleLines.join('\n')}`);
+  }
+  await shoot(page, shot);
+  const verdict = page.locator('#verdict');
+  expect(await verdict.getAttribute('data-state'), `page error: ${await verdict.textContent()}\n${consoleLines.join('\n')}`).toBe('done');
+  return page;
+}
 
 async function shoot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(outDir, name), fullPage: true });
@@ -89,24 +112,8 @@ test('W1 (scaled down) on WebGPU in Chromium: both planners verified against the
     ctx.skip(`browser test skipped: ${unavailable}`);
     return;
   }
-  const page = await context!.newPage();
-  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-  await page.goto(server!.url + QUERY);
+  const page = await openAndRun(await launch(CHROMIUM_ARGS), QUERY, 'web-W1.png');
   const verdict = page.locator('#verdict');
-  try {
-    await page.waitForFunction(() => {
-      const s = document.querySelector('#verdict')?.getAttribute('data-state');
-      return s === 'done' || s === 'error';
-    }, undefined, { timeout: 90_000, polling: 250 });
-  } catch (e) {
-    await shoot(page, 'web-W1-timeout.png');
-    throw new Error(`the page did not finish in 90 s: ${(e as Error).message}\n${consoleLines.join('\n')}`);
-  }
-  await shoot(page, 'web-W1.png');
-  const state = await verdict.getAttribute('data-state');
-  expect(state, `page error: ${await verdict.textContent()}\n${consoleLines.join('\n')}`).toBe('done');
-
   const backend = await verdict.getAttribute('data-backend');
   if (backend !== 'webgpu') {
     const why = (await page.locator('#device').textContent()) ?? '';
@@ -160,5 +167,26 @@ test('W1 (scaled down) on WebGPU in Chromium: both planners verified against the
   const pre = reported.results.find((r) => r.planner === 'prefix')!;
   expect(pre.kvTokensRead).toBeLessThan(per.kvTokensRead);
 
+  expect(outside, 'requests that left 127.0.0.1').toEqual([]);
+});
+
+test('without WebGPU the page falls back to the CPU reference backend, visibly, and still verifies', async (ctx) => {
+  if (unavailable) {
+    if (inCI) throw new Error(`browser test cannot run in CI: ${unavailable}`);
+    ctx.skip(`browser test skipped: ${unavailable}`);
+    return;
+  }
+  // Chromium without the WebGPU flags: no adapter on a machine without a GPU.
+  const args = CHROMIUM_ARGS.filter((a) => a !== '--enable-unsafe-webgpu' && a !== '--enable-unsafe-swiftshader');
+  const page = await openAndRun(await launch(args), '?workload=W1&tokens=1/16&requests=1/8&iters=1&autorun=1', 'web-W1-fallback.png');
+  const verdict = page.locator('#verdict');
+  if ((await verdict.getAttribute('data-backend')) === 'webgpu') {
+    ctx.skip('this Chromium has a WebGPU adapter even without the flags (a real GPU): no fallback to see');
+    return;
+  }
+  expect(await verdict.getAttribute('data-backend')).toBe('reference');
+  expect(await page.locator('#device').textContent()).toMatch(/CPU reference backend .*no WebGPU/);
+  expect(await verdict.getAttribute('data-verified')).toBe('true');
+  expect(Number(await verdict.getAttribute('data-max-out-error'))).toBeLessThanOrEqual(Number(await verdict.getAttribute('data-tolerance')));
   expect(outside, 'requests that left 127.0.0.1').toEqual([]);
 });
