@@ -1,0 +1,58 @@
+/**
+ * Planning-speed benchmark: medians of a full build and of an incremental decode step for W1–W5
+ * and a 1024-request 4-level tree, on this machine's CPU. Writes docs/benchmarks/plan-<date>.json.
+ * Run: pnpm --filter @canopy/planner bench:plan
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchmarkPlanning, planMetrics, prefixPlanner, perRequestPlanner } from '../src/index.js';
+import { bigTree, H100_CAPS, workload, type WorkloadId } from '../test/workloads.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../../..');
+const iters = Number(process.env.ITERS ?? 300);
+const cases: Array<[string, ReturnType<typeof workload>]> = [
+  ...(['W1', 'W2', 'W3', 'W4', 'W5'] as WorkloadId[]).map((id) => [id, workload(id)] as [string, ReturnType<typeof workload>]),
+  ['tree1024', bigTree()],
+];
+const results = cases.map(([name, batch]) => {
+  const b = benchmarkPlanning(batch, H100_CAPS, { iters });
+  const m = planMetrics(prefixPlanner(batch, H100_CAPS), batch, H100_CAPS);
+  const base = planMetrics(perRequestPlanner(batch, H100_CAPS), batch, H100_CAPS);
+  const row = {
+    workload: name,
+    requests: b.requests,
+    fullBuildUs: b.fullBuildUs,
+    incrementalStepUs: b.incrementalStepUs,
+    plan: { workItems: m.workItems, uniqueKvTokens: m.uniqueKvTokens, kvTokensRead: m.kvTokensRead, kvTokensLoaded: m.kvTokensLoaded, predictedTimeUs: m.predictedTimeUs },
+    perRequestPredictedTimeUs: base.predictedTimeUs,
+  };
+  console.log(
+    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  items ${m.workItems}`,
+  );
+  return row;
+});
+let commit = 'unknown';
+try {
+  commit = execSync('git rev-parse HEAD', { cwd: root }).toString().trim();
+} catch {}
+const date = new Date().toISOString();
+const out = {
+  benchmark: 'planner: prefix plan build (full) and incremental decode step',
+  date,
+  commit,
+  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
+  capabilities: 'H100-like: 132 units, 3350 GB/s, tiles rows 1/8/16/32/64/128 × kvBlock 32/64/128',
+  iters,
+  units: 'microseconds (wall clock, performance.now)',
+  results,
+};
+if (process.env.WRITE !== '0') {
+  const file = resolve(root, 'docs/benchmarks', `plan-${date.slice(0, 10)}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
+  console.log(`wrote ${file}`);
+}

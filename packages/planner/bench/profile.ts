@@ -1,0 +1,30 @@
+// Profiling harness (not committed output): loops one phase for --cpu-prof.
+import { createPlannerState, stepPlanner, clonePlannerState, nextDecodeBatch, emitPrefixPlan } from '../src/index.js';
+import { workload, bigTree, H100_CAPS, type WorkloadId } from '../test/workloads.js';
+
+const id = process.env.W ?? 'W4';
+const b = id === 'tree1024' ? bigTree() : workload(id as WorkloadId);
+const nb = nextDecodeBatch(b);
+const st = createPlannerState(b, H100_CAPS);
+const n = Number(process.env.N ?? 2000);
+const phase = process.env.PHASE ?? 'all';
+const time = (name: string, f: (i: number) => void, pre?: (i: number) => void): void => {
+  if (phase !== 'all' && phase !== name) return;
+  let tot = 0;
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    pre?.(i);
+    const t0 = performance.now();
+    f(i);
+    const dt = performance.now() - t0;
+    xs.push(dt);
+    tot += dt;
+  }
+  xs.sort((a, b) => a - b);
+  console.log(id, name, 'median µs', (xs[n >> 1] * 1e3).toFixed(1), 'min', (xs[0] * 1e3).toFixed(1));
+};
+time('full', () => createPlannerState(b, H100_CAPS));
+let c = clonePlannerState(st);
+time('step', () => stepPlanner(c, nb), () => (c = clonePlannerState(st)));
+time('emit', () => emitPrefixPlan(st.tree, st.order, b, H100_CAPS, {}));
+time('canon', () => st.tree.canonicalOrder());

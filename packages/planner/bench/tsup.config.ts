@@ -1,0 +1,17 @@
+// Bundles the benchmark with the workspace sources (the @canopy/source condition), so it needs no
+// prior build of @canopy/core.
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: { 'plan-bench': 'bench/plan-bench.ts', profile: 'bench/profile.ts' },
+  outDir: '.bench-build',
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  dts: false,
+  clean: true,
+  noExternal: [/@canopy\//],
+  esbuildOptions(options) {
+    options.conditions = ['@canopy/source'];
+  },
+});

@@ -1,0 +1,137 @@
+/**
+ * Human-readable account of a plan over its token tree: the tree, each node's group (queries and
+ * rows), its KV split into chunks and rows, the tiles, and the merge lists. Runs of sibling nodes
+ * that look alike are printed once. Pure: returns a string (`canopy-bench plan --explain`).
+ */
+import type { Plan, TokenTree } from '@canopy/core';
+
+interface NodeLine {
+  key: string;
+  text: string;
+}
+
+function fmtRange(a: number, b: number): string {
+  return `[${a}, ${b})`;
+}
+
+function compactList(xs: number[], max = 8): string {
+  if (xs.length <= max) return xs.join(', ');
+  return `${xs.slice(0, max - 2).join(', ')}, …, ${xs[xs.length - 1]} (${xs.length})`;
+}
+
+export function explainPlan(plan: Plan, tree: TokenTree): string {
+  const N = tree.numNodes;
+  const g = plan.config.numQoHeads / plan.config.numKvHeads;
+  const out: string[] = [];
+  const depth = new Int32Array(N);
+  const here = new Int32Array(N);
+  const sub = new Int32Array(N);
+  for (let k = 0; k < N; k++) depth[k] = tree.parent[k] < 0 ? 0 : depth[tree.parent[k]] + 1;
+  for (let q = 0; q < tree.queryNode.length; q++) here[tree.queryNode[q]]++;
+  sub.set(here);
+  for (let k = N - 1; k >= 0; k--) if (tree.parent[k] >= 0) sub[tree.parent[k]] += sub[k];
+
+  const itemTokens = (i: number): number => {
+    let t = 0;
+    for (let s = plan.itemSegBegin[i]; s < plan.itemSegBegin[i + 1]; s++) t += plan.segTokens[s];
+    return t;
+  };
+  const itemsOf: number[][] = Array.from({ length: N }, () => []);
+  const orphan: number[] = [];
+  for (let i = 0; i < plan.numItems; i++) {
+    const k = plan.itemNode ? plan.itemNode[i] : -1;
+    if (k >= 0 && k < N) itemsOf[k].push(i);
+    else orphan.push(i);
+  }
+  let totalTok = 0;
+  for (let k = 0; k < N; k++) totalTok += tree.nodeTokens[k];
+
+  out.push(`${plan.planner} plan: ${plan.numItems} work items, ${plan.numQueries} queries, ${plan.numPartials} partial states`);
+  out.push(`config: ${plan.config.numQoHeads} query heads / ${plan.config.numKvHeads} KV heads (GQA ${g}), head dim ${plan.config.headDim}, ${plan.config.kvDtype} KV`);
+  out.push(`tiles (rows × kvBlock): ${plan.tiles.map((t, i) => `#${i} ${t.rows}×${t.kvBlock}`).join(', ')}`);
+  out.push('');
+  out.push(`token tree: ${N} nodes, ${totalTok} KV tokens`);
+
+  // One line per node; alike consecutive siblings collapse.
+  const lines: NodeLine[] = [];
+  for (let k = 0; k < N; k++) {
+    const items = itemsOf[k];
+    const chunks = new Map<number, number[]>();
+    for (const i of items) {
+      const l = chunks.get(plan.itemPos[i]);
+      if (l) l.push(i);
+      else chunks.set(plan.itemPos[i], [i]);
+    }
+    const nodeEnd = tree.nodePos[k] + tree.nodeTokens[k];
+    const pages = tree.segBegin[k + 1] - tree.segBegin[k];
+    const head = `${'  '.repeat(depth[k])}node ${k}${tree.parent[k] >= 0 ? ` (parent ${tree.parent[k]})` : ' (root)'}: KV ${fmtRange(tree.nodePos[k], nodeEnd)} = ${tree.nodeTokens[k]} tokens in ${pages} page segments; ${sub[k]} queries below${here[k] ? ` (${here[k]} sit here)` : ''}`;
+    let body: string;
+    if (items.length === 0) {
+      body = `${'  '.repeat(depth[k] + 1)}group: none of its own (its KV is read inside its children's items: fused)`;
+    } else {
+      const starts = [...chunks.keys()].sort((a, b) => a - b);
+      const first = chunks.get(starts[0])!;
+      const i0 = first[0];
+      const colStart = plan.itemPos[i0];
+      const fused = colStart < tree.nodePos[k] ? `, carries ancestors' KV ${fmtRange(colStart, tree.nodePos[k])} (fused)` : '';
+      const groupQ = new Set<number>();
+      for (const i of first) for (let x = plan.itemQueryBegin[i]; x < plan.itemQueryBegin[i + 1]; x++) groupQ.add(plan.itemQueries[x]);
+      const rows = groupQ.size * g;
+      const lens = starts.map((p) => itemTokens(chunks.get(p)![0]));
+      const uniqLens = [...new Set(lens)];
+      const tileCount = new Map<string, number>();
+      const rowCount = new Map<number, number>();
+      for (const i of items) {
+        const t = plan.tiles[plan.itemTile[i]];
+        const key = `${t.rows}×${t.kvBlock}`;
+        tileCount.set(key, (tileCount.get(key) ?? 0) + 1);
+        const r = (plan.itemQueryBegin[i + 1] - plan.itemQueryBegin[i]) * g;
+        rowCount.set(r, (rowCount.get(r) ?? 0) + 1);
+      }
+      const ind = '  '.repeat(depth[k] + 1);
+      body =
+        `${ind}group: ${groupQ.size} queries × ${g} = ${rows} rows per KV head${fused}\n` +
+        `${ind}split: ${starts.length} KV chunk${starts.length > 1 ? 's' : ''} of ${uniqLens.join('/')} tokens × ${first.length} row block${first.length > 1 ? 's' : ''} = ${items.length} items (items ${compactList(items, 6)})\n` +
+        `${ind}tiles: ${[...tileCount].map(([t, n]) => `${n}× ${t}`).join(', ')}; rows per item: ${[...rowCount].map(([r, n]) => `${n}× ${r}`).join(', ')}`;
+    }
+    // key for collapsing alike siblings: everything but ids and positions
+    const key = `${tree.parent[k]}|${depth[k]}|${tree.nodeTokens[k]}|${pages}|${sub[k]}|${here[k]}|${body.replace(/items \([^)]*\)/, '').replace(/\[\d+, \d+\)/g, '')}`;
+    lines.push({ key, text: `${head}\n${body}` });
+  }
+  // collapse runs of alike siblings (same parent and shape), keeping the first
+  for (let k = 0; k < N; ) {
+    let e = k + 1;
+    while (e < N && lines[e].key === lines[k].key) e++;
+    // alike siblings need not be consecutive when they have children; also group by key among
+    // the parent's direct children that are leaves
+    out.push(lines[k].text);
+    if (e - k > 1) out.push(`${'  '.repeat(depth[k])}… nodes ${k + 1}..${e - 1} alike (${e - k - 1} more)`);
+    k = e;
+  }
+  if (orphan.length) out.push(`items without a node: ${compactList(orphan)}`);
+
+  // merge lists
+  out.push('');
+  const hist = new Map<number, number>();
+  for (let q = 0; q < plan.numQueries; q++) {
+    const n = plan.mergeBegin[q + 1] - plan.mergeBegin[q];
+    hist.set(n, (hist.get(n) ?? 0) + 1);
+  }
+  out.push(`merge: partials per query → queries: ${[...hist].sort((a, b) => a[0] - b[0]).map(([n, c]) => `${n}→${c}`).join(', ')} (one pass; lists run root → leaf)`);
+  const slotItem = new Int32Array(plan.numPartials).fill(-1);
+  for (let i = 0; i < plan.numItems; i++) {
+    for (let x = plan.itemQueryBegin[i]; x < plan.itemQueryBegin[i + 1]; x++) slotItem[plan.itemPartialBase[i] + x - plan.itemQueryBegin[i]] = i;
+  }
+  const show = new Set<number>([0, Math.floor(plan.numQueries / 2), plan.numQueries - 1].filter((q) => q >= 0 && q < plan.numQueries));
+  for (const q of show) {
+    const parts: string[] = [];
+    for (let x = plan.mergeBegin[q]; x < plan.mergeBegin[q + 1]; x++) {
+      const s = plan.mergeSlots[x];
+      const i = slotItem[s];
+      const node = plan.itemNode ? plan.itemNode[i] : -1;
+      parts.push(`slot ${s} (item ${i}${node >= 0 ? `, node ${node}` : ''}, KV ${fmtRange(plan.itemPos[i], plan.itemPos[i] + itemTokens(i))})`);
+    }
+    out.push(`  query ${q} (request ${plan.queryRequest[q]}, sees ${plan.queryKvLimit[q]} tokens): ${parts.length <= 12 ? parts.join(' + ') : `${parts.slice(0, 10).join(' + ')} + … (${parts.length} partials)`}`);
+  }
+  return out.join('\n');
+}

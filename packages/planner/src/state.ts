@@ -1,0 +1,216 @@
+/**
+ * Incremental planning. A decode step appends a token to every request and a few requests finish
+ * or join; `stepPlanner` updates the radix tree in place (extending leaves, removing finished
+ * requests, inserting new ones) instead of rebuilding it, then emits the plan with the same code
+ * as a fresh build. Plans equal those of a fresh build of the new batch (tested).
+ */
+import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
+import { emitPrefixPlan, type PrefixPlannerOptions } from './prefix.js';
+import { buildRadix, RadixTree } from './tree.js';
+
+export interface PlannerState {
+  batch: Batch;
+  capabilities: BackendCapabilities;
+  options: PrefixPlannerOptions;
+  /** The planner's radix tree (mutable pool). */
+  tree: RadixTree;
+  /** Node ids in canonical order (index = TokenTree node id). */
+  order: Int32Array;
+  /** The current plan. */
+  plan: Plan;
+  /** Steps since the last full build (for reports). */
+  steps: number;
+  /** Full rebuilds a step fell back to (explicit trees, page-size changes, key collisions). */
+  rebuilds: number;
+  scratch: { idx: Int32Array };
+}
+
+/** What changed between two consecutive batches. */
+export interface StepDelta {
+  /** Indices (in the previous batch) of requests that finished. Survivors keep their order and
+   * come first in the new batch. */
+  finished?: ArrayLike<number>;
+  /** Requests that joined, at the end of the new batch. Default: new length − survivors. */
+  joined?: number;
+}
+
+function checkCaps(caps: BackendCapabilities): void {
+  if (!caps || !Array.isArray(caps.tileMenu) || caps.tileMenu.length === 0) fail('bad-capabilities', 'capabilities.tileMenu must list at least one tile shape');
+  for (const t of caps.tileMenu) {
+    if (!(Number.isInteger(t.rows) && t.rows > 0 && Number.isInteger(t.kvBlock) && t.kvBlock > 0)) {
+      fail('bad-capabilities', `capabilities.tileMenu has a bad tile ${JSON.stringify(t)}`);
+    }
+  }
+  if (!(caps.parallelUnits >= 1)) fail('bad-capabilities', `capabilities.parallelUnits must be ≥ 1, got ${caps.parallelUnits}`);
+}
+
+/** Cheap shape checks the tree builder relies on (ids and token counts are checked as pages enter the tree). */
+export function checkBatchShape(batch: Batch): void {
+  if (!batch || typeof batch !== 'object') fail('bad-batch', 'batch must be an object');
+  if (!batch.config || !(batch.config.numQoHeads % batch.config.numKvHeads === 0)) {
+    fail('bad-config', `config.numQoHeads (${batch.config?.numQoHeads}) must be a multiple of config.numKvHeads (${batch.config?.numKvHeads}) for GQA`);
+  }
+  if (!(Number.isInteger(batch.pageSize) && batch.pageSize >= 1)) fail('bad-batch', `batch.pageSize must be a positive integer, got ${batch.pageSize}`);
+  if (!(Number.isInteger(batch.numPages) && batch.numPages >= 1)) fail('bad-batch', `batch.numPages must be a positive integer, got ${batch.numPages}`);
+  if (!Array.isArray(batch.requests) || batch.requests.length === 0) fail('bad-batch', 'batch.requests must be a non-empty array');
+  const reqs = batch.requests;
+  for (let i = 0; i < reqs.length; i++) {
+    const r = reqs[i];
+    if (!(r.pageIds instanceof Int32Array) || !(r.pageTokens instanceof Int32Array)) fail('bad-batch', `request ${i}: pageIds and pageTokens must be Int32Arrays`);
+    if (r.pageIds.length !== r.pageTokens.length) fail('bad-batch', `request ${i}: pageIds has ${r.pageIds.length} entries, pageTokens ${r.pageTokens.length}`);
+    if (r.pageIds.length === 0) fail('bad-batch', `request ${i} has no KV pages`);
+  }
+}
+
+/** Full build: tree, canonical order, plan. */
+export function createPlannerState(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = {}): PlannerState {
+  checkCaps(capabilities);
+  checkBatchShape(batch);
+  // Explicit trees get core's full check (cycles, missing nodes, paths that differ from pages).
+  if (batch.tree || options.validate) validateBatch(batch);
+  const tree = buildRadix(batch);
+  const order = tree.canonicalOrder();
+  const scratch = { idx: new Int32Array(0) };
+  const plan = emitPrefixPlan(tree, order, batch, capabilities, options, scratch);
+  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, scratch };
+}
+
+function sameConfig(a: Batch, b: Batch): boolean {
+  const x = a.config;
+  const y = b.config;
+  return x.numQoHeads === y.numQoHeads && x.numKvHeads === y.numKvHeads && x.headDim === y.headDim && x.kvDtype === y.kvDtype && x.scale === y.scale && a.pageSize === b.pageSize;
+}
+
+function rebuild(state: PlannerState, next: Batch): Plan {
+  const fresh = createPlannerState(next, state.capabilities, state.options);
+  Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan, scratch: fresh.scratch });
+  state.steps = 0;
+  state.rebuilds++;
+  return state.plan;
+}
+
+/**
+ * Advance the state to `next` and return its plan. The caller promises that every survivor's KV
+ * is its previous KV plus appended tokens (its pages before the last one unchanged); the planner
+ * checks the last old page and re-inserts a request whose last page changed id. A survivor whose
+ * leaf is shared (forks) is re-inserted; joined requests are inserted. Explicit trees and changes
+ * of config or page size fall back to a full build.
+ */
+export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = {}): Plan {
+  checkBatchShape(next);
+  if (next.tree || state.batch.tree || !sameConfig(state.batch, next) || next.numPages < state.batch.numPages) return rebuild(state, next);
+  const t = state.tree;
+  const prev = t.requests;
+  const R0 = prev.length;
+  const fin = new Uint8Array(R0);
+  const finished = delta.finished ?? [];
+  for (let i = 0; i < finished.length; i++) {
+    const f = finished[i];
+    if (!(Number.isInteger(f) && f >= 0 && f < R0)) fail('bad-delta', `finished request ${f} is not a request of the previous batch (0..${R0 - 1})`);
+    if (fin[f]) fail('bad-delta', `finished request ${f} listed twice`);
+    fin[f] = 1;
+  }
+  const S = R0 - finished.length;
+  const joined = delta.joined ?? next.requests.length - S;
+  if (S + joined !== next.requests.length || joined < 0) {
+    fail('bad-delta', `previous batch had ${R0} requests, ${finished.length} finished and ${joined} joined, but the new batch has ${next.requests.length}`);
+  }
+  t.numPages = next.numPages;
+  const KM = t.keyMul;
+
+  // 1. finished requests leave the tree
+  for (let r = 0; r < R0; r++) if (fin[r]) t.remove(r);
+
+  // 2. classify survivors: 0 extend the leaf in place, 1 re-insert, 2 extend and re-key the leaf
+  const surv = new Int32Array(S);
+  const kind = new Uint8Array(S);
+  for (let r = 0, i = 0; r < R0; r++) {
+    if (fin[r]) continue;
+    surv[i] = r;
+    const o = prev[r];
+    const nw = next.requests[i];
+    const n0 = o.pageIds.length;
+    const n1 = nw.pageIds.length;
+    const L = t.reqLeaf[r];
+    const ok = n1 >= n0 && nw.pageIds[n0 - 1] === o.pageIds[n0 - 1] && nw.pageTokens[n0 - 1] >= o.pageTokens[n0 - 1];
+    if (!ok || t.refCount[L] !== 1) kind[i] = 1;
+    else if (t.pb[L] === n0 - 1 && nw.pageTokens[n0 - 1] !== o.pageTokens[n0 - 1]) kind[i] = 2;
+    else kind[i] = 0;
+    i++;
+  }
+  // 3. re-inserted survivors leave first (their old path may be shared or stale)
+  for (let i = 0; i < S; i++) if (kind[i] === 1) t.remove(surv[i]);
+  // 4. re-key leaves whose first segment grew (merges above may have made it a plain extension)
+  for (let i = 0; i < S; i++) {
+    if (kind[i] !== 2) continue;
+    const r = surv[i];
+    const L = t.reqLeaf[r];
+    const o = prev[r];
+    const n0 = o.pageIds.length;
+    if (t.pb[L] !== n0 - 1) {
+      kind[i] = 0;
+      continue;
+    }
+    const nw = next.requests[i];
+    const newKey = nw.pageIds[n0 - 1] * KM + nw.pageTokens[n0 - 1];
+    if (!t.rekey(L, newKey)) return rebuild(state, next);
+  }
+
+  // 5. switch to the new batch's requests; placed survivors keep their leaves
+  const R1 = next.requests.length;
+  const oldLeaf = t.reqLeaf;
+  t.requests = next.requests.slice();
+  t.reqLeaf = new Int32Array(R1).fill(-1);
+  for (let i = 0; i < S; i++) if (kind[i] !== 1) t.reqLeaf[i] = oldLeaf[surv[i]];
+  t.canonicalOrder(true); // src := a placed request through each node
+  for (let i = 0; i < S; i++) {
+    if (kind[i] === 1) continue;
+    const o = prev[surv[i]];
+    const nw = next.requests[i];
+    const n0 = o.pageIds.length;
+    const n1 = nw.pageIds.length;
+    const L = t.reqLeaf[i];
+    let d = -o.pageTokens[n0 - 1];
+    for (let s = n0 - 1; s < n1; s++) {
+      const pg = nw.pageIds[s];
+      const k = nw.pageTokens[s];
+      if (!(pg >= 0 && pg < t.numPages) || (pg | 0) !== pg) fail('page-out-of-range', `request ${i} segment ${s}: page id ${pg} out of range [0, ${t.numPages})`);
+      if (!(k >= 1 && k <= t.pageSize) || (k | 0) !== k) fail('bad-segment', `request ${i} segment ${s}: uses ${k} tokens of page ${pg}; must be 1..pageSize (${t.pageSize})`);
+      d += k;
+    }
+    t.pe[L] = n1;
+    t.tokens[L] += d;
+  }
+  // 6. re-inserted survivors and joined requests enter (index order, as a fresh build would)
+  for (let i = 0; i < S; i++) if (kind[i] === 1) t.insert(i, null);
+  for (let i = S; i < R1; i++) t.insert(i, null);
+
+  state.order = t.canonicalOrder();
+  state.batch = next;
+  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, state.scratch);
+  state.steps++;
+  return state.plan;
+}
+
+/** Copy a state (benchmarks replay one step from the same state many times). */
+export function clonePlannerState(state: PlannerState): PlannerState {
+  return { ...state, tree: state.tree.clone(), order: state.order.slice(), scratch: { idx: new Int32Array(0) } };
+}
+
+/** The token tree of a state (canonical node order: the ids `plan.itemNode` refers to). */
+export function stateTokenTree(state: PlannerState): TokenTree {
+  return state.tree.toTokenTree(state.order, state.batch);
+}
+
+/** Build the token tree of a batch: radix tree over page ids, explicit nodes kept when `batch.tree` is given. */
+export function buildTokenTree(batch: Batch): TokenTree {
+  checkBatchShape(batch);
+  if (batch.tree) validateBatch(batch);
+  const tree = buildRadix(batch);
+  return tree.toTokenTree(tree.canonicalOrder(), batch);
+}
+
+/** The `prefix` planner. */
+export function prefixPlanner(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = {}): Plan {
+  return createPlannerState(batch, capabilities, options).plan;
+}

@@ -1,0 +1,474 @@
+/**
+ * The radix tree over requests' page lists, kept in a mutable node pool so that a decode step can
+ * update it in place (see `state.ts`), and its canonical export as a core `TokenTree`.
+ *
+ * Keys: a node starts with one page segment `(pageId, tokens)`; two requests share a node only
+ * where their segments are identical (same page id, same token count). A node stores no pages:
+ * it reads them from any request that passes through it (`src`), page indices `[pb, pe)` of that
+ * request's lists (every request through a node holds the same segments at the same indices).
+ * No work is per token; insertion compares at most one int pair per page.
+ */
+import { fail, type Batch, type BatchRequest, type TokenTree } from '@canopy/core';
+
+// Node's Buffer (when present) compares long page ranges with a native memcmp; elsewhere a loop.
+type BufferLike = { from(b: ArrayBufferLike, off: number, len: number): Uint8Array; compare(a: Uint8Array, b: Uint8Array): number };
+const NativeBuffer: BufferLike | undefined = (globalThis as { Buffer?: BufferLike }).Buffer;
+const NATIVE_AT = 48;
+
+function bytesOf(a: Int32Array, from: number, to: number): Uint8Array {
+  return NativeBuffer!.from(a.buffer, a.byteOffset + from * 4, (to - from) * 4);
+}
+
+/** First index in [from, to) where the two requests' segments differ, or `to`. */
+export function firstMismatch(ai: Int32Array, at: Int32Array, bi: Int32Array, bt: Int32Array, from: number, to: number): number {
+  if (NativeBuffer && to - from >= NATIVE_AT) {
+    if (
+      (ai === bi || NativeBuffer.compare(bytesOf(ai, from, to), bytesOf(bi, from, to)) === 0) &&
+      (at === bt || NativeBuffer.compare(bytesOf(at, from, to), bytesOf(bt, from, to)) === 0)
+    ) {
+      return to;
+    }
+  }
+  let j = from;
+  while (j < to && ai[j] === bi[j] && at[j] === bt[j]) j++;
+  return j;
+}
+
+/** Virtual super-root: node 0, no pages. Real roots are its children (parent -1 when exported). */
+export const VROOT = 0;
+/** Children lists longer than this get a Map from key to child (wide fans, thousands of roots). */
+const MAP_AT = 8;
+
+export class RadixTree {
+  cap = 0;
+  parent: Int32Array = new Int32Array(0);
+  firstChild: Int32Array = new Int32Array(0);
+  nextSib: Int32Array = new Int32Array(0);
+  prevSib: Int32Array = new Int32Array(0);
+  numChildren: Int32Array = new Int32Array(0);
+  pb: Int32Array = new Int32Array(0);
+  pe: Int32Array = new Int32Array(0);
+  src: Int32Array = new Int32Array(0);
+  pos: Int32Array = new Int32Array(0);
+  tokens: Int32Array = new Int32Array(0);
+  refCount: Int32Array = new Int32Array(0);
+  endCount: Int32Array = new Int32Array(0);
+  stamp: Int32Array = new Int32Array(0);
+  /** Key of the node's first segment: pageId * keyMul + tokens (exact in a double). */
+  key: Float64Array = new Float64Array(0);
+  childMap: (Map<number, number> | undefined)[] = [];
+  private freeList: number[] = [];
+  numAlive = 0;
+  epoch = 0;
+
+  requests: BatchRequest[] = [];
+  /** Leaf node of each request (-1 while unplaced). */
+  reqLeaf: Int32Array = new Int32Array(0);
+  readonly keyMul: number;
+
+  constructor(
+    public numPages: number,
+    readonly pageSize: number,
+    capacity = 64,
+  ) {
+    this.keyMul = pageSize + 1;
+    this.grow(Math.max(capacity, 4));
+    const r = this.alloc();
+    // VROOT
+    this.parent[r] = -1;
+    this.pb[r] = 0;
+    this.pe[r] = 0;
+    this.pos[r] = 0;
+    this.tokens[r] = 0;
+    this.src[r] = -1;
+  }
+
+  private grow(cap: number): void {
+    const g32 = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.parent = g32(this.parent);
+    this.firstChild = g32(this.firstChild);
+    this.nextSib = g32(this.nextSib);
+    this.prevSib = g32(this.prevSib);
+    this.numChildren = g32(this.numChildren);
+    this.pb = g32(this.pb);
+    this.pe = g32(this.pe);
+    this.src = g32(this.src);
+    this.pos = g32(this.pos);
+    this.tokens = g32(this.tokens);
+    this.refCount = g32(this.refCount);
+    this.endCount = g32(this.endCount);
+    this.stamp = g32(this.stamp);
+    const k = new Float64Array(cap);
+    k.set(this.key);
+    this.key = k;
+    this.childMap.length = cap;
+    for (let i = this.cap; i < cap; i++) this.freeList.push(cap - 1 - (i - this.cap));
+    this.cap = cap;
+  }
+
+  private alloc(): number {
+    if (this.freeList.length === 0) this.grow(this.cap * 2);
+    const n = this.freeList.pop()!;
+    this.firstChild[n] = -1;
+    this.nextSib[n] = -1;
+    this.prevSib[n] = -1;
+    this.numChildren[n] = 0;
+    this.refCount[n] = 0;
+    this.endCount[n] = 0;
+    this.stamp[n] = 0;
+    this.childMap[n] = undefined;
+    this.numAlive++;
+    return n;
+  }
+
+  private release(n: number): void {
+    this.childMap[n] = undefined;
+    this.parent[n] = -2;
+    this.freeList.push(n);
+    this.numAlive--;
+  }
+
+  /** Deep copy (for benchmarks that replay one step many times). */
+  clone(): RadixTree {
+    const t = Object.create(RadixTree.prototype) as RadixTree;
+    Object.assign(t, this);
+    for (const f of ['parent', 'firstChild', 'nextSib', 'prevSib', 'numChildren', 'pb', 'pe', 'src', 'pos', 'tokens', 'refCount', 'endCount', 'stamp'] as const) {
+      t[f] = this[f].slice();
+    }
+    t.key = this.key.slice();
+    t.childMap = this.childMap.map((m) => (m ? new Map(m) : undefined));
+    t.freeList = this.freeList.slice();
+    t.requests = this.requests.slice();
+    t.reqLeaf = this.reqLeaf.slice();
+    return t;
+  }
+
+  findChild(n: number, key: number): number {
+    const m = this.childMap[n];
+    if (m) return m.get(key) ?? -1;
+    for (let c = this.firstChild[n]; c !== -1; c = this.nextSib[c]) if (this.key[c] === key) return c;
+    return -1;
+  }
+
+  private link(p: number, c: number): void {
+    this.parent[c] = p;
+    const f = this.firstChild[p];
+    this.nextSib[c] = f;
+    this.prevSib[c] = -1;
+    if (f !== -1) this.prevSib[f] = c;
+    this.firstChild[p] = c;
+    const nc = ++this.numChildren[p];
+    let m = this.childMap[p];
+    if (m) m.set(this.key[c], c);
+    else if (nc > MAP_AT) {
+      m = new Map();
+      for (let x = this.firstChild[p]; x !== -1; x = this.nextSib[x]) m.set(this.key[x], x);
+      this.childMap[p] = m;
+    }
+  }
+
+  private unlink(c: number): void {
+    const p = this.parent[c];
+    const a = this.prevSib[c];
+    const b = this.nextSib[c];
+    if (a !== -1) this.nextSib[a] = b;
+    else this.firstChild[p] = b;
+    if (b !== -1) this.prevSib[b] = a;
+    this.numChildren[p]--;
+    const m = this.childMap[p];
+    if (m) m.delete(this.key[c]);
+  }
+
+  /** Put `nw` where `old` is in old's parent's child list (same key). */
+  private replaceChild(old: number, nw: number): void {
+    const p = this.parent[old];
+    this.parent[nw] = p;
+    const a = this.prevSib[old];
+    const b = this.nextSib[old];
+    this.prevSib[nw] = a;
+    this.nextSib[nw] = b;
+    if (a !== -1) this.nextSib[a] = nw;
+    else this.firstChild[p] = nw;
+    if (b !== -1) this.prevSib[b] = nw;
+    const m = this.childMap[p];
+    if (m) m.set(this.key[nw], nw);
+  }
+
+  /** A new node for pages [i, e) of request r under p; checks the pages it takes in. */
+  private newNode(p: number, r: number, req: BatchRequest, i: number, e: number): number {
+    const n = this.alloc();
+    const ids = req.pageIds;
+    const tk = req.pageTokens;
+    let t = 0;
+    const P = this.pageSize;
+    const NP = this.numPages;
+    for (let s = i; s < e; s++) {
+      const pg = ids[s];
+      const k = tk[s];
+      // Pages entering the tree for the first time are checked here; pages matched against an
+      // existing node equal pages checked before, so every page of the batch is checked once.
+      if (!(pg >= 0 && pg < NP) || (pg | 0) !== pg) fail('page-out-of-range', `request ${r} segment ${s}: page id ${pg} out of range [0, ${NP})`);
+      if (!(k >= 1 && k <= P) || (k | 0) !== k) fail('bad-segment', `request ${r} segment ${s}: uses ${k} tokens of page ${pg}; must be 1..pageSize (${P})`);
+      t += k;
+    }
+    this.pb[n] = i;
+    this.pe[n] = e;
+    this.src[n] = r;
+    this.pos[n] = this.pos[p] + this.tokens[p];
+    this.tokens[n] = t;
+    this.key[n] = ids[i] * this.keyMul + tk[i];
+    this.link(p, n);
+    return n;
+  }
+
+  /** Split node c at page index j (pb < j < pe): returns the new upper node. */
+  private split(c: number, j: number): number {
+    const u = this.alloc();
+    const req = this.requests[this.src[c]];
+    let t = 0;
+    for (let s = this.pb[c]; s < j; s++) t += req.pageTokens[s];
+    this.pb[u] = this.pb[c];
+    this.pe[u] = j;
+    this.src[u] = this.src[c];
+    this.pos[u] = this.pos[c];
+    this.tokens[u] = t;
+    this.key[u] = this.key[c];
+    this.refCount[u] = this.refCount[c];
+    this.replaceChild(c, u);
+    this.pb[c] = j;
+    this.pos[c] += t;
+    this.tokens[c] -= t;
+    this.key[c] = req.pageIds[j] * this.keyMul + req.pageTokens[j];
+    // c becomes u's only child
+    this.parent[c] = u;
+    this.firstChild[u] = c;
+    this.nextSib[c] = -1;
+    this.prevSib[c] = -1;
+    this.numChildren[u] = 1;
+    return u;
+  }
+
+  /**
+   * Insert request r (already at `this.requests[r]`) from the root; `bounds` (ascending page
+   * indices, ending with the page count) force node boundaries (explicit trees). Returns its leaf.
+   */
+  insert(r: number, bounds: Int32Array | null): number {
+    const req = this.requests[r];
+    const ids = req.pageIds;
+    const tk = req.pageTokens;
+    const n = ids.length;
+    if (n === 0) fail('bad-batch', `request ${r} has no KV pages`);
+    let cur = VROOT;
+    this.refCount[VROOT]++;
+    let i = 0;
+    let bi = 0;
+    const KM = this.keyMul;
+    while (i < n) {
+      let nextBound = n;
+      if (bounds) {
+        while (bounds[bi] <= i) bi++;
+        nextBound = bounds[bi];
+      }
+      const c = this.findChild(cur, ids[i] * KM + tk[i]);
+      if (c === -1) {
+        // A fresh chain for the rest of the request (split at forced bounds).
+        while (i < n) {
+          let e = n;
+          if (bounds) {
+            while (bounds[bi] <= i) bi++;
+            e = bounds[bi];
+          }
+          const x = this.newNode(cur, r, req, i, e);
+          this.refCount[x] = 1;
+          cur = x;
+          i = e;
+        }
+        break;
+      }
+      const sreq = this.requests[this.src[c]];
+      const sids = sreq.pageIds;
+      const stk = sreq.pageTokens;
+      const pe = this.pe[c];
+      const lim = Math.min(pe, n, nextBound);
+      const j = firstMismatch(sids, stk, ids, tk, i + 1, lim);
+      let x = c;
+      if (j < pe) x = this.split(c, j);
+      this.refCount[x]++;
+      cur = x;
+      i = j;
+    }
+    this.endCount[cur]++;
+    this.reqLeaf[r] = cur;
+    return cur;
+  }
+
+  /**
+   * Remove request r's path (its leaf is reqLeaf[r]); deletes nodes no request uses any more and
+   * merges a node left with one child and no request ending at it into that child, so the tree
+   * stays the radix tree of the remaining requests.
+   */
+  remove(r: number): void {
+    const leaf = this.reqLeaf[r];
+    this.reqLeaf[r] = -1;
+    this.endCount[leaf]--;
+    let x = leaf;
+    let lastAlive = -1;
+    while (x !== VROOT) {
+      const p = this.parent[x];
+      if (--this.refCount[x] === 0) {
+        this.unlink(x);
+        this.release(x);
+      } else if (lastAlive === -1) lastAlive = x;
+      x = p;
+    }
+    this.refCount[VROOT]--;
+    // Only the deepest surviving node of the path can have lost a child or its last ending request.
+    if (lastAlive !== -1) this.compress(lastAlive);
+  }
+
+  /** Change a node's key (its first segment grew); false when a sibling already has that key. */
+  rekey(n: number, key: number): boolean {
+    if (this.key[n] === key) return true;
+    const p = this.parent[n];
+    if (this.findChild(p, key) !== -1) return false;
+    const m = this.childMap[p];
+    if (m) {
+      m.delete(this.key[n]);
+      m.set(key, n);
+    }
+    this.key[n] = key;
+    return true;
+  }
+
+  /** Merge n into its only child when no request ends at n. */
+  compress(n: number): void {
+    if (n === VROOT || this.endCount[n] !== 0 || this.numChildren[n] !== 1) return;
+    const c = this.firstChild[n];
+    this.pb[c] = this.pb[n];
+    this.pos[c] = this.pos[n];
+    this.tokens[c] += this.tokens[n];
+    this.key[c] = this.key[n];
+    this.replaceChild(n, c);
+    this.release(n);
+  }
+
+  /**
+   * Canonical node order: nodes sorted by (smallest request index in the subtree, depth). It does
+   * not depend on how the tree was built, so an incrementally updated tree and a fresh build give
+   * identical plans. Also sets `src` to that smallest request (a request through the node).
+   * Returns the node ids in order.
+   */
+  canonicalOrder(partial = false): Int32Array {
+    const order = new Int32Array(this.numAlive - 1);
+    const ep = ++this.epoch;
+    const stamp = this.stamp;
+    const parent = this.parent;
+    let k = 0;
+    const R = this.requests.length;
+    for (let r = 0; r < R; r++) {
+      let x = this.reqLeaf[r];
+      if (x === -1) {
+        if (partial) continue;
+        fail('internal', `request ${r} has no leaf in the planner tree`);
+      }
+      const start = k;
+      while (x !== VROOT && stamp[x] !== ep) {
+        stamp[x] = ep;
+        this.src[x] = r;
+        order[k++] = x;
+        x = parent[x];
+      }
+      // collected bottom-up; reverse to top-down
+      for (let a = start, b = k - 1; a < b; a++, b--) {
+        const t = order[a];
+        order[a] = order[b];
+        order[b] = t;
+      }
+    }
+    if (!partial && k !== order.length) fail('internal', `planner tree has ${order.length - k} unreachable nodes`);
+    return order;
+  }
+
+  /** Export as a core TokenTree in canonical order. */
+  toTokenTree(order: Int32Array, batch: Batch): TokenTree {
+    const N = order.length;
+    const idx = new Int32Array(this.cap).fill(-1);
+    for (let k = 0; k < N; k++) idx[order[k]] = k;
+    const parent = new Int32Array(N);
+    const nodePos = new Int32Array(N);
+    const nodeTokens = new Int32Array(N);
+    const segBegin = new Int32Array(N + 1);
+    for (let k = 0; k < N; k++) {
+      const x = order[k];
+      const p = this.parent[x];
+      parent[k] = p === VROOT ? -1 : idx[p];
+      nodePos[k] = this.pos[x];
+      nodeTokens[k] = this.tokens[x];
+      segBegin[k + 1] = segBegin[k] + this.pe[x] - this.pb[x];
+    }
+    const segPage = new Int32Array(segBegin[N]);
+    const segTokens = new Int32Array(segBegin[N]);
+    for (let k = 0; k < N; k++) {
+      const x = order[k];
+      const req = this.requests[this.src[x]];
+      segPage.set(req.pageIds.subarray(this.pb[x], this.pe[x]), segBegin[k]);
+      segTokens.set(req.pageTokens.subarray(this.pb[x], this.pe[x]), segBegin[k]);
+    }
+    let nq = 0;
+    for (const r of batch.requests) nq += r.numQueries;
+    const queryNode = new Int32Array(nq);
+    let q = 0;
+    batch.requests.forEach((r, ri) => {
+      const leaf = idx[this.reqLeaf[ri]];
+      for (let j = 0; j < r.numQueries; j++) queryNode[q++] = leaf;
+    });
+    return { numNodes: N, parent, nodePos, nodeTokens, segBegin, segPage, segTokens, queryNode };
+  }
+}
+
+/**
+ * Forced boundaries of an explicit tree: per request, the page index where each node of its path
+ * ends (ascending, zero-length nodes dropped), so explicit nodes stay nodes of the radix tree.
+ */
+export function explicitBounds(batch: Batch): Int32Array[] {
+  const tree = batch.tree!;
+  const n = tree.parent.length;
+  const end = new Int32Array(n).fill(-1);
+  const stack: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let x = i;
+    while (x !== -1 && end[x] === -1) {
+      stack.push(x);
+      x = tree.parent[x];
+    }
+    let base = x === -1 ? 0 : end[x];
+    while (stack.length) {
+      const y = stack.pop()!;
+      base += tree.segBegin[y + 1] - tree.segBegin[y];
+      end[y] = base;
+    }
+  }
+  return batch.requests.map((_, r) => {
+    const path: number[] = [];
+    for (let x = tree.requestLeaf[r]; x !== -1; x = tree.parent[x]) path.push(end[x]);
+    path.reverse();
+    const out: number[] = [];
+    for (const e of path) if (e > 0 && (out.length === 0 || out[out.length - 1] < e)) out.push(e);
+    return Int32Array.from(out);
+  });
+}
+
+/** Build the radix tree of a batch (explicit tree boundaries kept when `batch.tree` is given). */
+export function buildRadix(batch: Batch): RadixTree {
+  const R = batch.requests.length;
+  const t = new RadixTree(batch.numPages, batch.pageSize, 2 * R + 16);
+  t.requests = batch.requests.slice();
+  t.reqLeaf = new Int32Array(R).fill(-1);
+  const bounds = batch.tree ? explicitBounds(batch) : null;
+  for (let r = 0; r < R; r++) t.insert(r, bounds ? bounds[r] : null);
+  return t;
+}
