@@ -48,8 +48,11 @@ export const CPU_TILE_MENU: TileShape[] = [
   { rows: 256, kvBlock: 64 },
 ];
 
-/** Largest K (or V) pool accepted, in bytes of its own dtype: pools are converted to f32 (2^28 f32 elements = 1 GiB). */
-export const CPU_MAX_KV_POOL_ELEMENTS = 2 ** 28;
+/**
+ * Largest K (or V) pool accepted, in bytes of the cache's dtype (1 GiB). Pools are converted to f32
+ * in a SharedArrayBuffer, so an f16 pool of 1 GiB takes 2 GiB here; element offsets stay int32.
+ */
+export const CPU_MAX_KV_POOL_BYTES = 2 ** 30;
 
 /** Capabilities for a given worker count (what `create()` reports; the static part is the same on every machine). */
 export function cpuCapabilities(parallelUnits = 1): BackendCapabilities {
@@ -57,7 +60,7 @@ export function cpuCapabilities(parallelUnits = 1): BackendCapabilities {
     kvDtypes: ['f16', 'f32'],
     headDims: [...CPU_HEAD_DIMS],
     tileMenu: CPU_TILE_MENU.map((t) => ({ ...t })),
-    maxKvPoolBytes: CPU_MAX_KV_POOL_ELEMENTS * 4,
+    maxKvPoolBytes: CPU_MAX_KV_POOL_BYTES,
     masks: ['none', 'causal'],
     gpuTimers: false,
     parallelUnits,
@@ -66,6 +69,11 @@ export function cpuCapabilities(parallelUnits = 1): BackendCapabilities {
 
 /** The static capabilities (parallelUnits 1: the real count is the worker count of a created backend). */
 export const CPU_CAPABILITIES: BackendCapabilities = cpuCapabilities(1);
+
+/** Fields a created backend sets from the machine (read by the capabilities-table generator). */
+export const CPU_CAPABILITY_NOTES: Partial<Record<keyof BackendCapabilities, string>> = {
+  parallelUnits: 'the worker count: `os.availableParallelism()` unless `workers` is given',
+};
 
 interface Prepared {
   id: number;
@@ -225,8 +233,9 @@ export class CpuBackend implements AttentionBackend {
       this.check();
       validateKvCache(cache);
       const n = cache.numPages * cache.pageSize * cache.numKvHeads * cache.headDim;
-      if (n > CPU_MAX_KV_POOL_ELEMENTS) {
-        fail('kv-too-large', `KV pools of ${n} elements exceed the CPU backend's limit of ${CPU_MAX_KV_POOL_ELEMENTS} (maxKvPoolBytes)`);
+      const bytes = n * (cache.dtype === 'f16' ? 2 : 4);
+      if (bytes > CPU_MAX_KV_POOL_BYTES) {
+        fail('kv-too-large', `a KV pool of ${bytes} bytes exceeds maxKvPoolBytes ${CPU_MAX_KV_POOL_BYTES}`);
       }
       const k = sharedF32(n);
       const v = sharedF32(n);

@@ -2,9 +2,10 @@ export {
   CpuBackend,
   cpuCapabilities,
   CPU_CAPABILITIES,
+  CPU_CAPABILITY_NOTES,
   CPU_HEAD_DIMS,
   CPU_TILE_MENU,
-  CPU_MAX_KV_POOL_ELEMENTS,
+  CPU_MAX_KV_POOL_BYTES,
   type CpuBackendOptions,
 } from './backend.js';
 export { cpuBackendFactory, createCpuBackendFactory } from './factory.js';
