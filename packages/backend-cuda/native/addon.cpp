@@ -1,0 +1,738 @@
+// Node binding of the Canopy CUDA backend (node-addon-api).
+//
+// Ownership: device memory lives in C++. `ContextCore` owns the KV pools and the streams;
+// `PlanState` owns one plan's metadata arrays, work lists and output buffers, plus the CUDA graphs
+// of its launch sequence. JS holds them through the `Context` and `PlanHandle` wrappers; memory is
+// freed by `dispose()` or, failing that, by the wrappers' finalizers (shared_ptr: a run in flight
+// keeps what it uses alive). GPU work runs in AsyncWorkers (libuv threads), serialized per
+// context by a mutex, so `run`/`time`/`setKvCache` never block the event loop.
+#define NAPI_VERSION 8
+#define NAPI_CPP_EXCEPTIONS
+#define NODE_ADDON_API_DISABLE_DEPRECATED
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common.cuh"
+
+namespace canopy {
+namespace {
+
+constexpr int kNumStreams = 4;  // one per tile kernel of the multi-stream strategy
+
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DeviceBuffer() = default;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { reset(); }
+  void alloc(size_t n) {
+    reset();
+    if (n == 0) n = 16;  // keep a valid pointer for empty arrays
+    CANOPY_CUDA(cudaMalloc(&ptr, n));
+    bytes = n;
+  }
+  void reset() {
+    if (ptr) cudaFree(ptr);
+    ptr = nullptr;
+    bytes = 0;
+  }
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+struct PlanState;
+
+struct ContextCore {
+  int device = 0;
+  cudaDeviceProp prop{};
+  std::mutex mu;
+  bool disposed = false;
+  cudaStream_t main = nullptr;
+  cudaStream_t side[kNumStreams] = {};
+  cudaEvent_t fork = nullptr;
+  cudaEvent_t join[kNumStreams] = {};
+  DeviceBuffer k, v;
+  int numPages = 0, pageSize = 0, numKvHeads = 0, headDim = 0;
+  long long kvGeneration = 0;  // bumps on every setKvCache: graphs that captured old pools are stale
+  std::set<PlanState*> plans;  // live plans (guarded by mu): dispose frees their memory too
+
+  void init(int dev) {
+    device = dev;
+    CANOPY_CUDA(cudaSetDevice(dev));
+    CANOPY_CUDA(cudaGetDeviceProperties(&prop, dev));
+    CANOPY_CUDA(cudaStreamCreateWithFlags(&main, cudaStreamNonBlocking));
+    for (int i = 0; i < kNumStreams; ++i) {
+      CANOPY_CUDA(cudaStreamCreateWithFlags(&side[i], cudaStreamNonBlocking));
+      CANOPY_CUDA(cudaEventCreateWithFlags(&join[i], cudaEventDisableTiming));
+    }
+    CANOPY_CUDA(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    attnInit();
+  }
+  void releaseLocked();
+  ~ContextCore() {
+    std::lock_guard<std::mutex> lock(mu);
+    releaseLocked();
+  }
+  void ensureLive() const {
+    if (disposed) throw CudaError("the CUDA backend was disposed");
+  }
+};
+
+enum Strategy { kStreams = 0, kPersistent = 1 };
+
+struct PlanState {
+  std::shared_ptr<ContextCore> core;
+  int numQueries = 0, numQoHeads = 0, headDim = 0, group = 0, numPartials = 0;
+  float scaleLog2 = 0.f;
+  int numMergeQueries = 0;
+  int groupCount[4] = {0, 0, 0, 0};  // work units per rg (1, 2, 4, 8) in the multi-stream layout
+  int numWork = 0;
+  int numHeavy = 0;  // workSorted = [rg 4/8 units (8-warp kernel)] + [rg 1/2 units (4-warp kernel)]
+  int maxRg = 1;
+  int persistentGrid[2] = {1, 1};  // CTAs of the 8- and 4-warp persistent kernels (computed outside capture)
+  DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
+      queryKvLimit, slotDest, mergeBegin, mergeSlots, mergeQueries;
+  DeviceBuffer workGrouped, workSorted, counter;
+  DeviceBuffer q, partO, partLse, out, outLse;
+  cudaGraphExec_t graph[2] = {nullptr, nullptr};
+  long long graphGeneration[2] = {-1, -1};
+  bool freed = false;
+
+  void freeLocked() {
+    for (auto& g : graph) {
+      if (g) cudaGraphExecDestroy(g);
+      g = nullptr;
+    }
+    for (DeviceBuffer* b : {&itemTokBegin, &tokRow, &itemPos, &itemQueryBegin, &itemQueries,
+                            &itemPartialBase, &queryKvLimit, &slotDest, &mergeBegin, &mergeSlots,
+                            &mergeQueries, &workGrouped, &workSorted, &counter, &q, &partO,
+                            &partLse, &out, &outLse}) {
+      b->reset();
+    }
+    freed = true;
+  }
+  ~PlanState() {
+    std::lock_guard<std::mutex> lock(core->mu);
+    core->plans.erase(this);
+    if (!freed) {
+      cudaSetDevice(core->device);
+      freeLocked();
+    }
+  }
+
+  AttnParams attnParams(const WorkUnit* work, int n) const {
+    AttnParams p{};
+    p.k = core->k.as<const __half>();
+    p.v = core->v.as<const __half>();
+    p.q = q.as<const float>();
+    p.numKvHeads = core->numKvHeads;
+    p.numQoHeads = numQoHeads;
+    p.group = group;
+    p.scaleLog2 = scaleLog2;
+    p.itemTokBegin = itemTokBegin.as<const int>();
+    p.tokRow = tokRow.as<const int>();
+    p.itemPos = itemPos.as<const int>();
+    p.itemQueryBegin = itemQueryBegin.as<const int>();
+    p.itemQueries = itemQueries.as<const int>();
+    p.itemPartialBase = itemPartialBase.as<const int>();
+    p.queryKvLimit = queryKvLimit.as<const int>();
+    p.slotDest = slotDest.as<const int>();
+    p.partO = partO.as<float>();
+    p.partLse = partLse.as<float>();
+    p.out = out.as<float>();
+    p.outLse = outLse.as<float>();
+    p.work = work;
+    p.numWork = n;
+    p.counter = counter.as<int>();
+    return p;
+  }
+
+  // The whole launch sequence of one execution on core->main (captured into a graph).
+  void enqueue(Strategy s) {
+    ContextCore& c = *core;
+    if (s == kPersistent) {
+      // Two persistent grids side by side (heavy 8-warp tiles first), each with its own counter.
+      CANOPY_CUDA(cudaMemsetAsync(counter.ptr, 0, 2 * sizeof(int), c.main));
+      CANOPY_CUDA(cudaEventRecord(c.fork, c.main));
+      const WorkUnit* units = workSorted.as<const WorkUnit>();
+      const int counts[2] = {numHeavy, numWork - numHeavy};
+      const int warps[2] = {8, 4};
+      int used = 0;
+      for (int k = 0; k < 2; ++k) {
+        if (counts[k] == 0) continue;
+        cudaStream_t st = c.side[used];
+        CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
+        AttnParams ap = attnParams(units + (k == 0 ? 0 : numHeavy), counts[k]);
+        ap.counter = counter.as<int>() + k;
+        launchAttnPersistent(ap, headDim, warps[k], persistentGrid[k], st);
+        CANOPY_CUDA(cudaEventRecord(c.join[used], st));
+        ++used;
+      }
+      for (int i = 0; i < used; ++i) CANOPY_CUDA(cudaStreamWaitEvent(c.main, c.join[i], 0));
+    } else {
+      CANOPY_CUDA(cudaEventRecord(c.fork, c.main));
+      int offset = 0;
+      int used = 0;
+      static const int rgs[4] = {1, 2, 4, 8};
+      for (int g = 0; g < 4; ++g) {
+        const int n = groupCount[g];
+        if (n == 0) continue;
+        cudaStream_t st = c.side[used];
+        CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
+        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], st);
+        CANOPY_CUDA(cudaEventRecord(c.join[used], st));
+        offset += n;
+        ++used;
+      }
+      for (int i = 0; i < used; ++i) CANOPY_CUDA(cudaStreamWaitEvent(c.main, c.join[i], 0));
+    }
+    MergeParams m{};
+    m.partO = partO.as<const float>();
+    m.partLse = partLse.as<const float>();
+    m.mergeBegin = mergeBegin.as<const int>();
+    m.mergeSlots = mergeSlots.as<const int>();
+    m.queries = mergeQueries.as<const int>();
+    m.numMergeQueries = numMergeQueries;
+    m.numQoHeads = numQoHeads;
+    m.out = out.as<float>();
+    m.outLse = outLse.as<float>();
+    launchMerge(m, headDim, c.main);
+  }
+
+  // Graph of the launch sequence, captured once per (strategy, KV pools).
+  cudaGraphExec_t graphFor(Strategy s) {
+    if (graph[s] && graphGeneration[s] == core->kvGeneration) return graph[s];
+    if (graph[s]) {
+      cudaGraphExecDestroy(graph[s]);
+      graph[s] = nullptr;
+    }
+    cudaGraph_t g = nullptr;
+    CANOPY_CUDA(cudaStreamBeginCapture(core->main, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue(s);
+    } catch (...) {
+      cudaStreamEndCapture(core->main, &g);
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    CANOPY_CUDA(cudaStreamEndCapture(core->main, &g));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CANOPY_CUDA(err);
+    graph[s] = exec;
+    graphGeneration[s] = core->kvGeneration;
+    return exec;
+  }
+};
+
+void ContextCore::releaseLocked() {
+  if (disposed) return;
+  disposed = true;
+  cudaSetDevice(device);
+  for (PlanState* p : plans) p->freeLocked();
+  plans.clear();
+  k.reset();
+  v.reset();
+  if (main) cudaStreamDestroy(main);
+  for (int i = 0; i < kNumStreams; ++i) {
+    if (side[i]) cudaStreamDestroy(side[i]);
+    if (join[i]) cudaEventDestroy(join[i]);
+  }
+  if (fork) cudaEventDestroy(fork);
+  main = nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JS helpers
+
+template <typename T>
+std::vector<T> copyTyped(const Napi::Value& v, const char* name) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must be a typed array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.ElementSize() != sizeof(T)) {
+    throw Napi::TypeError::New(v.Env(), std::string(name) + " has the wrong element type");
+  }
+  const size_t n = ta.ElementLength();
+  std::vector<T> out(n);
+  if (n) {
+    const uint8_t* base = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    std::memcpy(out.data(), base, n * sizeof(T));
+  }
+  return out;
+}
+
+template <typename T>
+void upload(DeviceBuffer& b, const std::vector<T>& host) {
+  b.alloc(host.size() * sizeof(T));
+  if (!host.empty()) CANOPY_CUDA(cudaMemcpy(b.ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+int getInt(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("plan field ") + key + " must be a number");
+  return v.As<Napi::Number>().Int32Value();
+}
+
+std::string deviceDescription(const ContextCore& c) {
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  auto ver = [](int x) { return std::to_string(x / 1000) + "." + std::to_string((x % 1000) / 10); };
+  return std::string(c.prop.name) + " (sm_" + std::to_string(c.prop.major) + std::to_string(c.prop.minor) +
+         ", " + std::to_string(c.prop.multiProcessorCount) + " SMs, " +
+         std::to_string(c.prop.totalGlobalMem >> 20) + " MiB, driver " + ver(driver) + ", runtime " +
+         ver(runtime) + ")";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Async workers: GPU work off the event loop.
+
+class TaskWorker : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, std::shared_ptr<ContextCore> core)
+      : Napi::AsyncWorker(env), core_(std::move(core)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void Work() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  void Execute() override {
+    try {
+      std::lock_guard<std::mutex> lock(core_->mu);
+      core_->ensureLive();
+      CANOPY_CUDA(cudaSetDevice(core_->device));
+      Work();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Result(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  std::shared_ptr<ContextCore> core_;
+  Napi::Promise::Deferred deferred_;
+};
+
+class SetKvWorker : public TaskWorker {
+ public:
+  SetKvWorker(Napi::Env env, std::shared_ptr<ContextCore> core, Napi::TypedArray k, Napi::TypedArray v,
+              int numPages, int pageSize, int numKvHeads, int headDim)
+      : TaskWorker(env, std::move(core)), numPages_(numPages), pageSize_(pageSize),
+        numKvHeads_(numKvHeads), headDim_(headDim) {
+    // Keep the JS arrays alive while the copy runs on the worker thread.
+    kRef_ = Napi::Persistent(k);
+    vRef_ = Napi::Persistent(v);
+    kPtr_ = static_cast<const uint8_t*>(k.ArrayBuffer().Data()) + k.ByteOffset();
+    vPtr_ = static_cast<const uint8_t*>(v.ArrayBuffer().Data()) + v.ByteOffset();
+    bytes_ = k.ByteLength();
+  }
+
+ protected:
+  void Work() override {
+    ContextCore& c = *core_;
+    c.k.alloc(bytes_);
+    c.v.alloc(bytes_);
+    CANOPY_CUDA(cudaMemcpy(c.k.ptr, kPtr_, bytes_, cudaMemcpyHostToDevice));
+    CANOPY_CUDA(cudaMemcpy(c.v.ptr, vPtr_, bytes_, cudaMemcpyHostToDevice));
+    c.numPages = numPages_;
+    c.pageSize = pageSize_;
+    c.numKvHeads = numKvHeads_;
+    c.headDim = headDim_;
+    ++c.kvGeneration;
+  }
+  Napi::Value Result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  Napi::Reference<Napi::TypedArray> kRef_, vRef_;
+  const uint8_t* kPtr_;
+  const uint8_t* vPtr_;
+  size_t bytes_;
+  int numPages_, pageSize_, numKvHeads_, headDim_;
+};
+
+class RunWorker : public TaskWorker {
+ public:
+  RunWorker(Napi::Env env, std::shared_ptr<ContextCore> core, std::shared_ptr<PlanState> plan,
+            std::vector<float> queries, Strategy strategy, bool timing, int warmup, int iters)
+      : TaskWorker(env, std::move(core)), plan_(std::move(plan)), queries_(std::move(queries)),
+        strategy_(strategy), timing_(timing), warmup_(warmup), iters_(iters) {}
+
+ protected:
+  void Work() override {
+    PlanState& p = *plan_;
+    if (p.freed) throw CudaError("the plan handle was disposed");
+    if (core_->k.ptr == nullptr) throw CudaError("no KV cache: call setKvCache first");
+    cudaStream_t st = core_->main;
+    CANOPY_CUDA(cudaMemcpyAsync(p.q.ptr, queries_.data(), queries_.size() * sizeof(float),
+                                cudaMemcpyHostToDevice, st));
+    cudaGraphExec_t g = p.graphFor(strategy_);
+    if (iters_ > 0) {
+      // time(): warm up, then one event between consecutive replays; no read-back in between.
+      for (int i = 0; i < warmup_; ++i) CANOPY_CUDA(cudaGraphLaunch(g, st));
+      std::vector<cudaEvent_t> ev(iters_ + 1, nullptr);
+      try {
+        for (auto& e : ev) CANOPY_CUDA(cudaEventCreate(&e));
+        CANOPY_CUDA(cudaEventRecord(ev[0], st));
+        for (int i = 0; i < iters_; ++i) {
+          CANOPY_CUDA(cudaGraphLaunch(g, st));
+          CANOPY_CUDA(cudaEventRecord(ev[i + 1], st));
+        }
+        CANOPY_CUDA(cudaStreamSynchronize(st));
+        times_.resize(iters_);
+        for (int i = 0; i < iters_; ++i) {
+          float ms = 0.f;
+          CANOPY_CUDA(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+          times_[i] = ms * 1000.0;
+        }
+      } catch (...) {
+        for (auto& e : ev) if (e) cudaEventDestroy(e);
+        throw;
+      }
+      for (auto& e : ev) cudaEventDestroy(e);
+      return;
+    }
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (timing_) {
+      CANOPY_CUDA(cudaEventCreate(&e0));
+      CANOPY_CUDA(cudaEventCreate(&e1));
+      CANOPY_CUDA(cudaEventRecord(e0, st));
+    }
+    CANOPY_CUDA(cudaGraphLaunch(g, st));
+    if (timing_) CANOPY_CUDA(cudaEventRecord(e1, st));
+    const size_t outN = size_t(p.numQueries) * p.numQoHeads * p.headDim;
+    const size_t lseN = size_t(p.numQueries) * p.numQoHeads;
+    out_.resize(outN);
+    lse_.resize(lseN);
+    CANOPY_CUDA(cudaMemcpyAsync(out_.data(), p.out.ptr, outN * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CANOPY_CUDA(cudaMemcpyAsync(lse_.data(), p.outLse.ptr, lseN * sizeof(float), cudaMemcpyDeviceToHost, st));
+    CANOPY_CUDA(cudaStreamSynchronize(st));
+    if (timing_) {
+      float ms = 0.f;
+      CANOPY_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      deviceUs_ = ms * 1000.0;
+      cudaEventDestroy(e0);
+      cudaEventDestroy(e1);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    if (iters_ > 0) {
+      Napi::Float64Array t = Napi::Float64Array::New(env, times_.size());
+      std::copy(times_.begin(), times_.end(), t.Data());
+      return t;
+    }
+    Napi::Object r = Napi::Object::New(env);
+    Napi::Float32Array o = Napi::Float32Array::New(env, out_.size());
+    std::copy(out_.begin(), out_.end(), o.Data());
+    Napi::Float32Array l = Napi::Float32Array::New(env, lse_.size());
+    std::copy(lse_.begin(), lse_.end(), l.Data());
+    r.Set("out", o);
+    r.Set("lse", l);
+    if (timing_) r.Set("deviceTimeUs", Napi::Number::New(env, deviceUs_));
+    return r;
+  }
+
+ private:
+  std::shared_ptr<PlanState> plan_;
+  std::vector<float> queries_;
+  Strategy strategy_;
+  bool timing_;
+  int warmup_, iters_;
+  std::vector<float> out_, lse_;
+  std::vector<double> times_;
+  double deviceUs_ = 0.0;
+};
+
+class ProbeWorker : public TaskWorker {
+ public:
+  ProbeWorker(Napi::Env env, std::shared_ptr<ContextCore> core) : TaskWorker(env, std::move(core)) {}
+
+ protected:
+  void Work() override {
+    const int sms = core_->prop.multiProcessorCount;
+    gbs_ = probeReadBandwidth(size_t(1) << 30, sms);
+    tflops_ = probeMmaTflops(sms);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("readBandwidthGBs", gbs_);
+    r.Set("peakTflops", tflops_);
+    r.Set("peakUnits", "mma.sync m16n8k16 fp16→f32 (tensor cores)");
+    return r;
+  }
+
+ private:
+  double gbs_ = 0, tflops_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// JS classes
+
+class PlanHandle : public Napi::ObjectWrap<PlanHandle> {
+ public:
+  static Napi::FunctionReference* ctor;
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "PlanHandle", {InstanceMethod("dispose", &PlanHandle::Dispose)});
+    ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+  PlanHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PlanHandle>(info) {}
+  std::shared_ptr<PlanState> state;
+
+ private:
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (state) {
+      std::lock_guard<std::mutex> lock(state->core->mu);
+      if (!state->freed) {
+        cudaSetDevice(state->core->device);
+        state->freeLocked();
+      }
+    }
+    return info.Env().Undefined();
+  }
+};
+Napi::FunctionReference* PlanHandle::ctor = nullptr;
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Context",
+                       {InstanceMethod("info", &Context::Info), InstanceMethod("setKvCache", &Context::SetKvCache),
+                        InstanceMethod("createPlan", &Context::CreatePlan), InstanceMethod("run", &Context::Run),
+                        InstanceMethod("time", &Context::Time), InstanceMethod("probe", &Context::Probe),
+                        InstanceMethod("dispose", &Context::Dispose)});
+  }
+
+  Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
+    const int dev = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+    core_ = std::make_shared<ContextCore>();
+    try {
+      core_->init(dev);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+ private:
+  std::shared_ptr<ContextCore> core_;
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("name", std::string(core_->prop.name));
+    r.Set("description", deviceDescription(*core_));
+    r.Set("smCount", core_->prop.multiProcessorCount);
+    r.Set("l2Bytes", core_->prop.l2CacheSize);
+    r.Set("totalGlobalMem", double(core_->prop.totalGlobalMem));
+    r.Set("ccMajor", core_->prop.major);
+    r.Set("ccMinor", core_->prop.minor);
+    r.Set("smemPerBlockOptin", double(core_->prop.sharedMemPerBlockOptin));
+    int memClockKhz = 0, busBits = 0;
+    cudaDeviceGetAttribute(&memClockKhz, cudaDevAttrMemoryClockRate, core_->device);
+    cudaDeviceGetAttribute(&busBits, cudaDevAttrGlobalMemoryBusWidth, core_->device);
+    // DDR: two transfers per clock.
+    r.Set("theoreticalBandwidthGBs", 2.0 * memClockKhz * 1e3 * (busBits / 8.0) / 1e9);
+    return r;
+  }
+
+  Napi::Value SetKvCache(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsTypedArray() || !info[1].IsTypedArray()) {
+      throw Napi::TypeError::New(env, "setKvCache(k, v, numPages, pageSize, numKvHeads, headDim)");
+    }
+    auto k = info[0].As<Napi::TypedArray>();
+    auto v = info[1].As<Napi::TypedArray>();
+    if (k.ByteLength() != v.ByteLength()) throw Napi::RangeError::New(env, "K and V pools differ in size");
+    auto* w = new SetKvWorker(env, core_, k, v, info[2].As<Napi::Number>().Int32Value(),
+                              info[3].As<Napi::Number>().Int32Value(), info[4].As<Napi::Number>().Int32Value(),
+                              info[5].As<Napi::Number>().Int32Value());
+    Napi::Promise pr = w->Promise();
+    w->Queue();
+    return pr;
+  }
+
+  // createPlan(desc): desc holds the host-prepared arrays (see src/prepare.ts). Uploads once.
+  Napi::Value CreatePlan(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "createPlan(desc)");
+    Napi::Object d = info[0].As<Napi::Object>();
+    auto st = std::make_shared<PlanState>();
+    st->core = core_;
+    st->numQueries = getInt(d, "numQueries");
+    st->numQoHeads = getInt(d, "numQoHeads");
+    st->headDim = getInt(d, "headDim");
+    st->group = getInt(d, "group");
+    st->numPartials = getInt(d, "numPartials");
+    st->scaleLog2 = d.Get("scaleLog2").As<Napi::Number>().FloatValue();
+    st->maxRg = getInt(d, "maxRg");
+    auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
+    for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
+    st->numHeavy = getInt(d, "numHeavy");
+    auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
+    auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
+    if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");
+    st->numWork = int(wg.size() / 4);
+    auto mq = copyTyped<int32_t>(d.Get("mergeQueries"), "mergeQueries");
+    st->numMergeQueries = int(mq.size());
+    {
+      std::lock_guard<std::mutex> lock(core_->mu);
+      try {
+        core_->ensureLive();
+        CANOPY_CUDA(cudaSetDevice(core_->device));
+        upload(st->itemTokBegin, copyTyped<int32_t>(d.Get("itemTokBegin"), "itemTokBegin"));
+        upload(st->tokRow, copyTyped<int32_t>(d.Get("tokRow"), "tokRow"));
+        upload(st->itemPos, copyTyped<int32_t>(d.Get("itemPos"), "itemPos"));
+        upload(st->itemQueryBegin, copyTyped<int32_t>(d.Get("itemQueryBegin"), "itemQueryBegin"));
+        upload(st->itemQueries, copyTyped<int32_t>(d.Get("itemQueries"), "itemQueries"));
+        upload(st->itemPartialBase, copyTyped<int32_t>(d.Get("itemPartialBase"), "itemPartialBase"));
+        upload(st->queryKvLimit, copyTyped<int32_t>(d.Get("queryKvLimit"), "queryKvLimit"));
+        upload(st->slotDest, copyTyped<int32_t>(d.Get("slotDest"), "slotDest"));
+        upload(st->mergeBegin, copyTyped<int32_t>(d.Get("mergeBegin"), "mergeBegin"));
+        upload(st->mergeSlots, copyTyped<int32_t>(d.Get("mergeSlots"), "mergeSlots"));
+        upload(st->mergeQueries, mq);
+        upload(st->workGrouped, wg);
+        upload(st->workSorted, ws);
+        st->counter.alloc(2 * sizeof(int));
+        const size_t rowsQ = size_t(st->numQueries) * st->numQoHeads;
+        const size_t rowsP = size_t(st->numPartials) * st->numQoHeads;
+        st->q.alloc(rowsQ * st->headDim * sizeof(float));
+        st->out.alloc(rowsQ * st->headDim * sizeof(float));
+        st->outLse.alloc(rowsQ * sizeof(float));
+        st->partO.alloc(rowsP * st->headDim * sizeof(float));
+        st->partLse.alloc(rowsP * sizeof(float));
+        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, 8) * core_->prop.multiProcessorCount;
+        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 4) * core_->prop.multiProcessorCount;
+        core_->plans.insert(st.get());
+      } catch (const std::exception& e) {
+        st->freeLocked();
+        throw Napi::Error::New(env, e.what());
+      }
+    }
+    Napi::Object h = PlanHandle::ctor->New({});
+    PlanHandle::Unwrap(h)->state = st;
+    return h;
+  }
+
+  std::shared_ptr<PlanState> planArg(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "expected a plan handle");
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!o.InstanceOf(PlanHandle::ctor->Value())) throw Napi::TypeError::New(info.Env(), "expected a plan handle");
+    return PlanHandle::Unwrap(o)->state;
+  }
+
+  // run(plan, queries, strategy, timing) → Promise<{ out, lse, deviceTimeUs? }>
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto plan = planArg(info);
+    auto q = copyTyped<float>(info[1], "queries");
+    if (q.size() != size_t(plan->numQueries) * plan->numQoHeads * plan->headDim) {
+      throw Napi::RangeError::New(env, "queries length does not match the plan");
+    }
+    const Strategy s = info[2].As<Napi::Number>().Int32Value() == 1 ? kPersistent : kStreams;
+    const bool timing = info.Length() > 3 && info[3].ToBoolean().Value();
+    auto* w = new RunWorker(env, core_, plan, std::move(q), s, timing, 0, 0);
+    Napi::Promise pr = w->Promise();
+    w->Queue();
+    return pr;
+  }
+
+  // time(plan, queries, strategy, warmup, iters) → Promise<Float64Array> (µs per iteration)
+  Napi::Value Time(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto plan = planArg(info);
+    auto q = copyTyped<float>(info[1], "queries");
+    if (q.size() != size_t(plan->numQueries) * plan->numQoHeads * plan->headDim) {
+      throw Napi::RangeError::New(env, "queries length does not match the plan");
+    }
+    const Strategy s = info[2].As<Napi::Number>().Int32Value() == 1 ? kPersistent : kStreams;
+    const int warmup = std::max(0, info[3].As<Napi::Number>().Int32Value());
+    const int iters = std::max(1, info[4].As<Napi::Number>().Int32Value());
+    auto* w = new RunWorker(env, core_, plan, std::move(q), s, false, warmup, iters);
+    Napi::Promise pr = w->Promise();
+    w->Queue();
+    return pr;
+  }
+
+  Napi::Value Probe(const Napi::CallbackInfo& info) {
+    auto* w = new ProbeWorker(info.Env(), core_);
+    Napi::Promise pr = w->Promise();
+    w->Queue();
+    return pr;
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->releaseLocked();
+    return info.Env().Undefined();
+  }
+};
+
+// probeDevices(): whether a usable device exists, with CUDA's error text when not.
+Napi::Value ProbeDevices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  int runtime = 0;
+  cudaRuntimeGetVersion(&runtime);
+  r.Set("runtimeVersion", runtime);
+  if (err != cudaSuccess) {
+    r.Set("ok", false);
+    r.Set("count", 0);
+    r.Set("reason", std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(err) + ": " +
+                        cudaGetErrorString(err));
+    cudaGetLastError();  // clear the sticky-free error so later calls report their own
+    return r;
+  }
+  if (count == 0) {
+    r.Set("ok", false);
+    r.Set("count", 0);
+    r.Set("reason", "no CUDA device found (cudaGetDeviceCount returned 0)");
+    return r;
+  }
+  cudaDeviceProp prop{};
+  const cudaError_t e2 = cudaGetDeviceProperties(&prop, 0);
+  if (e2 != cudaSuccess) {
+    r.Set("ok", false);
+    r.Set("count", count);
+    r.Set("reason", std::string("cudaGetDeviceProperties failed: ") + cudaGetErrorString(e2));
+    return r;
+  }
+  r.Set("count", count);
+  r.Set("name", std::string(prop.name));
+  r.Set("ccMajor", prop.major);
+  r.Set("ccMinor", prop.minor);
+  r.Set("smCount", prop.multiProcessorCount);
+  if (prop.major < 9) {
+    r.Set("ok", false);
+    r.Set("reason", std::string("device ") + prop.name + " has compute capability " +
+                        std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+                        "; the kernels are built for sm_90 (Hopper) and newer");
+    return r;
+  }
+  r.Set("ok", true);
+  return r;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeDevices", Napi::Function::New(env, ProbeDevices));
+  exports.Set("Context", Context::Init(env));
+  exports.Set("PlanHandle", PlanHandle::Init(env));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+}  // namespace canopy
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return canopy::Init(env, exports); }
+
+NODE_API_MODULE(canopy_cuda, InitModule)

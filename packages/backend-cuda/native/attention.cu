@@ -1,0 +1,534 @@
+// Partial attention over one plan work item: the multi-tile tensor-core kernel family.
+//
+// Work unit = (item, KV head, row block). Rows = the item's queries × the GQA group
+// (numQoHeads / numKvHeads), row r ↔ (local query r / group, query head kvHead·group + r % group).
+//
+// Tile shape: R = 16·RG rows (RG ∈ {1, 2, 4, 8} → 16, 32, 64, 128 rows) × 64 KV tokens per
+// pipeline stage. CTA: 4 warps for RG 1–2, 8 warps for RG 4–8. Warp w owns the 16-row group
+// w / KV_SPLIT and the token slice w % KV_SPLIT of every 64-token stage (KV_SPLIT = warps / RG:
+// 4, 2, 2, 1), so a 1-query decode item still keeps 4 warps busy (FlashDecoding style) and a
+// 128-row tile streams each KV token through shared memory once for 128 rows. Each thread holds
+// the m16n8 accumulator fragments of S (its warp's tokens) and O (16 rows × headDim, f32) plus the
+// running max/sum of rows lane/4 and lane/4 + 8.
+//
+// Data path: the item's K and V tokens (paged: token → page·pageSize + slot via `tokRow`) stream
+// through shared memory with cp.async (16-byte chunks, zero-filled past the end) in 2–3 stages;
+// Q rows are gathered once from the f32 query tensor into shared memory as fp16 pre-scaled by
+// scale·log2(e) (4-warp tiles keep their Q fragments in registers). S = Q·Kᵀ and O += P·V use
+// mma.sync m16n8k16 (fp16 in, f32 accumulate) with ldmatrix fragments (K plain, V transposed);
+// the softmax runs online in registers in the exp2 domain. At the end the KV_SPLIT warps of a row
+// group merge their (m, l, O) through shared memory and write (o, lse) either to the partial slot
+// or, when the host marked the slot as the query's only partial, straight to the output.
+//
+// Bytes per unit: ntok·headDim·2·2 (K and V, fp16) read + rows·headDim·4 (Q) read +
+// rows·(headDim+1)·4 written. FLOPs: 4·rows·ntok·headDim useful (the m16 tile pads rows to 16·RG).
+#include "common.cuh"
+
+#include <cmath>
+
+namespace canopy {
+namespace {
+
+constexpr int kKT = 64;  // KV tokens per pipeline stage
+
+// Warps per CTA for a tile of 16·rg rows: 4 for 16/32-row tiles (the warps split each stage's
+// tokens 4 or 2 ways), 8 for 64/128-row tiles (split 2 ways or not at all).
+__host__ __device__ constexpr int warpsFor(int rg) { return rg <= 2 ? 4 : 8; }
+// 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
+// registers for its O accumulators, and fits one CTA per SM in shared memory anyway.
+__host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
+
+__device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0 source bytes → the 16 destination bytes are zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrixX4(unsigned (&r)[4], const void* smem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrixX4T(unsigned (&r)[4], const void* smem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+__device__ __forceinline__ void mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0,
+                                         unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned packHalf2(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<unsigned*>(&h);
+}
+
+template <int D>
+__host__ __device__ constexpr int rowStride() {
+  return D + 8;  // 16-byte pad: the 8 rows an ldmatrix reads land in distinct bank groups
+}
+
+template <int D, int RG, int STAGES>
+__host__ __device__ constexpr size_t unitSmemBytes() {
+  return size_t(16 * RG) * rowStride<D>() * 2          // Q
+         + size_t(STAGES) * 2 * kKT * rowStride<D>() * 2  // K, V stages
+         + size_t(16 * RG) * 4;                          // row limits
+}
+
+template <int D, int RG, int STAGES>
+__device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem) {
+  constexpr int kWarps = warpsFor(RG);
+  constexpr int kThreads = kWarps * 32;
+  constexpr int R = 16 * RG;
+  constexpr int KV_SPLIT = kWarps / RG;
+  constexpr int NT = kKT / KV_SPLIT;  // tokens of a stage one warp handles (16, 32, 64)
+  constexpr int SN = NT / 8;          // S n-tiles per warp
+  constexpr int DK = D / 16;          // k-steps of Q·Kᵀ
+  constexpr int DN = D / 8;           // n-tiles of O
+  constexpr int S = rowStride<D>();
+  // Q fragments stay in registers unless that would push the 8-warp tiles past 128 registers.
+  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4;
+  static_assert(kWarps * 16 * D * 4 + 2 * kWarps * 16 * 4 <= STAGES * 2 * kKT * S * 2,
+                "combine area must fit in the stage buffers");
+
+  __half* sQ = reinterpret_cast<__half*>(smem);
+  __half* sKV = sQ + R * S;
+  int* sLim = reinterpret_cast<int*>(sKV + STAGES * 2 * kKT * S);
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int rgi = warp / KV_SPLIT;
+  const int ks = warp % KV_SPLIT;
+
+  const int item = w.item;
+  const int kvHead = w.kvHead;
+  const int tokBegin = p.itemTokBegin[item];
+  const int ntok = p.itemTokBegin[item + 1] - tokBegin;
+  const int qBegin = p.itemQueryBegin[item];
+  const int nq = p.itemQueryBegin[item + 1] - qBegin;
+  const int pos0 = p.itemPos[item];
+  const int G = p.group;
+  const int numRows = nq * G;
+  const int rowBase = w.rowBlock * R;
+
+  auto loadTile = [&](int tile, int stage) {
+    __half* sK = sKV + stage * 2 * kKT * S;
+    __half* sV = sK + kKT * S;
+    const int t0 = tile * kKT;
+#pragma unroll 4
+    for (int i = tid; i < kKT * (D / 8); i += kThreads) {
+      const int t = i / (D / 8);
+      const int c = (i % (D / 8)) * 8;
+      const int tok = t0 + t;
+      const bool ok = tok < ntok;
+      size_t off = 0;
+      if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+      cpAsync16(sK + t * S + c, p.k + off, ok);
+      cpAsync16(sV + t * S + c, p.v + off, ok);
+    }
+  };
+
+  // Start streaming KV before gathering Q so the first loads overlap the gather.
+  const int tilesAll = (ntok + kKT - 1) / kKT;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < tilesAll) loadTile(s, s);
+    cpAsyncCommit();
+  }
+
+  const float sc = p.scaleLog2;
+  for (int i = tid; i < R * (D / 4); i += kThreads) {
+    const int r = i / (D / 4);
+    const int c = (i % (D / 4)) * 4;
+    const int gr = rowBase + r;
+    float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (gr < numRows) {
+      const int qid = p.itemQueries[qBegin + gr / G];
+      const int hq = kvHead * G + gr % G;
+      val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
+    }
+    __half2* dst = reinterpret_cast<__half2*>(sQ + r * S + c);
+    dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
+    dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
+  }
+  for (int r = tid; r < R; r += kThreads) {
+    const int gr = rowBase + r;
+    int lim = 0;
+    if (gr < numRows) {
+      const int qid = p.itemQueries[qBegin + gr / G];
+      lim = min(max(p.queryKvLimit[qid] - pos0, 0), ntok);
+    }
+    sLim[r] = lim;
+  }
+  __syncthreads();
+
+  int maxLim = 0;
+  for (int r = 0; r < R; ++r) maxLim = max(maxLim, sLim[r]);
+  const int nTiles = (maxLim + kKT - 1) / kKT;
+  const int limA = sLim[rgi * 16 + (lane >> 2)];
+  const int limB = sLim[rgi * 16 + (lane >> 2) + 8];
+
+  const __half* sQw = sQ + rgi * 16 * S;
+  unsigned qf[Q_IN_REGS ? DK : 1][4];
+  if constexpr (Q_IN_REGS) {
+#pragma unroll
+    for (int kk = 0; kk < DK; ++kk) {
+      const int row = (lane & 7) + 8 * ((lane >> 3) & 1);
+      const int col = kk * 16 + 8 * (lane >> 4);
+      ldmatrixX4(qf[kk], sQw + row * S + col);
+    }
+  }
+
+  float o[DN][4];
+#pragma unroll
+  for (int i = 0; i < DN; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+
+  for (int j = 0; j < nTiles; ++j) {
+    cpAsyncWait<STAGES - 2>();
+    __syncthreads();
+    {
+      const int nxt = j + STAGES - 1;
+      if (nxt < nTiles) loadTile(nxt, nxt % STAGES);
+      cpAsyncCommit();
+    }
+    const __half* sK = sKV + (j % STAGES) * 2 * kKT * S + ks * NT * S;
+    const __half* sV = sK + kKT * S;
+
+    float s[SN][4];
+#pragma unroll
+    for (int n = 0; n < SN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DK; ++kk) {
+      unsigned a[4];
+      if constexpr (Q_IN_REGS) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) a[e] = qf[kk][e];
+      } else {
+        const int row = (lane & 7) + 8 * ((lane >> 3) & 1);
+        const int col = kk * 16 + 8 * (lane >> 4);
+        ldmatrixX4(a, sQw + row * S + col);
+      }
+#pragma unroll
+      for (int nn = 0; nn < SN / 2; ++nn) {
+        unsigned b[4];
+        const int tok = nn * 16 + (lane & 7) + 8 * (lane >> 4);
+        const int col = kk * 16 + 8 * ((lane >> 3) & 1);
+        ldmatrixX4(b, sK + tok * S + col);
+        mma16816(s[2 * nn], a, b[0], b[1]);
+        mma16816(s[2 * nn + 1], a, b[2], b[3]);
+      }
+    }
+
+    // Mask (positions at or past the row's limit, and the zero-filled tail) and online softmax.
+    const int tokBase = j * kKT + ks * NT + 2 * (lane & 3);
+    float mxA = -INFINITY, mxB = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < SN; ++n) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int tok = tokBase + n * 8 + e;
+        if (tok >= limA) s[n][e] = -INFINITY;
+        if (tok >= limB) s[n][2 + e] = -INFINITY;
+        mxA = fmaxf(mxA, s[n][e]);
+        mxB = fmaxf(mxB, s[n][2 + e]);
+      }
+    }
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+    const float mNewA = fmaxf(mA, mxA);
+    const float mNewB = fmaxf(mB, mxB);
+    // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
+    const float shA = mNewA == -INFINITY ? 0.f : mNewA;
+    const float shB = mNewB == -INFINITY ? 0.f : mNewB;
+    const float alphaA = exp2f(mA - shA);
+    const float alphaB = exp2f(mB - shB);
+    mA = mNewA;
+    mB = mNewB;
+    float sumA = 0.f, sumB = 0.f;
+#pragma unroll
+    for (int n = 0; n < SN; ++n) {
+      s[n][0] = exp2f(s[n][0] - shA);
+      s[n][1] = exp2f(s[n][1] - shA);
+      s[n][2] = exp2f(s[n][2] - shB);
+      s[n][3] = exp2f(s[n][3] - shB);
+      sumA += s[n][0] + s[n][1];
+      sumB += s[n][2] + s[n][3];
+    }
+    lA = lA * alphaA + sumA;
+    lB = lB * alphaB + sumB;
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn) {
+      o[dn][0] *= alphaA;
+      o[dn][1] *= alphaA;
+      o[dn][2] *= alphaB;
+      o[dn][3] *= alphaB;
+    }
+
+    // O += P·V: the S accumulators of two adjacent n-tiles form one A fragment (16 tokens).
+#pragma unroll
+    for (int kk = 0; kk < NT / 16; ++kk) {
+      unsigned a[4];
+      a[0] = packHalf2(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = packHalf2(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = packHalf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = packHalf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int dn = 0; dn < DN / 2; ++dn) {
+        unsigned b[4];
+        const int tok = kk * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
+        const int col = dn * 16 + 8 * (lane >> 4);
+        ldmatrixX4T(b, sV + tok * S + col);
+        mma16816(o[2 * dn], a, b[0], b[1]);
+        mma16816(o[2 * dn + 1], a, b[2], b[3]);
+      }
+    }
+  }
+  cpAsyncWait<0>();
+  __syncthreads();  // every warp is done with the stage buffers: reuse them to combine
+
+  lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+  lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+
+  float* sO = reinterpret_cast<float*>(sKV);  // [kWarps][16][D]
+  float* sM = sO + kWarps * 16 * D;            // [kWarps][16]
+  float* sL = sM + kWarps * 16;
+  {
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    float* ow = sO + warp * 16 * D;
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn) {
+      *reinterpret_cast<float2*>(ow + g * D + dn * 8 + 2 * t) = make_float2(o[dn][0], o[dn][1]);
+      *reinterpret_cast<float2*>(ow + (g + 8) * D + dn * 8 + 2 * t) = make_float2(o[dn][2], o[dn][3]);
+    }
+    if (t == 0) {
+      sM[warp * 16 + g] = mA;
+      sM[warp * 16 + g + 8] = mB;
+      sL[warp * 16 + g] = lA;
+      sL[warp * 16 + g + 8] = lB;
+    }
+  }
+  __syncthreads();
+
+  const int partialBase = p.itemPartialBase[item];
+  for (int i = tid; i < R * (D / 4); i += kThreads) {
+    const int r = i / (D / 4);
+    const int c = (i % (D / 4)) * 4;
+    const int gr = rowBase + r;
+    if (gr >= numRows) continue;
+    const int rg = r / 16;
+    const int lr = r % 16;
+    float M = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < KV_SPLIT; ++k) M = fmaxf(M, sM[(rg * KV_SPLIT + k) * 16 + lr]);
+    float L = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int k = 0; k < KV_SPLIT; ++k) {
+        const int wk = rg * KV_SPLIT + k;
+        const float f = exp2f(sM[wk * 16 + lr] - M);
+        L += sL[wk * 16 + lr] * f;
+        const float4 v = *reinterpret_cast<const float4*>(sO + (wk * 16 + lr) * D + c);
+        acc.x += v.x * f;
+        acc.y += v.y * f;
+        acc.z += v.z * f;
+        acc.w += v.w * f;
+      }
+    }
+    float lse;
+    if (L > 0.f) {
+      const float inv = 1.f / L;
+      acc.x *= inv;
+      acc.y *= inv;
+      acc.z *= inv;
+      acc.w *= inv;
+      lse = (M + log2f(L)) * 0.69314718055994531f;
+    } else {
+      acc = make_float4(0.f, 0.f, 0.f, 0.f);
+      lse = -INFINITY;  // the empty state: this item holds nothing the query sees
+    }
+    const int lq = gr / G;
+    const int hq = kvHead * G + gr % G;
+    const int slot = partialBase + lq;
+    const int dest = p.slotDest[slot];
+    float* oDst;
+    float* lseDst;
+    if (dest >= 0) {
+      oDst = p.out + (static_cast<size_t>(dest) * p.numQoHeads + hq) * D;
+      lseDst = p.outLse + static_cast<size_t>(dest) * p.numQoHeads + hq;
+    } else {
+      oDst = p.partO + (static_cast<size_t>(slot) * p.numQoHeads + hq) * D;
+      lseDst = p.partLse + static_cast<size_t>(slot) * p.numQoHeads + hq;
+    }
+    *reinterpret_cast<float4*>(oDst + c) = acc;
+    if (c == 0) *lseDst = lse;
+  }
+}
+
+// Stages: 3 where two CTAs per SM still fit (≤ 113 KB each), else 2.
+template <int D, int RG>
+__host__ __device__ constexpr int tileStages() {
+  return unitSmemBytes<D, RG, 3>() <= 113 * 1024 ? 3 : 2;
+}
+
+template <int D, int RG, int STAGES>
+__global__ void __launch_bounds__(warpsFor(RG) * 32, minBlocksFor(D, warpsFor(RG))) attnTileKernel(AttnParams p) {
+  extern __shared__ __align__(16) char smem[];
+  attnUnit<D, RG, STAGES>(p, p.work[blockIdx.x], smem);
+}
+
+// Persistent variant: a grid sized to the chip pulls work units (sorted longest first on the
+// host) from a global counter and dispatches on each unit's rg. Tiles of different warp counts
+// cannot share a CTA shape, so there are two: the 4-warp one runs rg 1 and 2, the 8-warp one
+// rg 4 and 8; the host launches them side by side on two streams, each with its own list.
+template <int NW>
+struct PersistentRgs;
+template <>
+struct PersistentRgs<4> {
+  static constexpr int lo = 1, hi = 2;
+};
+template <>
+struct PersistentRgs<8> {
+  static constexpr int lo = 4, hi = 8;
+};
+
+template <int D, int NW>
+__host__ __device__ constexpr int persistentStages() {
+  return unitSmemBytes<D, PersistentRgs<NW>::hi, 3>() <= 113 * 1024 ? 3 : 2;
+}
+
+template <int D, int NW>
+__global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
+  extern __shared__ __align__(16) char smem[];
+  constexpr int ST = persistentStages<D, NW>();
+  __shared__ int sNext;
+  for (;;) {
+    if (threadIdx.x == 0) sNext = atomicAdd(p.counter, 1);
+    __syncthreads();
+    const int wi = sNext;
+    __syncthreads();  // all threads read sNext before thread 0 may overwrite it
+    if (wi >= p.numWork) break;
+    const WorkUnit w = p.work[wi];
+    if (w.rg == PersistentRgs<NW>::lo) attnUnit<D, PersistentRgs<NW>::lo, ST>(p, w, smem);
+    else attnUnit<D, PersistentRgs<NW>::hi, ST>(p, w, smem);
+    __syncthreads();  // the next unit overwrites shared memory this one read last
+  }
+}
+
+template <int D, int RG>
+size_t tileSmem() {
+  return unitSmemBytes<D, RG, tileStages<D, RG>()>();
+}
+template <int D, int NW>
+size_t persistentSmem() {
+  return unitSmemBytes<D, PersistentRgs<NW>::hi, persistentStages<D, NW>()>();  // the larger rg
+}
+
+template <int D, int RG>
+void launchTileD(const AttnParams& p, cudaStream_t stream) {
+  attnTileKernel<D, RG, tileStages<D, RG>()><<<p.numWork, warpsFor(RG) * 32, tileSmem<D, RG>(), stream>>>(p);
+  CANOPY_LAUNCHED("attnTileKernel launch");
+}
+
+template <int D, int RG>
+void initTile() {
+  CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>()>,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
+}
+template <int D, int NW>
+void initPersistent() {
+  CANOPY_CUDA(cudaFuncSetAttribute(attnPersistentKernel<D, NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   int(persistentSmem<D, NW>())));
+}
+template <int D>
+void initD() {
+  initTile<D, 1>();
+  initTile<D, 2>();
+  initTile<D, 4>();
+  initTile<D, 8>();
+  initPersistent<D, 4>();
+  initPersistent<D, 8>();
+}
+
+template <int D, int NW>
+int persistentPerSm() {
+  int n = 0;
+  CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW>, NW * 32,
+                                                            persistentSmem<D, NW>()));
+  return n < 1 ? 1 : n;
+}
+
+template <int D, int NW>
+void launchPersistentD(const AttnParams& p, int grid, cudaStream_t stream) {
+  attnPersistentKernel<D, NW><<<grid, NW * 32, persistentSmem<D, NW>(), stream>>>(p);
+  CANOPY_LAUNCHED("attnPersistentKernel launch");
+}
+
+}  // namespace
+
+void attnInit() {
+  initD<64>();
+  initD<128>();
+  initD<256>();
+}
+
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, cudaStream_t stream) {
+  if (p.numWork == 0) return;
+  switch (headDim * 16 + rg) {
+#define CANOPY_TILE_CASE(D, RG) \
+  case D * 16 + RG: launchTileD<D, RG>(p, stream); break;
+    CANOPY_TILE_CASE(64, 1) CANOPY_TILE_CASE(64, 2) CANOPY_TILE_CASE(64, 4) CANOPY_TILE_CASE(64, 8)
+    CANOPY_TILE_CASE(128, 1) CANOPY_TILE_CASE(128, 2) CANOPY_TILE_CASE(128, 4) CANOPY_TILE_CASE(128, 8)
+    CANOPY_TILE_CASE(256, 1) CANOPY_TILE_CASE(256, 2) CANOPY_TILE_CASE(256, 4) CANOPY_TILE_CASE(256, 8)
+#undef CANOPY_TILE_CASE
+    default: throw CudaError("attention: unsupported head dim " + std::to_string(headDim) + " / rg " + std::to_string(rg));
+  }
+}
+
+int attnPersistentBlocksPerSm(int headDim, int warps) {
+  switch (headDim * 16 + warps) {
+    case 64 * 16 + 4: return persistentPerSm<64, 4>();
+    case 64 * 16 + 8: return persistentPerSm<64, 8>();
+    case 128 * 16 + 4: return persistentPerSm<128, 4>();
+    case 128 * 16 + 8: return persistentPerSm<128, 8>();
+    case 256 * 16 + 4: return persistentPerSm<256, 4>();
+    case 256 * 16 + 8: return persistentPerSm<256, 8>();
+    default: throw CudaError("attention: unsupported head dim " + std::to_string(headDim));
+  }
+}
+
+void launchAttnPersistent(const AttnParams& p, int headDim, int warps, int gridBlocks, cudaStream_t stream) {
+  if (p.numWork == 0) return;
+  const int grid = gridBlocks < p.numWork ? gridBlocks : p.numWork;
+  switch (headDim * 16 + warps) {
+    case 64 * 16 + 4: launchPersistentD<64, 4>(p, grid, stream); break;
+    case 64 * 16 + 8: launchPersistentD<64, 8>(p, grid, stream); break;
+    case 128 * 16 + 4: launchPersistentD<128, 4>(p, grid, stream); break;
+    case 128 * 16 + 8: launchPersistentD<128, 8>(p, grid, stream); break;
+    case 256 * 16 + 4: launchPersistentD<256, 4>(p, grid, stream); break;
+    case 256 * 16 + 8: launchPersistentD<256, 8>(p, grid, stream); break;
+    default: throw CudaError("attention: unsupported head dim " + std::to_string(headDim));
+  }
+}
+
+}  // namespace canopy

@@ -1,0 +1,98 @@
+// Shared declarations of the Canopy CUDA addon: the kernel parameter blocks and the host-side
+// launchers implemented in the .cu files (one kernel family per file).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace canopy {
+
+// Every CUDA call goes through this: a failure becomes a C++ exception carrying CUDA's own error
+// text, which the addon turns into a JS Error.
+struct CudaError : std::runtime_error {
+  explicit CudaError(const std::string& what) : std::runtime_error(what) {}
+};
+
+inline void check(cudaError_t err, const char* what, const char* file, int line) {
+  if (err != cudaSuccess) {
+    throw CudaError(std::string(what) + " failed: " + cudaGetErrorName(err) + ": " +
+                    cudaGetErrorString(err) + " (" + file + ":" + std::to_string(line) + ")");
+  }
+}
+
+#define CANOPY_CUDA(call) ::canopy::check((call), #call, __FILE__, __LINE__)
+// After a launch: configuration errors show up in cudaGetLastError.
+#define CANOPY_LAUNCHED(name) ::canopy::check(cudaGetLastError(), name, __FILE__, __LINE__)
+
+// One work unit of the attention kernels: (item, KV head, block of tile rows). `rg` is the
+// number of 16-row groups of the tile kernel that runs it (1, 2, 4 or 8 → 16, 32, 64, 128 rows).
+struct WorkUnit {
+  int item;
+  int kvHead;
+  int rowBlock;
+  int rg;
+};
+
+// Everything the partial-attention kernels read and write. All pointers are device pointers.
+struct AttnParams {
+  const __half* k;  // [numPages * pageSize, numKvHeads, headDim]
+  const __half* v;
+  const float* q;   // [numQueries, numQoHeads, headDim]
+  int numKvHeads;
+  int numQoHeads;
+  int group;         // numQoHeads / numKvHeads
+  float scaleLog2;   // softmax scale * log2(e): scores are kept in the exp2 domain
+  const int* itemTokBegin;   // [numItems + 1] offsets into tokRow
+  const int* tokRow;         // page * pageSize + slot of each item token, in item order
+  const int* itemPos;        // absolute position of each item's first token
+  const int* itemQueryBegin; // [numItems + 1]
+  const int* itemQueries;
+  const int* itemPartialBase;
+  const int* queryKvLimit;
+  const int* slotDest;  // per partial slot: the query it is the only partial of, else -1
+  float* partO;         // [numPartials, numQoHeads, headDim]
+  float* partLse;       // [numPartials, numQoHeads] (natural log)
+  float* out;           // [numQueries, numQoHeads, headDim]
+  float* outLse;        // [numQueries, numQoHeads]
+  const WorkUnit* work;
+  int numWork;
+  int* counter;  // persistent kernel's work counter (zeroed before each launch)
+};
+
+struct MergeParams {
+  const float* partO;
+  const float* partLse;
+  const int* mergeBegin;   // [numQueries + 1]
+  const int* mergeSlots;
+  const int* queries;      // the queries to merge (those without a direct write)
+  int numMergeQueries;
+  int numQoHeads;
+  float* out;
+  float* outLse;
+};
+
+// attention.cu
+// Launch the tile kernel for `rg` over params.work[0 .. params.numWork).
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, cudaStream_t stream);
+// Launch the persistent kernel with `warps` warps per CTA (4: runs rg 1 and 2; 8: rg 4 and 8)
+// on `gridBlocks` CTAs (capped at the number of work units).
+void launchAttnPersistent(const AttnParams& p, int headDim, int warps, int gridBlocks,
+                          cudaStream_t stream);
+// CTAs of that persistent kernel that fit on one SM.
+int attnPersistentBlocksPerSm(int headDim, int warps);
+// Raise the dynamic shared memory limits of every attention kernel (once per device).
+void attnInit();
+
+// merge.cu
+void launchMerge(const MergeParams& p, int headDim, cudaStream_t stream);
+
+// probe.cu
+// Streaming read of `bytes` bytes; returns GB/s measured with events (median of a few runs).
+double probeReadBandwidth(size_t bytes, int smCount);
+// mma.sync m16n8k16 (fp16 in, f32 accumulate) throughput in TFLOP/s.
+double probeMmaTflops(int smCount);
+
+}  // namespace canopy

@@ -1,0 +1,333 @@
+/**
+ * GPU driver for @canopy/backend-cuda, bundled into one .mjs (scripts/bundle-device.mjs) and run
+ * on the device machine next to canopy_cuda.node:
+ *
+ *   node driver.mjs --out result.json [--mode full|small] [--strategies streams,persistent]
+ *                   [--workloads W1,W2,W3,W4,W5] [--iters 100] [--warmup 20] [--no-conformance]
+ *
+ * 1. availability + device probe (read bandwidth, mma.sync TFLOP/s);
+ * 2. the backend-testkit conformance suite (the same code vitest runs, through a vitest shim),
+ *    once per launch strategy;
+ * 3. W1–W5 (full size) × planners (perRequest, prefix) × strategies: correctness of a few queries
+ *    against referenceAttention, then GPU-timed runs: median µs, GB/s on unique KV bytes, % of floor.
+ * `--mode small` runs only the conformance suite (for compute-sanitizer).
+ */
+import { writeFileSync } from 'node:fs';
+import {
+  attentionFlops,
+  randomQueries,
+  referenceBackendFactory,
+  referenceAttention,
+  uniqueKvTokens,
+  validatePlan,
+  type AttentionConfig,
+  type Batch,
+  type BackendFactory,
+  type PagedKvCache,
+  type Planner,
+} from '@canopy/core';
+import { batchFromTree, describeBackendConformance, type TreeSpec } from '@canopy/backend-testkit';
+import { planners } from '@canopy/planner';
+import { KERNEL_ROWS, preparePlan, cudaAvailability, createCudaBackend, type CudaBackend, type LaunchStrategy } from '../../src/index.js';
+import { runCollected, type TestResult } from './vitest-shim.js';
+
+declare const __CANOPY_COMMIT__: string;
+
+const args = process.argv.slice(2);
+const arg = (name: string, def?: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const flag = (name: string) => args.includes(`--${name}`);
+const outPath = arg('out', 'cuda-result.json')!;
+const mode = arg('mode', 'full');
+const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
+const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',');
+const iters = Number(arg('iters', '100'));
+const warmup = Number(arg('warmup', '20'));
+
+// The issue's measured H100 ceilings: floor = max(unique KV bytes / BW, FLOPs / GEMM rate).
+const FLOOR_BW_GBS = 3123;
+const FLOOR_TFLOPS = 772;
+const PEERS: Record<string, { floor: number; pat: number; flashinferCascade: number; goalPrefix: number }> = {
+  W1: { floor: 48.4, pat: 88, flashinferCascade: 96, goalPrefix: 60 },
+  W2: { floor: 87.3, pat: 138, flashinferCascade: 166, goalPrefix: 110 },
+  W3: { floor: 22.7, pat: 79, flashinferCascade: 100, goalPrefix: 35 },
+  W4: { floor: 386.8, pat: 421, flashinferCascade: 415, goalPrefix: 415 },
+  W5: { floor: 89.4, pat: 301, flashinferCascade: 289, goalPrefix: 115 },
+};
+
+const log = (s: string) => console.log(s);
+const result: Record<string, unknown> = {
+  commit: typeof __CANOPY_COMMIT__ === 'string' ? __CANOPY_COMMIT__ : 'unknown',
+  date: new Date().toISOString(),
+  args,
+};
+
+function save() {
+  writeFileSync(outPath, JSON.stringify(result, null, 1));
+}
+
+const CONFIG: AttentionConfig = { numQoHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
+
+function workloadSpec(id: string): TreeSpec {
+  const parent: number[] = [];
+  const tokens: number[] = [];
+  const requestAt: number[] = [];
+  const node = (p: number, t: number) => (parent.push(p), tokens.push(t), parent.length - 1);
+  switch (id) {
+    case 'W1': {
+      const root = node(-1, 4096);
+      for (let r = 0; r < 64; r++) requestAt.push(node(root, 512));
+      break;
+    }
+    case 'W2': {
+      const root = node(-1, 1024);
+      for (let d = 0; d < 8; d++) {
+        const doc = node(root, 4096);
+        for (let r = 0; r < 16; r++) requestAt.push(node(doc, 256));
+      }
+      break;
+    }
+    case 'W3': {
+      const root = node(-1, 4000);
+      for (let a = 0; a < 4; a++) {
+        const na = node(root, 256);
+        for (let b = 0; b < 4; b++) {
+          const nb = node(na, 256);
+          for (let c = 0; c < 4; c++) requestAt.push(node(nb, 128));
+        }
+      }
+      break;
+    }
+    case 'W4':
+      for (let r = 0; r < 64; r++) requestAt.push(node(-1, 4608));
+      break;
+    case 'W5': {
+      const root = node(-1, 16384);
+      for (let r = 0; r < 256; r++) requestAt.push(node(root, 64));
+      break;
+    }
+    default:
+      throw new Error(`unknown workload ${id}`);
+  }
+  return { parent, tokens, requestAt };
+}
+
+/** Random f16 KV (never zeros): sign, exponent 8..14 (|x| in [2^-7, 1)), random mantissa. Fast enough for 600 MB pools. */
+function fastRandomKv(numPages: number, pageSize: number, cfg: AttentionConfig, seed: number): PagedKvCache {
+  const n = numPages * pageSize * cfg.numKvHeads * cfg.headDim;
+  const fill = (s: number) => {
+    const a = new Uint16Array(n);
+    let x = (s * 2654435761) >>> 0 || 1;
+    for (let i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const e = 8 + ((x >>> 10) % 7);
+      a[i] = (x & 0x83ff) | (e << 10);
+    }
+    return a;
+  };
+  return { numPages, pageSize, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtype: 'f16', k: fill(seed), v: fill(seed + 1) };
+}
+
+function median(a: Float64Array | number[]): number {
+  const s = Array.from(a).sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+function pct(a: Float64Array, p: number): number {
+  const s = Array.from(a).sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+async function conformance(strategy: LaunchStrategy): Promise<TestResult[]> {
+  const factory: BackendFactory = {
+    name: `cuda-${strategy}`,
+    contractVersion: 1,
+    priority: 100,
+    probe: cudaAvailability,
+    create: () => createCudaBackend({ strategy }),
+  };
+  describeBackendConformance(factory, { planners: planners as Record<string, Planner> });
+  return runCollected(log);
+}
+
+async function bench(backend: CudaBackend) {
+  const rows: Record<string, unknown>[] = [];
+  for (const id of workloadIds) {
+    const batch: Batch = batchFromTree(workloadSpec(id), CONFIG, 16);
+    const unique = uniqueKvTokens(batch);
+    const uniqueBytes = unique * CONFIG.numKvHeads * CONFIG.headDim * 2 * 2;
+    const flops = attentionFlops(batch);
+    const floorUs = Math.max((uniqueBytes / (FLOOR_BW_GBS * 1e9)) * 1e6, (flops / (FLOOR_TFLOPS * 1e12)) * 1e6);
+    const t0 = performance.now();
+    const cache = fastRandomKv(batch.numPages, batch.pageSize, CONFIG, 17);
+    await backend.setKvCache(cache);
+    const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+    const queries = randomQueries(nq, CONFIG, 99);
+    log(`${id}: ${batch.requests.length} requests, ${unique} unique KV tokens (${(uniqueBytes / 1e6).toFixed(1)} MB), floor ${floorUs.toFixed(1)} µs; KV ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    // A few queries checked against the float64 reference (first, middle, last).
+    const checkIds = Int32Array.from(new Set([0, Math.floor(nq / 2), nq - 1]));
+    const ref = referenceAttention(batch, cache, queries, { queryIds: checkIds });
+    for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+      const plan = planner(batch, backend.capabilities);
+      validatePlan(plan, batch);
+      for (const strategy of strategies) {
+        backend.strategy = strategy;
+        const got = await backend.run(plan, queries);
+        const H = CONFIG.numQoHeads;
+        const D = CONFIG.headDim;
+        let maxRef = 1;
+        let outErr = 0;
+        let lseErr = 0;
+        checkIds.forEach((q, row) => {
+          for (let i = 0; i < H * D; i++) maxRef = Math.max(maxRef, Math.abs(ref.out[row * H * D + i]));
+          for (let i = 0; i < H * D; i++) {
+            const e = Math.abs(got.out[q * H * D + i] - ref.out[row * H * D + i]);
+            outErr = Number.isNaN(e) ? Infinity : Math.max(outErr, e);
+          }
+          for (let h = 0; h < H; h++) {
+            const e = Math.abs(got.lse[q * H + h] - ref.lse[row * H + h]);
+            lseErr = Number.isNaN(e) ? Infinity : Math.max(lseErr, e);
+          }
+        });
+        outErr /= maxRef;
+        const t = await backend.time(plan, queries, { warmup, iters });
+        const med = median(t.timesUs);
+        const row = {
+          workload: id,
+          planner: pname,
+          strategy,
+          numItems: plan.numItems,
+          numPartials: plan.numPartials,
+          medianUs: med,
+          p10Us: pct(t.timesUs, 10),
+          p90Us: pct(t.timesUs, 90),
+          uniqueKvTokens: unique,
+          uniqueKvBytes: uniqueBytes,
+          flops,
+          gbsUnique: uniqueBytes / (med * 1e-6) / 1e9,
+          floorUs,
+          pctOfFloor: (floorUs / med) * 100,
+          check: { queries: Array.from(checkIds), maxOutErr: outErr, maxLseErr: lseErr, pass: outErr <= 4e-3 && lseErr <= 4e-3 },
+          peers: PEERS[id],
+        };
+        rows.push(row);
+        log(
+          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
+        );
+        result.workloads = rows;
+        save();
+      }
+    }
+  }
+  return rows;
+}
+
+async function main() {
+  if (flag('selftest')) {
+    // Exercise the shim and the suite with the CPU reference backend (no GPU needed).
+    describeBackendConformance(referenceBackendFactory, { planners: planners as Record<string, Planner> });
+    const r = await runCollected(log);
+    result.selftest = { pass: r.filter((x) => x.status === 'pass').length, fail: r.filter((x) => x.status === 'fail').length };
+    save();
+    return;
+  }
+  if (flag('dry')) {
+    // CPU dry run: plan W1–W5 with both planners for an H100-like capability set and prepare them.
+    const caps = {
+      kvDtypes: ['f16' as const],
+      headDims: [64, 128, 256],
+      tileMenu: KERNEL_ROWS.map((rows) => ({ rows, kvBlock: 64 })),
+      masks: ['none' as const, 'causal' as const],
+      gpuTimers: true,
+      parallelUnits: 132,
+    };
+    for (const id of workloadIds) {
+      const batch = batchFromTree(workloadSpec(id), CONFIG, 16);
+      for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+        const t0 = performance.now();
+        const plan = planner(batch, caps);
+        validatePlan(plan, batch);
+        const t1 = performance.now();
+        const d = preparePlan(plan, { numPages: batch.numPages, pageSize: 16, numKvHeads: 8, headDim: 128 });
+        const t2 = performance.now();
+        log(`${id} ${pname}: ${plan.numItems} items, ${d.workSorted.length / 4} units (rg groups ${Array.from(d.groupCount)}), ${d.tokRow.length} tokens read, ${d.mergeQueries.length} merged queries; plan ${(t1 - t0).toFixed(0)} ms, prepare ${(t2 - t1).toFixed(0)} ms`);
+      }
+    }
+    return;
+  }
+  const avail = await cudaAvailability();
+  result.availability = avail;
+  log(`availability: ${JSON.stringify(avail)}`);
+  save();
+  if (!avail.available) {
+    process.exitCode = 2;
+    return;
+  }
+  if (!flag('no-conformance')) {
+    const conf: Record<string, unknown> = {};
+    for (const s of strategies) {
+      log(`--- conformance (${s}) ---`);
+      const r = await conformance(s);
+      conf[s] = {
+        pass: r.filter((x) => x.status === 'pass').length,
+        fail: r.filter((x) => x.status === 'fail').length,
+        skip: r.filter((x) => x.status === 'skip').length,
+        tests: r,
+      };
+      result.conformance = conf;
+      save();
+    }
+  }
+  if (mode === 'small') return;
+  const backend = await createCudaBackend();
+  result.device = backend.device;
+  result.capabilities = backend.capabilities;
+  result.probe = await backend.probe();
+  log(`device: ${backend.device}; probe ${JSON.stringify(result.probe)}`);
+  save();
+  const rows = await bench(backend);
+  // Summary: per workload, prefix vs perRequest with the faster strategy of each, and the strategy comparison.
+  const summary: Record<string, unknown>[] = [];
+  for (const id of workloadIds) {
+    const best = (p: string) =>
+      rows.filter((r) => r.workload === id && r.planner === p).sort((a, b) => (a.medianUs as number) - (b.medianUs as number))[0];
+    const pre = best('prefix');
+    const per = best('perRequest');
+    if (!pre || !per) continue;
+    summary.push({
+      workload: id,
+      prefixUs: pre.medianUs,
+      prefixStrategy: pre.strategy,
+      perRequestUs: per.medianUs,
+      perRequestStrategy: per.strategy,
+      speedup: (per.medianUs as number) / (pre.medianUs as number),
+      prefixGBs: pre.gbsUnique,
+      prefixPctFloor: pre.pctOfFloor,
+      goalPrefixUs: PEERS[id]?.goalPrefix,
+    });
+  }
+  result.summary = summary;
+  const byStrategy: Record<string, number> = {};
+  for (const s of strategies) {
+    byStrategy[s] = rows.filter((r) => r.strategy === s).reduce((a, r) => a + Math.log(r.medianUs as number), 0);
+  }
+  result.strategyGeomeanLogUs = byStrategy;
+  save();
+  log('--- summary ---');
+  for (const s of summary) {
+    log(
+      `${s.workload}: prefix ${(s.prefixUs as number).toFixed(1)} µs (${s.prefixStrategy}, ${(s.prefixPctFloor as number).toFixed(0)}% floor, goal ${s.goalPrefixUs}) | perRequest ${(s.perRequestUs as number).toFixed(1)} µs (${s.perRequestStrategy}) | speedup ${(s.speedup as number).toFixed(2)}x`,
+    );
+  }
+  await backend.dispose();
+}
+
+main().catch((e) => {
+  result.error = (e as Error).stack ?? String(e);
+  save();
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs on the device machine from the repo root (through .device/remote.sh): the full driver
+# (conformance suite for both launch strategies + W1–W5 timings), then compute-sanitizer memcheck
+# and racecheck over the conformance suite's small cases. Everything lands in $OUT.
+set -o pipefail
+D=.device/cuda
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv > "$OUT/nvidia-smi.txt" 2>&1
+mode=${1:-all}
+if [ "$mode" = all ] || [ "$mode" = full ]; then
+  timeout 300 node $D/driver.mjs --out "$OUT/cuda-full.json" "${@:2}" 2>&1 | tee "$OUT/full.log"
+fi
+if [ "$mode" = all ] || [ "$mode" = sanitize ]; then
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  echo "--- memcheck ---"
+  timeout 200 "$SAN" --tool memcheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies streams,persistent --out "$OUT/memcheck.json" > "$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$?"; tail -5 "$OUT/memcheck.log"
+  echo "--- racecheck ---"
+  timeout 200 "$SAN" --tool racecheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies persistent --out "$OUT/racecheck.json" > "$OUT/racecheck.log" 2>&1
+  echo "racecheck rc=$?"; tail -5 "$OUT/racecheck.log"
+fi

@@ -1,0 +1,230 @@
+import {
+  CONTRACT_VERSION,
+  CanopyError,
+  type AttentionBackend,
+  type AttentionOutput,
+  type BackendAvailability,
+  type BackendCapabilities,
+  type BackendCreateOptions,
+  type BackendFactory,
+  type DeviceProbe,
+  type PagedKvCache,
+  type Plan,
+  type RunOptions,
+  type TimingOptions,
+  type TimingResult,
+} from '@canopy/core';
+import { loadAddon, type NativeContext, type NativePlanDesc, type NativePlanHandle } from './native.js';
+import { KERNEL_ROWS, preparePlan, type KvShape } from './prepare.js';
+
+/**
+ * How work items are launched:
+ * - 'streams': one tile kernel per tile shape (16/32/64 rows), each on its own stream, then the merge;
+ * - 'persistent': one grid of (SMs × CTAs per SM) that pulls work units longest-first from a counter.
+ * Both are captured into a CUDA graph per plan. The default is the one that measured faster on
+ * the H100 (see README and docs/benchmarks/cuda-h100-*.json).
+ */
+export type LaunchStrategy = 'streams' | 'persistent';
+export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
+
+export interface CudaCreateOptions extends BackendCreateOptions {
+  device?: number;
+  strategy?: LaunchStrategy;
+}
+
+const HEAD_DIMS = [64, 128, 256];
+
+/** Availability with the reason: addon missing, no driver/device, or too old a GPU. */
+export async function cudaAvailability(): Promise<BackendAvailability> {
+  const load = loadAddon();
+  if (!load.ok) return { available: false, reason: load.reason };
+  let p;
+  try {
+    p = load.addon.probeDevices();
+  } catch (e) {
+    return { available: false, reason: `CUDA device probe failed: ${(e as Error).message}` };
+  }
+  if (!p.ok) return { available: false, reason: `no usable CUDA device: ${p.reason}` };
+  return { available: true, reason: `${p.count} device(s); device 0: ${p.name} (sm_${p.ccMajor}${p.ccMinor}, ${p.smCount} SMs)` };
+}
+
+function strategyFrom(options: CudaCreateOptions | undefined): LaunchStrategy {
+  const s = options?.strategy ?? (process.env.CANOPY_CUDA_STRATEGY as LaunchStrategy | undefined) ?? DEFAULT_STRATEGY;
+  if (s !== 'streams' && s !== 'persistent') {
+    throw new CanopyError('bad-option', `CUDA backend: strategy must be 'streams' or 'persistent', got '${String(s)}'`);
+  }
+  return s;
+}
+
+function sameArrays(a: NativePlanDesc, b: NativePlanDesc): boolean {
+  for (const key of Object.keys(a) as Array<keyof NativePlanDesc>) {
+    const x = a[key];
+    const y = b[key];
+    if (x instanceof Int32Array && y instanceof Int32Array) {
+      if (x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+    } else if (x !== y) {
+      return false;
+    }
+  }
+  return true;
+}
+
+interface CachedPlan {
+  desc: NativePlanDesc;
+  handle: NativePlanHandle;
+}
+
+export class CudaBackend implements AttentionBackend {
+  readonly name = 'cuda';
+  readonly contractVersion = CONTRACT_VERSION;
+  readonly capabilities: BackendCapabilities;
+  readonly device: string;
+  strategy: LaunchStrategy;
+  private ctx: NativeContext | undefined;
+  private kv: KvShape | undefined;
+  /** Plans seen before, by identity: re-running one uploads nothing but the queries. */
+  private byPlan = new WeakMap<Plan, CachedPlan>();
+  /** Recent plans by content: a new Plan object with the same arrays reuses the device copy. */
+  private recent: CachedPlan[] = [];
+  private static readonly RECENT = 4;
+
+  constructor(ctx: NativeContext, strategy: LaunchStrategy) {
+    this.ctx = ctx;
+    this.strategy = strategy;
+    const info = ctx.info();
+    this.device = info.description;
+    this.capabilities = {
+      kvDtypes: ['f16'],
+      headDims: [...HEAD_DIMS],
+      tileMenu: KERNEL_ROWS.map((rows) => ({ rows, kvBlock: 64 })),
+      masks: ['none', 'causal'],
+      gpuTimers: true,
+      parallelUnits: info.smCount,
+      // About 90% of the datasheet figure is what a streaming read reaches (H100: 2985 of 3352 GB/s
+      // measured by probe()); probe() replaces it with the measured value.
+      readBandwidthGBs: info.theoreticalBandwidthGBs > 0 ? Math.round(info.theoreticalBandwidthGBs * 0.9) : undefined,
+      // Pools are single allocations; leave room for plans, partials and outputs.
+      maxKvPoolBytes: Math.floor(info.totalGlobalMem * 0.45),
+    };
+  }
+
+  private live(): NativeContext {
+    if (!this.ctx) throw new CanopyError('disposed', 'CUDA backend: used after dispose()');
+    return this.ctx;
+  }
+
+  async setKvCache(cache: PagedKvCache): Promise<void> {
+    const ctx = this.live();
+    if (cache.dtype !== 'f16' || !(cache.k instanceof Uint16Array) || !(cache.v instanceof Uint16Array)) {
+      throw new CanopyError('unsupported-dtype', `CUDA backend: KV dtype ${cache.dtype} not supported (f16 pools as Uint16Array only)`);
+    }
+    if (!HEAD_DIMS.includes(cache.headDim)) {
+      throw new CanopyError('unsupported-head-dim', `CUDA backend: head dim ${cache.headDim} not supported (${HEAD_DIMS.join(', ')})`);
+    }
+    const n = cache.numPages * cache.pageSize * cache.numKvHeads * cache.headDim;
+    if (cache.k.length !== n || cache.v.length !== n) {
+      throw new CanopyError(
+        'shape-mismatch',
+        `CUDA backend: KV pools hold ${cache.k.length}/${cache.v.length} values, [${cache.numPages}, ${cache.pageSize}, ${cache.numKvHeads}, ${cache.headDim}] needs ${n}`,
+      );
+    }
+    if (2 * n > (this.capabilities.maxKvPoolBytes ?? Infinity)) {
+      throw new CanopyError('too-large', `CUDA backend: KV pool of ${2 * n} bytes exceeds maxKvPoolBytes ${this.capabilities.maxKvPoolBytes}`);
+    }
+    await ctx.setKvCache(cache.k, cache.v, cache.numPages, cache.pageSize, cache.numKvHeads, cache.headDim);
+    this.kv = { numPages: cache.numPages, pageSize: cache.pageSize, numKvHeads: cache.numKvHeads, headDim: cache.headDim };
+    // Plans were range-checked against the old pool shape.
+    this.dropPlans();
+  }
+
+  private dropPlans(): void {
+    for (const c of this.recent) c.handle.dispose();
+    this.recent = [];
+    this.byPlan = new WeakMap();
+  }
+
+  /** The device copy of a plan: by identity, else by content among recent plans, else uploaded. */
+  private planHandle(plan: Plan): NativePlanHandle {
+    const ctx = this.live();
+    const kv = this.kv;
+    if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
+    const hit = this.byPlan.get(plan);
+    if (hit) return hit.handle;
+    const desc = preparePlan(plan, kv);
+    let entry = this.recent.find((c) => sameArrays(c.desc, desc));
+    if (!entry) {
+      entry = { desc, handle: ctx.createPlan(desc) };
+      this.recent.unshift(entry);
+      // Older entries may still be referenced through byPlan; their memory goes with the handle's finalizer.
+      if (this.recent.length > CudaBackend.RECENT) this.recent.length = CudaBackend.RECENT;
+    }
+    this.byPlan.set(plan, entry);
+    return entry.handle;
+  }
+
+  private checkQueries(plan: Plan, queries: Float32Array): void {
+    const need = plan.numQueries * plan.config.numQoHeads * plan.config.headDim;
+    if (!(queries instanceof Float32Array) || queries.length !== need) {
+      throw new CanopyError(
+        'shape-mismatch',
+        `CUDA backend: queries must be a Float32Array of [${plan.numQueries}, ${plan.config.numQoHeads}, ${plan.config.headDim}] = ${need} values`,
+      );
+    }
+  }
+
+  async run(plan: Plan, queries: Float32Array, options: RunOptions = {}): Promise<AttentionOutput> {
+    this.checkQueries(plan, queries);
+    const handle = this.planHandle(plan);
+    const r = await this.live().run(handle, queries, this.strategy === 'persistent' ? 1 : 0, !!options.timing);
+    const out: AttentionOutput = { out: r.out, lse: r.lse };
+    if (r.deviceTimeUs !== undefined) out.deviceTimeUs = r.deviceTimeUs;
+    return out;
+  }
+
+  async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
+    this.checkQueries(plan, queries);
+    if (!(options.iters >= 1)) throw new CanopyError('bad-option', 'CUDA backend: time() needs iters >= 1');
+    const handle = this.planHandle(plan);
+    const timesUs = await this.live().time(handle, queries, this.strategy === 'persistent' ? 1 : 0, Math.max(0, options.warmup | 0), options.iters | 0);
+    return { timesUs, clock: 'gpu' };
+  }
+
+  async probe(): Promise<DeviceProbe> {
+    const r = await this.live().probe();
+    this.capabilities.readBandwidthGBs = r.readBandwidthGBs;
+    return r;
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.ctx) return;
+    this.dropPlans();
+    this.ctx.dispose();
+    this.ctx = undefined;
+    this.kv = undefined;
+  }
+}
+
+/** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
+export async function createCudaBackend(options?: CudaCreateOptions): Promise<CudaBackend> {
+  const strategy = strategyFrom(options);
+  const avail = await cudaAvailability();
+  if (!avail.available) throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${avail.reason}`);
+  const load = loadAddon();
+  if (!load.ok) throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${load.reason}`);
+  let ctx: NativeContext;
+  try {
+    ctx = new load.addon.Context(options?.device ?? 0);
+  } catch (e) {
+    throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
+  }
+  return new CudaBackend(ctx, strategy);
+}
+
+export const cudaBackendFactory: BackendFactory = {
+  name: 'cuda',
+  contractVersion: CONTRACT_VERSION,
+  priority: 100,
+  probe: cudaAvailability,
+  create: (options?: BackendCreateOptions) => createCudaBackend(options as CudaCreateOptions | undefined),
+};

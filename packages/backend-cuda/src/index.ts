@@ -1,0 +1,18 @@
+/**
+ * @canopy/backend-cuda: Canopy's CUDA backend for Hopper GPUs (sm_90a + PTX), a node-addon-api
+ * addon executing any Canopy plan with tensor-core partial-attention kernels and a merge kernel.
+ *
+ * The addon is built explicitly (`build:native`); without it, or without a GPU, the factory's
+ * probe reports `available: false` with the reason and `create()` throws a CanopyError.
+ */
+export {
+  CudaBackend,
+  DEFAULT_STRATEGY,
+  createCudaBackend,
+  cudaAvailability,
+  cudaBackendFactory,
+  type CudaCreateOptions,
+  type LaunchStrategy,
+} from './backend.js';
+export { ADDON_FILE, addonCandidates, addonPath, loadAddon, resetAddonCache } from './native.js';
+export { KERNEL_ROWS, preparePlan, rowGroupsFor, type KvShape } from './prepare.js';

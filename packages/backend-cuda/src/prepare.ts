@@ -1,0 +1,180 @@
+/**
+ * Host-side preparation of a plan for the CUDA kernels (pure TypeScript, no GPU):
+ *
+ * - `tokRow`: every item token resolved to its KV row (page·pageSize + slot), so the kernel's
+ *   loads are one indirection per token whatever the segment layout;
+ * - work units (item, KV head, row block, rg): each item expands over KV heads, and its rows
+ *   (queries × GQA group) are cut into tiles of 16, 32, 64 or 128 rows (the tile the planner chose,
+ *   capped by the rows the item has). Two orders: grouped by tile kernel (multi-stream strategy)
+ *   and longest-first (persistent strategy);
+ * - `slotDest`: a partial slot that is its query's only partial is written straight to the output;
+ *   the merge kernel runs only over `mergeQueries` (zero or several partials).
+ *
+ * Every index is range-checked here, so a malformed plan fails with a CanopyError instead of a
+ * device fault.
+ */
+import { CanopyError, softmaxScale, type Plan } from '@canopy/core';
+import type { NativePlanDesc } from './native.js';
+
+export interface KvShape {
+  numPages: number;
+  pageSize: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+/** Rows of the kernels' tiles: rg 16-row groups per CTA. */
+export const KERNEL_ROWS = [16, 32, 64, 128] as const;
+
+export function rowGroupsFor(tileRows: number, itemRows: number): 1 | 2 | 4 | 8 {
+  const r = Math.min(Math.max(1, tileRows), Math.max(1, itemRows));
+  return r <= 16 ? 1 : r <= 32 ? 2 : r <= 64 ? 4 : 8;
+}
+
+function bad(message: string): never {
+  throw new CanopyError('invalid-plan', `CUDA backend: ${message}`);
+}
+
+export function preparePlan(plan: Plan, kv: KvShape): NativePlanDesc {
+  const cfg = plan.config;
+  const H = cfg.numQoHeads;
+  const HK = cfg.numKvHeads;
+  const D = cfg.headDim;
+  if (HK !== kv.numKvHeads || D !== kv.headDim) {
+    throw new CanopyError(
+      'shape-mismatch',
+      `CUDA backend: plan is for ${HK} KV heads × ${D} dims, the KV cache holds ${kv.numKvHeads} × ${kv.headDim}`,
+    );
+  }
+  if (H % HK !== 0) bad(`numQoHeads ${H} is not a multiple of numKvHeads ${HK}`);
+  const G = H / HK;
+  const nItems = plan.numItems;
+  const nQ = plan.numQueries;
+  const nP = plan.numPartials;
+  if (plan.itemSegBegin.length !== nItems + 1 || plan.itemQueryBegin.length !== nItems + 1) {
+    bad('itemSegBegin/itemQueryBegin must have numItems + 1 entries');
+  }
+  if (plan.mergeBegin.length !== nQ + 1) bad('mergeBegin must have numQueries + 1 entries');
+  if (plan.queryKvLimit.length !== nQ) bad('queryKvLimit must have numQueries entries');
+
+  // Tokens → KV rows.
+  const itemTokBegin = new Int32Array(nItems + 1);
+  let total = 0;
+  for (let i = 0; i < nItems; i++) {
+    itemTokBegin[i] = total;
+    const s0 = plan.itemSegBegin[i];
+    const s1 = plan.itemSegBegin[i + 1];
+    if (s0 > s1 || s1 > plan.segPage.length) bad(`work item ${i}: segment range [${s0}, ${s1}) out of range`);
+    for (let s = s0; s < s1; s++) total += plan.segTokens[s];
+  }
+  itemTokBegin[nItems] = total;
+  const tokRow = new Int32Array(total);
+  let k = 0;
+  for (let i = 0; i < nItems; i++) {
+    for (let s = plan.itemSegBegin[i]; s < plan.itemSegBegin[i + 1]; s++) {
+      const page = plan.segPage[s];
+      const slot = plan.segSlot[s];
+      const n = plan.segTokens[s];
+      if (page < 0 || page >= kv.numPages) bad(`work item ${i}: page id ${page} out of range [0, ${kv.numPages})`);
+      if (slot < 0 || n < 0 || slot + n > kv.pageSize) bad(`work item ${i}: slots [${slot}, ${slot + n}) exceed page size ${kv.pageSize}`);
+      const row0 = page * kv.pageSize + slot;
+      for (let j = 0; j < n; j++) tokRow[k++] = row0 + j;
+    }
+  }
+
+  // Partials written directly vs merged.
+  const slotDest = new Int32Array(Math.max(nP, 0)).fill(-1);
+  const merge: number[] = [];
+  for (let q = 0; q < nQ; q++) {
+    const b = plan.mergeBegin[q];
+    const e = plan.mergeBegin[q + 1];
+    if (b > e || e > plan.mergeSlots.length) bad(`query ${q}: merge range [${b}, ${e}) out of range`);
+    for (let j = b; j < e; j++) {
+      const s = plan.mergeSlots[j];
+      if (s < 0 || s >= nP) bad(`query ${q}: partial slot ${s} out of range [0, ${nP})`);
+    }
+    if (e - b === 1 && slotDest[plan.mergeSlots[b]] === -1) slotDest[plan.mergeSlots[b]] = q;
+    else merge.push(q);
+  }
+  // A slot claimed as direct by one query but also listed by another must go through the merge.
+  for (const q of merge) {
+    for (let j = plan.mergeBegin[q]; j < plan.mergeBegin[q + 1]; j++) {
+      const s = plan.mergeSlots[j];
+      const owner = slotDest[s];
+      if (owner !== -1 && owner !== q) {
+        slotDest[s] = -1;
+        merge.push(owner);
+      }
+    }
+  }
+  const mergeQueries = Int32Array.from(new Set(merge)).sort();
+
+  // Work units.
+  const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, tokens
+  let maxRg = 1;
+  for (let i = 0; i < nItems; i++) {
+    const q0 = plan.itemQueryBegin[i];
+    const q1 = plan.itemQueryBegin[i + 1];
+    if (q0 > q1 || q1 > plan.itemQueries.length) bad(`work item ${i}: query range [${q0}, ${q1}) out of range`);
+    const nq = q1 - q0;
+    if (nq === 0) continue;
+    for (let x = q0; x < q1; x++) {
+      const q = plan.itemQueries[x];
+      if (q < 0 || q >= nQ) bad(`work item ${i}: query id ${q} out of range [0, ${nQ})`);
+    }
+    const base = plan.itemPartialBase[i];
+    if (base < 0 || base + nq > nP) bad(`work item ${i}: partial slots [${base}, ${base + nq}) out of range [0, ${nP})`);
+    const t = plan.itemTile[i];
+    if (t < 0 || t >= plan.tiles.length) bad(`work item ${i}: tile id ${t} out of range [0, ${plan.tiles.length})`);
+    const rows = nq * G;
+    const rg = rowGroupsFor(plan.tiles[t].rows, rows);
+    maxRg = Math.max(maxRg, rg);
+    const blocks = Math.ceil(rows / (16 * rg));
+    const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
+    // item → KV head → row block: the units that share one KV chunk sit next to each other, so
+    // they run together and their repeated reads of that chunk hit L2.
+    for (let h = 0; h < HK; h++) for (let b = 0; b < blocks; b++) units.push([i, h, b, rg, ntok]);
+  }
+  const pack = (list: typeof units): Int32Array => {
+    const out = new Int32Array(list.length * 4);
+    list.forEach((u, j) => out.set([u[0], u[1], u[2], u[3]], j * 4));
+    return out;
+  };
+  const rgIndex = (rg: number) => (rg === 1 ? 0 : rg === 2 ? 1 : rg === 4 ? 2 : 3);
+  const groupCount = new Int32Array(4);
+  for (const u of units) groupCount[rgIndex(u[3])]++;
+  // Stable sorts keep the item → head → block adjacency within equal keys.
+  const grouped = [...units].sort((a, b) => rgIndex(a[3]) - rgIndex(b[3]) || b[4] - a[4]);
+  // Longest first (tokens × a rough per-row cost) so the persistent grid's tail is short.
+  const cost = (u: (typeof units)[number]) => u[4] * (1 + 0.25 * u[3]);
+  // The persistent strategy runs rg 4/8 (8-warp CTAs) and rg 1/2 (4-warp CTAs) as two grids:
+  // heavy units first in the list, then light ones, each longest first.
+  const heavy = units.filter((u) => u[3] >= 4).sort((a, b) => cost(b) - cost(a));
+  const light = units.filter((u) => u[3] < 4).sort((a, b) => cost(b) - cost(a));
+  const sorted = [...heavy, ...light];
+
+  return {
+    numQueries: nQ,
+    numQoHeads: H,
+    headDim: D,
+    group: G,
+    numPartials: nP,
+    scaleLog2: softmaxScale(cfg) * Math.LOG2E,
+    maxRg,
+    numHeavy: heavy.length,
+    groupCount,
+    workGrouped: pack(grouped),
+    workSorted: pack(sorted),
+    itemTokBegin,
+    tokRow,
+    itemPos: Int32Array.from(plan.itemPos),
+    itemQueryBegin: Int32Array.from(plan.itemQueryBegin),
+    itemQueries: Int32Array.from(plan.itemQueries),
+    itemPartialBase: Int32Array.from(plan.itemPartialBase),
+    queryKvLimit: Int32Array.from(plan.queryKvLimit),
+    slotDest,
+    mergeBegin: Int32Array.from(plan.mergeBegin),
+    mergeSlots: Int32Array.from(plan.mergeSlots),
+    mergeQueries,
+  };
+}

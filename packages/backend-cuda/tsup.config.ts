@@ -1,0 +1,3 @@
+import { libraryBuild } from '@canopy/presets/tsup';
+
+export default libraryBuild();

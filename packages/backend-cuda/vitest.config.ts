@@ -1,0 +1,3 @@
+import { packageProject } from '@canopy/presets/vitest';
+
+export default packageProject('backend-cuda');
