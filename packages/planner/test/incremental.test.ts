@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { planToJSON, SeededRng, validatePlan, type Batch, type BatchRequest } from '@canopy/core';
+import { createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
+import { arbCaps, arbConfig, arbOpts, arbShape, shapeBatch } from './gen.js';
+import { workload, H100_CAPS, bigTree, type WorkloadId } from './workloads.js';
+
+/**
+ * One random decode step: some requests finish, survivors gain a token (in their last page when
+ * they alone use it and it has room, else in a fresh page: copy-on-write), some join: forks of a
+ * survivor (identical pages), requests sharing a prefix of a survivor, or fresh ones.
+ */
+function randomStep(prev: Batch, rng: SeededRng): { next: Batch; finished: number[]; joined: number } {
+  const R = prev.requests.length;
+  const finished: number[] = [];
+  for (let r = 0; r < R; r++) if (rng.nextFloat() < 0.15) finished.push(r);
+  const fin = new Set(finished);
+  const surv = prev.requests.filter((_, r) => !fin.has(r));
+  const users = new Map<number, number>();
+  for (const r of surv) for (let i = 0; i < r.pageIds.length; i++) users.set(r.pageIds[i], (users.get(r.pageIds[i]) ?? 0) + 1);
+  let nextPage = prev.numPages;
+  const P = prev.pageSize;
+  const requests: BatchRequest[] = surv.map((r) => {
+    const n = r.pageIds.length;
+    const add = rng.nextFloat() < 0.1 ? 1 + (rng.nextU32() % (2 * P)) : 1; // sometimes several tokens
+    const ids = Array.from(r.pageIds);
+    const tks = Array.from(r.pageTokens);
+    let left = add;
+    if (users.get(ids[n - 1]) === 1 && tks[n - 1] < P) {
+      const k = Math.min(left, P - tks[n - 1]);
+      tks[n - 1] += k;
+      left -= k;
+    }
+    while (left > 0) {
+      const k = Math.min(left, P);
+      ids.push(nextPage++);
+      tks.push(k);
+      left -= k;
+    }
+    return { pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: 1 };
+  });
+  let joined = 0;
+  const nj = requests.length === 0 ? 1 + (rng.nextU32() % 3) : rng.nextU32() % 3;
+  for (let j = 0; j < nj; j++) {
+    const kind = requests.length === 0 ? 2 : rng.nextU32() % 3;
+    let ids: number[] = [];
+    let tks: number[] = [];
+    if (kind < 2) {
+      const src = requests[rng.nextU32() % requests.length];
+      const m = kind === 0 ? src.pageIds.length : 1 + (rng.nextU32() % src.pageIds.length);
+      ids = Array.from(src.pageIds.subarray(0, m));
+      tks = Array.from(src.pageTokens.subarray(0, m));
+    }
+    if (kind > 0) {
+      const own = 1 + (rng.nextU32() % (3 * P));
+      for (let left = own; left > 0; left -= P) {
+        ids.push(nextPage++);
+        tks.push(Math.min(P, left));
+      }
+    }
+    const L = tks.reduce((a, b) => a + b, 0);
+    requests.push({ pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: Math.min(L, 1 + (rng.nextU32() % 3)) });
+    joined++;
+  }
+  return { next: { config: prev.config, numPages: nextPage, pageSize: P, requests }, finished, joined };
+}
+
+describe('incremental planning', () => {
+  it('a sequence of steps gives exactly the plans of fresh builds (random trees, finishes, joins, forks)', () => {
+    fc.assert(
+      fc.property(
+        arbShape({ maxNodes: 8, maxTok: 40, maxReq: 8 }),
+        arbConfig,
+        arbCaps,
+        arbOpts,
+        fc.constantFrom(1, 4, 16),
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        (shape, config, caps, opts, pageSize, seed) => {
+          let batch = shapeBatch(shape, config, pageSize, false);
+          const state = createPlannerState(batch, caps, opts);
+          const rng = new SeededRng(seed);
+          for (let t = 0; t < 10; t++) {
+            const { next, finished, joined } = randomStep(batch, rng);
+            const plan = stepPlanner(state, next, { finished, joined });
+            validatePlan(plan, next);
+            expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
+            batch = next;
+          }
+          expect(state.rebuilds).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('decode steps on W1–W5 and the 1024-request tree equal fresh builds', () => {
+    for (const b0 of [...(['W1', 'W2', 'W3', 'W4', 'W5'] as WorkloadId[]).map((id) => workload(id)), bigTree()]) {
+      let batch = b0;
+      const state = createPlannerState(batch, H100_CAPS);
+      for (let t = 0; t < 8; t++) {
+        const next = nextDecodeBatch(batch);
+        const plan = stepPlanner(state, next);
+        expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, H100_CAPS)));
+        batch = next;
+      }
+      validatePlan(state.plan, batch);
+      expect(state.steps).toBe(8);
+    }
+  });
+
+  it('explicit trees fall back to a full build', () => {
+    const b = workload('W2', true);
+    const state = createPlannerState(b, H100_CAPS);
+    const next = { ...workload('W2', true) };
+    const plan = stepPlanner(state, next);
+    expect(state.rebuilds).toBe(1);
+    expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, H100_CAPS)));
+  });
+
+  it('rejects a delta that does not match the batches', () => {
+    const b = workload('W1');
+    const state = createPlannerState(b, H100_CAPS);
+    expect(() => stepPlanner(state, nextDecodeBatch(b), { finished: [64] })).toThrow(/finished request 64 is not a request/);
+    expect(() => stepPlanner(state, nextDecodeBatch(b), { finished: [1], joined: 0 })).toThrow(/new batch has 64/);
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { uniqueKvTokens, validatePlan } from '@canopy/core';
+import { buildTokenTree, explainPlan, perRequestPlanner, planMetrics, planners, prefixPlanner } from '../src/index.js';
+import { H100_CAPS, W_TABLE, workload, type WorkloadId } from './workloads.js';
+
+const IDS: WorkloadId[] = ['W1', 'W2', 'W3', 'W4', 'W5'];
+
+describe('canonical workloads W1–W5', () => {
+  for (const id of IDS) {
+    for (const explicit of [false, true]) {
+      it(`${id}${explicit ? ' (explicit tree)' : ''}: the prefix plan reads exactly the unique KV tokens, none twice`, () => {
+        const batch = workload(id, explicit);
+        expect(batch.requests.length).toBe(W_TABLE[id].requests);
+        expect(uniqueKvTokens(batch)).toBe(W_TABLE[id].unique);
+        const plan = prefixPlanner(batch, H100_CAPS);
+        validatePlan(plan, batch);
+        const m = planMetrics(plan, batch, H100_CAPS);
+        expect(m.kvTokensRead).toBe(W_TABLE[id].unique);
+        expect(m.distinctKvTokensRead).toBe(W_TABLE[id].unique);
+        const base = perRequestPlanner(batch, H100_CAPS);
+        validatePlan(base, batch);
+        const mb = planMetrics(base, batch, H100_CAPS);
+        expect(mb.kvTokensLoaded).toBe(W_TABLE[id].noSharing);
+        expect(m.predictedTimeUs).toBeLessThanOrEqual(mb.predictedTimeUs);
+      });
+    }
+  }
+
+  it('W4 (no sharing): the prefix plan is no worse than perRequest under the cost model', () => {
+    const batch = workload('W4');
+    const m = planMetrics(prefixPlanner(batch, H100_CAPS), batch, H100_CAPS);
+    const mb = planMetrics(perRequestPlanner(batch, H100_CAPS), batch, H100_CAPS);
+    expect(m.predictedTimeUs).toBeLessThanOrEqual(mb.predictedTimeUs);
+    expect(m.kvTokensLoaded).toBe(mb.kvTokensLoaded);
+  });
+
+  it('W5: the compute-heavy root is split into KV chunks and row blocks that fill the device', () => {
+    const batch = workload('W5');
+    const plan = prefixPlanner(batch, H100_CAPS);
+    const rootItems: number[] = [];
+    for (let i = 0; i < plan.numItems; i++) if (plan.itemNode![i] === 0) rootItems.push(i);
+    const chunks = new Set(rootItems.map((i) => plan.itemPos[i]));
+    expect(chunks.size).toBeGreaterThan(1);
+    expect(rootItems.length / chunks.size).toBe(8); // 1024 rows per KV head / 128-row tiles
+    for (const i of rootItems) expect(plan.tiles[plan.itemTile[i]].rows).toBe(128);
+    // root CTAs alone cover the 132 units
+    expect(rootItems.length * 8).toBeGreaterThanOrEqual(H100_CAPS.parallelUnits);
+  });
+
+  it('tiles follow the group size: one-query leaves get the 8-row tile, 16-query documents 64 rows', () => {
+    const batch = workload('W2');
+    const plan = prefixPlanner(batch, H100_CAPS);
+    const tree = buildTokenTree(batch);
+    for (let i = 0; i < plan.numItems; i++) {
+      const n = plan.itemNode![i];
+      const q = plan.itemQueryBegin[i + 1] - plan.itemQueryBegin[i];
+      const rows = plan.tiles[plan.itemTile[i]].rows;
+      expect(rows).toBeGreaterThanOrEqual(q * 4);
+      if (tree.nodeTokens[n] === 256) expect(rows).toBe(8);
+      if (tree.nodeTokens[n] === 4096) expect(rows).toBe(64);
+    }
+  });
+
+  it('W2 token tree: root, 8 documents, 128 leaves; explainPlan prints groups, splits, tiles and merge lists', () => {
+    const batch = workload('W2');
+    const tree = buildTokenTree(batch);
+    expect(tree.numNodes).toBe(137);
+    expect(tree.nodeTokens[0]).toBe(1024);
+    const docs = Array.from(tree.nodeTokens).filter((t) => t === 4096).length;
+    expect(docs).toBe(8);
+    const text = explainPlan(prefixPlanner(batch, H100_CAPS), tree);
+    expect(text).toContain('token tree: 137 nodes, 66560 KV tokens');
+    expect(text).toContain('node 0 (root): KV [0, 1024) = 1024 tokens in 64 page segments; 128 queries below');
+    expect(text).toContain('group: 128 queries × 4 = 512 rows per KV head');
+    expect(text).toMatch(/4 row blocks/);
+    expect(text).toMatch(/merge: partials per query → queries: \d+→128/);
+    expect(text).toContain('query 0 (request 0, sees 5376 tokens): slot 0 (item 0, node 0, KV [0, 1024))');
+  });
+
+  it('planners map', () => {
+    const batch = workload('W1');
+    expect(planners.prefix(batch, H100_CAPS).planner).toBe('prefix');
+    expect(planners.perRequest(batch, H100_CAPS).planner).toBe('perRequest');
+  });
+});
