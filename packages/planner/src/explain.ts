@@ -4,6 +4,7 @@
  * that look alike are printed once. Pure: returns a string (`canopy-bench plan --explain`).
  */
 import type { Plan, TokenTree } from '@canopy/core';
+import { COST_DEFAULTS } from './cost.js';
 
 interface NodeLine {
   key: string;
@@ -64,7 +65,7 @@ export function explainPlan(plan: Plan, tree: TokenTree): string {
     }
     const nodeEnd = tree.nodePos[k] + tree.nodeTokens[k];
     const pages = tree.segBegin[k + 1] - tree.segBegin[k];
-    const head = `${'  '.repeat(depth[k])}node ${k}${tree.parent[k] >= 0 ? ` (parent ${tree.parent[k]})` : ' (root)'}: KV ${fmtRange(tree.nodePos[k], nodeEnd)} = ${tree.nodeTokens[k]} tokens in ${pages} page segments; ${sub[k]} queries below${here[k] ? ` (${here[k]} sit here)` : ''}`;
+    const head = `${'  '.repeat(depth[k])}node ${k}${tree.parent[k] >= 0 ? ` (parent ${tree.parent[k]})` : ' (root)'}: KV ${fmtRange(tree.nodePos[k], nodeEnd)} = ${tree.nodeTokens[k]} tokens in ${pages} page segments; ${sub[k]} quer${sub[k] === 1 ? 'y' : 'ies'} below${here[k] ? ` (${here[k]} sit here)` : ''}`;
     let body: string;
     if (items.length === 0) {
       body = `${'  '.repeat(depth[k] + 1)}group: none of its own (its KV is read inside its children's items: fused)`;
@@ -90,34 +91,56 @@ export function explainPlan(plan: Plan, tree: TokenTree): string {
       }
       const ind = '  '.repeat(depth[k] + 1);
       body =
-        `${ind}group: ${groupQ.size} queries × ${g} = ${rows} rows per KV head${fused}\n` +
-        `${ind}split: ${starts.length} KV chunk${starts.length > 1 ? 's' : ''} of ${uniqLens.join('/')} tokens × ${first.length} row block${first.length > 1 ? 's' : ''} = ${items.length} items (items ${compactList(items, 6)})\n` +
+        `${ind}group: ${groupQ.size} quer${groupQ.size === 1 ? 'y' : 'ies'} × ${g} = ${rows} rows per KV head${fused}\n` +
+        `${ind}split: ${starts.length} KV chunk${starts.length > 1 ? 's' : ''} of ${uniqLens.join('/')} tokens × ${first.length} row block${first.length > 1 ? 's' : ''} = ${items.length} item${items.length === 1 ? '' : 's'} (item${items.length === 1 ? '' : 's'} ${compactList(items, 6)})\n` +
         `${ind}tiles: ${[...tileCount].map(([t, n]) => `${n}× ${t}`).join(', ')}; rows per item: ${[...rowCount].map(([r, n]) => `${n}× ${r}`).join(', ')}`;
     }
     // key for collapsing alike siblings: everything but ids and positions
-    const key = `${tree.parent[k]}|${depth[k]}|${tree.nodeTokens[k]}|${pages}|${sub[k]}|${here[k]}|${body.replace(/items \([^)]*\)/, '').replace(/\[\d+, \d+\)/g, '')}`;
+    const key = `${depth[k]}|${tree.nodeTokens[k]}|${pages}|${sub[k]}|${here[k]}|${body.replace(/items? \(items? [^)]*\)/, '').replace(/\[\d+, \d+\)/g, '')}`;
     lines.push({ key, text: `${head}\n${body}` });
   }
-  // collapse runs of alike siblings (same parent and shape), keeping the first
-  for (let k = 0; k < N; ) {
-    let e = k + 1;
-    while (e < N && lines[e].key === lines[k].key) e++;
-    // alike siblings need not be consecutive when they have children; also group by key among
-    // the parent's direct children that are leaves
-    out.push(lines[k].text);
-    if (e - k > 1) out.push(`${'  '.repeat(depth[k])}… nodes ${k + 1}..${e - 1} alike (${e - k - 1} more)`);
-    k = e;
+  // Print depth-first; among a node's children, runs of alike subtrees (same shape, groups,
+  // splits and tiles) print once with a count.
+  const kids: number[][] = Array.from({ length: N }, () => []);
+  const roots: number[] = [];
+  for (let k = 0; k < N; k++) (tree.parent[k] >= 0 ? kids[tree.parent[k]] : roots).push(k);
+  const sigId = new Map<string, number>();
+  const sig = new Int32Array(N);
+  for (let k = N - 1; k >= 0; k--) {
+    const s = `${lines[k].key}[${kids[k].map((c) => sig[c]).join(',')}]`;
+    let id = sigId.get(s);
+    if (id === undefined) sigId.set(s, (id = sigId.size));
+    sig[k] = id;
   }
+  const printList = (list: number[]): void => {
+    for (let a = 0; a < list.length; ) {
+      let e = a + 1;
+      while (e < list.length && sig[list[e]] === sig[list[a]]) e++;
+      printNode(list[a]);
+      if (e - a > 1) {
+        const others = list.slice(a + 1, e);
+        out.push(`${'  '.repeat(depth[list[a]])}… ${e - a - 1} more like node ${list[a]}${kids[list[a]].length ? ' and its subtree' : ''} (nodes ${compactList(others, 6)})`);
+      }
+      a = e;
+    }
+  };
+  const printNode = (k: number): void => {
+    out.push(lines[k].text);
+    printList(kids[k]);
+  };
+  printList(roots);
   if (orphan.length) out.push(`items without a node: ${compactList(orphan)}`);
 
   // merge lists
   out.push('');
   const hist = new Map<number, number>();
+  let maxP = 0;
   for (let q = 0; q < plan.numQueries; q++) {
     const n = plan.mergeBegin[q + 1] - plan.mergeBegin[q];
+    if (n > maxP) maxP = n;
     hist.set(n, (hist.get(n) ?? 0) + 1);
   }
-  out.push(`merge: partials per query → queries: ${[...hist].sort((a, b) => a[0] - b[0]).map(([n, c]) => `${n}→${c}`).join(', ')} (one pass; lists run root → leaf)`);
+  out.push(`merge: partials per query → queries: ${[...hist].sort((a, b) => a[0] - b[0]).map(([n, c]) => `${n}→${c}`).join(', ')} (${maxP > COST_DEFAULTS.twoLevelMergeAt ? `two levels: some query has more than ${COST_DEFAULTS.twoLevelMergeAt}` : 'one pass'}; lists run root → leaf)`);
   const slotItem = new Int32Array(plan.numPartials).fill(-1);
   for (let i = 0; i < plan.numItems; i++) {
     for (let x = plan.itemQueryBegin[i]; x < plan.itemQueryBegin[i + 1]; x++) slotItem[plan.itemPartialBase[i] + x - plan.itemQueryBegin[i]] = i;
