@@ -27,7 +27,7 @@ import {
   type Planner,
 } from '@canopy/core';
 import { batchFromTree, describeBackendConformance, type TreeSpec } from '@canopy/backend-testkit';
-import { planners } from '@canopy/planner';
+import { planners, prefixPlanner } from '@canopy/planner';
 import { KERNEL_ROWS, preparePlan, cudaAvailability, createCudaBackend, type CudaBackend, type LaunchStrategy } from '../../src/index.js';
 import { runCollected, type TestResult } from './vitest-shim.js';
 
@@ -44,6 +44,18 @@ const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',');
 const iters = Number(arg('iters', '100'));
+// Extra prefix-planner variants with cost-model overrides, e.g. --variants pu264:fpb80,fpb40
+// (pu = parallelUnits, fpb = flopPerByte): to find the model parameters that fit these kernels.
+const variants: Record<string, Planner> = {};
+for (const v of (arg('variants', '') ?? '').split(',').filter(Boolean)) {
+  const cost: Record<string, number> = {};
+  for (const kv of v.split(':')) {
+    const m = /^(pu|fpb|bw)(\d+)$/.exec(kv);
+    if (!m) throw new Error(`bad variant ${v}`);
+    cost[m[1] === 'pu' ? 'parallelUnits' : m[1] === 'fpb' ? 'flopPerByte' : 'bandwidthGBs'] = Number(m[2]);
+  }
+  variants[`prefix@${v}`] = (batch, caps) => prefixPlanner(batch, caps, { cost });
+}
 const warmup = Number(arg('warmup', '20'));
 
 // The issue's measured H100 ceilings: floor = max(unique KV bytes / BW, FLOPs / GEMM rate).
@@ -170,7 +182,7 @@ async function bench(backend: CudaBackend) {
     // A few queries checked against the float64 reference (first, middle, last).
     const checkIds = Int32Array.from(new Set([0, Math.floor(nq / 2), nq - 1]));
     const ref = referenceAttention(batch, cache, queries, { queryIds: checkIds });
-    for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+    for (const [pname, planner] of Object.entries({ ...(planners as Record<string, Planner>), ...variants })) {
       const plan = planner(batch, backend.capabilities);
       validatePlan(plan, batch);
       for (const strategy of strategies) {

@@ -1,0 +1,209 @@
+// Host-side plan preparation (tokRow, work units, direct-write slots, merge list), checked by
+// executing the prepared arrays exactly as the kernels read them, in float64 on the CPU, and
+// comparing with core's referenceAttention. This covers everything but the device arithmetic
+// (which the conformance suite checks on the GPU).
+import {
+  CanopyError,
+  kvToFloat32,
+  randomKvCache,
+  randomQueries,
+  referenceAttention,
+  softmaxScale,
+  SeededRng,
+  type BackendCapabilities,
+  type PagedKvCache,
+  type Plan,
+} from '@canopy/core';
+import { buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
+import { planners } from '@canopy/planner';
+import { describe, expect, it } from 'vitest';
+import { KERNEL_ROWS, preparePlan, rowGroupsFor } from '../src/index.js';
+import type { NativePlanDesc } from '../src/native.js';
+
+const CAPS: BackendCapabilities = {
+  kvDtypes: ['f16', 'f32'],
+  headDims: [64, 128, 256],
+  tileMenu: KERNEL_ROWS.map((rows) => ({ rows, kvBlock: 64 })),
+  masks: ['none', 'causal'],
+  gpuTimers: true,
+  parallelUnits: 132,
+};
+
+/** Execute the prepared arrays the way the attention and merge kernels do (float64). */
+function emulate(plan: Plan, d: NativePlanDesc, cache: PagedKvCache, queries: Float32Array, order: 'grouped' | 'sorted') {
+  const { numQoHeads: H, headDim: D, group: G } = d;
+  const HK = cache.numKvHeads;
+  const K = kvToFloat32(cache.k);
+  const V = kvToFloat32(cache.v);
+  const scale = softmaxScale(plan.config);
+  const out = new Float64Array(d.numQueries * H * D).fill(Number.NaN);
+  const lse = new Float64Array(d.numQueries * H).fill(Number.NaN);
+  const partO = new Float64Array(d.numPartials * H * D).fill(Number.NaN);
+  const partLse = new Float64Array(d.numPartials * H).fill(Number.NaN);
+  const work = order === 'grouped' ? d.workGrouped : d.workSorted;
+  const covered = new Set<string>();
+  for (let u = 0; u < work.length / 4; u++) {
+    const [item, h, rb, rg] = work.subarray(u * 4, u * 4 + 4);
+    const R = 16 * rg;
+    const tb = d.itemTokBegin[item];
+    const ntok = d.itemTokBegin[item + 1] - tb;
+    const qb = d.itemQueryBegin[item];
+    const nq = d.itemQueryBegin[item + 1] - qb;
+    for (let r = 0; r < R; r++) {
+      const gr = rb * R + r;
+      if (gr >= nq * G) continue;
+      const key = `${item}/${h}/${gr}`;
+      expect(covered.has(key), `row ${key} computed twice`).toBe(false);
+      covered.add(key);
+      const lq = Math.floor(gr / G);
+      const hq = h * G + (gr % G);
+      const q = d.itemQueries[qb + lq];
+      const lim = Math.min(Math.max(d.queryKvLimit[q] - d.itemPos[item], 0), ntok);
+      const s = new Float64Array(lim);
+      let m = -Infinity;
+      for (let t = 0; t < lim; t++) {
+        const ko = (d.tokRow[tb + t] * HK + h) * D;
+        let dot = 0;
+        for (let x = 0; x < D; x++) dot += queries[(q * H + hq) * D + x] * K[ko + x];
+        s[t] = dot * scale;
+        m = Math.max(m, s[t]);
+      }
+      const o = new Float64Array(D);
+      let l = 0;
+      for (let t = 0; t < lim; t++) {
+        const w = Math.exp(s[t] - m);
+        l += w;
+        const vo = (d.tokRow[tb + t] * HK + h) * D;
+        for (let x = 0; x < D; x++) o[x] += w * V[vo + x];
+      }
+      const slot = d.itemPartialBase[item] + lq;
+      const dest = d.slotDest[slot];
+      const [O, L, row] = dest >= 0 ? [out, lse, dest * H + hq] : [partO, partLse, slot * H + hq];
+      for (let x = 0; x < D; x++) O[row * D + x] = l > 0 ? o[x] / l : 0;
+      L[row] = l > 0 ? m + Math.log(l) : -Infinity;
+    }
+  }
+  for (const q of d.mergeQueries) {
+    for (let h = 0; h < H; h++) {
+      let M = -Infinity;
+      for (let j = d.mergeBegin[q]; j < d.mergeBegin[q + 1]; j++) M = Math.max(M, partLse[d.mergeSlots[j] * H + h]);
+      const acc = new Float64Array(D);
+      let L = 0;
+      if (M > -Infinity) {
+        for (let j = d.mergeBegin[q]; j < d.mergeBegin[q + 1]; j++) {
+          const row = d.mergeSlots[j] * H + h;
+          if (partLse[row] === -Infinity) continue;
+          const w = Math.exp(partLse[row] - M);
+          L += w;
+          for (let x = 0; x < D; x++) acc[x] += w * partO[row * D + x];
+        }
+      }
+      for (let x = 0; x < D; x++) out[(q * H + h) * D + x] = L > 0 ? acc[x] / L : 0;
+      lse[q * H + h] = L > 0 ? M + Math.log(L) : -Infinity;
+    }
+  }
+  return { out, lse, covered: covered.size };
+}
+
+function maxErr(a: Float64Array, b: Float64Array): number {
+  let e = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = Math.abs(a[i] - b[i]);
+    e = Number.isNaN(x) ? Infinity : Math.max(e, x);
+  }
+  return e;
+}
+
+function rowsOf(plan: Plan): number {
+  const G = plan.config.numQoHeads / plan.config.numKvHeads;
+  let n = 0;
+  for (let i = 0; i < plan.numItems; i++) n += (plan.itemQueryBegin[i + 1] - plan.itemQueryBegin[i]) * G * plan.config.numKvHeads;
+  return n;
+}
+
+describe('preparePlan executed as the kernels read it matches referenceAttention', () => {
+  for (const c of conformanceCases()) {
+    for (const [pname, planner] of Object.entries(planners)) {
+      it(`${c.name} [${pname}]`, () => {
+        const batch = buildCaseBatch(c);
+        const cache = randomKvCache(batch.numPages, batch.pageSize, c.config, 5);
+        const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+        const queries = randomQueries(nq, c.config, 6);
+        const plan = planner(batch, CAPS);
+        const d = preparePlan(plan, cache);
+        const ref = referenceAttention(batch, cache, queries);
+        for (const order of ['grouped', 'sorted'] as const) {
+          const got = emulate(plan, d, cache, queries, order);
+          expect(got.covered, 'every (item, KV head, row) exactly once').toBe(rowsOf(plan));
+          expect(maxErr(got.out, ref.out)).toBeLessThan(1e-9);
+          expect(maxErr(got.lse, ref.lse)).toBeLessThan(1e-9);
+        }
+        // Units grouped per tile kernel, heavy (8-warp) units first in the persistent list.
+        const counts = [0, 0, 0, 0];
+        for (let u = 0; u < d.workGrouped.length / 4; u++) counts[[1, 2, 4, 8].indexOf(d.workGrouped[u * 4 + 3])]++;
+        expect(Array.from(d.groupCount)).toEqual(counts);
+        for (let u = 0; u < d.workSorted.length / 4; u++) expect(d.workSorted[u * 4 + 3] >= 4).toBe(u < d.numHeavy);
+      });
+    }
+  }
+});
+
+describe('any tile id runs', () => {
+  it('tiles of 1 to 1000 rows assigned at random give the same result', () => {
+    const c = conformanceCases().find((x) => x.name.startsWith('1000 requests'))!;
+    const batch = buildCaseBatch(c);
+    const cache = randomKvCache(batch.numPages, batch.pageSize, c.config, 8);
+    const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+    const queries = randomQueries(nq, c.config, 9);
+    const plan = planners.prefix(batch, CAPS);
+    const rng = new SeededRng(3);
+    const tiles = [1, 5, 16, 17, 48, 64, 100, 128, 1000].map((rows) => ({ rows, kvBlock: 64 }));
+    const shuffled: Plan = { ...plan, tiles, itemTile: plan.itemTile.map(() => rng.nextU32() % tiles.length) };
+    const got = emulate(shuffled, preparePlan(shuffled, cache), cache, queries, 'sorted');
+    const ref = referenceAttention(batch, cache, queries);
+    expect(maxErr(got.out, ref.out)).toBeLessThan(1e-9);
+  });
+
+  it('rowGroupsFor caps the tile at the rows the item has', () => {
+    expect(rowGroupsFor(128, 4)).toBe(1);
+    expect(rowGroupsFor(16, 1000)).toBe(1);
+    expect(rowGroupsFor(64, 40)).toBe(4);
+    expect(rowGroupsFor(1000, 1000)).toBe(8);
+    expect(rowGroupsFor(32, 32)).toBe(2);
+  });
+});
+
+describe('malformed plans fail with a CanopyError naming the problem', () => {
+  const c = conformanceCases()[0];
+  const batch = buildCaseBatch(c);
+  const kv = { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: c.config.numKvHeads, headDim: c.config.headDim };
+  const plan = () => planners.prefix(batch, CAPS);
+  it('page id out of range', () => {
+    const p = plan();
+    p.segPage = p.segPage.slice();
+    p.segPage[0] = batch.numPages;
+    expect(() => preparePlan(p, kv)).toThrow(CanopyError);
+    expect(() => preparePlan(p, kv)).toThrow(/page id .* out of range/);
+  });
+  it('slots past the page end', () => {
+    const p = plan();
+    p.segSlot = p.segSlot.slice();
+    p.segSlot[0] = batch.pageSize;
+    expect(() => preparePlan(p, kv)).toThrow(/exceed page size/);
+  });
+  it('tile id out of range', () => {
+    const p = plan();
+    p.itemTile = p.itemTile.slice();
+    p.itemTile[0] = p.tiles.length;
+    expect(() => preparePlan(p, kv)).toThrow(/tile id/);
+  });
+  it('partial slot out of range', () => {
+    const p = plan();
+    p.mergeSlots = p.mergeSlots.slice();
+    p.mergeSlots[0] = p.numPartials;
+    expect(() => preparePlan(p, kv)).toThrow(/partial slot/);
+  });
+  it('KV shape differs from the plan', () => {
+    expect(() => preparePlan(plan(), { ...kv, headDim: kv.headDim * 2 })).toThrow(/KV cache holds/);
+  });
+});
