@@ -19,10 +19,41 @@ export function isNodeBuiltin(id: string): boolean {
   return BUILTINS.has(id) || BUILTINS.has(id.split('/')[0]);
 }
 
+// Node globals that do not exist in a browser; `globalThis.process` (a guarded lookup) is fine.
+const NODE_GLOBALS = /(?<![.\w$])(process\.(?:stdout|stderr|stdin|exit|argv|cwd|hrtime|memoryUsage|binding|platform|versions\.node)|Buffer\.(?:from|alloc|allocUnsafe|concat|isBuffer)|__dirname|__filename|require\.resolve)\b/;
+
+/** Drop comments (roughly: enough that a comment mentioning process.stdout is not flagged). */
+function stripComments(code: string): string {
+  return code.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:\\'"`])\/\/.*$/gm, '$1');
+}
+
+/** Line and text of the first Node-only global in (transformed) code, if any. */
+export function findNodeGlobal(code: string): { line: number; text: string } | undefined {
+  const lines = stripComments(code).split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = NODE_GLOBALS.exec(lines[i]);
+    if (m) return { line: i + 1, text: m[1] };
+  }
+  return undefined;
+}
+
 export function noNodeBuiltins(): Plugin {
   return {
     name: 'canopy-no-node-builtins',
     enforce: 'pre',
+    transform: {
+      order: 'post',
+      handler(code, id) {
+        // Our sources and the workspace packages only: bundler runtimes and npm libraries guard
+        // their Buffer/process uses with typeof checks this simple scan cannot see.
+        if (id.startsWith('\0') || id.includes('/node_modules/') || !/\.[cm]?[jt]sx?$/.test(id.split('?')[0])) return null;
+        const hit = findNodeGlobal(code);
+        if (hit) {
+          this.error(`${id}: uses the Node global '${hit.text}' (near line ${hit.line} of the transformed module), which does not exist in a browser; the page bundles this module.`);
+        }
+        return null;
+      },
+    },
     resolveId(source, importer) {
       if (!isNodeBuiltin(source)) return null;
       this.error(

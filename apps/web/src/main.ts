@@ -44,7 +44,7 @@ const backendSel = h(
   h('option', { value: 'webgpu' }, 'WebGPU'),
   h('option', { value: 'reference' }, 'CPU reference (JavaScript)'),
 );
-const itersIn = h('input', { id: 'iters', type: 'number', min: 0, max: 1000, value: 10, size: 4 });
+const itersIn = h('input', { id: 'iters', type: 'number', min: 0, max: 1000, value: 5, size: 4 });
 const plannerBoxes = PLANNER_NAMES.map((p) => h('input', { type: 'checkbox', value: p, checked: true, id: `planner-${p}` }));
 const runBtn = h('button', { id: 'run', type: 'button', class: 'primary' }, 'Run');
 const statusLine = h('p', { id: 'status', class: 'status' }, 'Idle.');
@@ -177,7 +177,7 @@ function limitsFor(session: BackendSession): ScaleLimits {
     return { maxPoolBytes, maxPathTokens: 24_000, budgetReason: 'the CPU reference backend runs in JavaScript (a small version keeps it interactive)' };
   }
   if (session.adapter?.software) {
-    return { maxPoolBytes, maxPathTokens: 40_000, budgetReason: `the WebGPU adapter is a CPU implementation (${session.adapter.architecture || session.adapter.vendor})` };
+    return { maxPoolBytes, maxPathTokens: 12_000, budgetReason: `the WebGPU adapter is a CPU implementation (${session.adapter.architecture || session.adapter.vendor})` };
   }
   return { maxPoolBytes, maxPathTokens: Infinity, budgetReason: '' };
 }
@@ -289,7 +289,7 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
     ),
   );
 
-  const head = ['planner', 'work items', 'partials', 'KV read', '÷ unique', 'plan time', 'step time: median (p10–p90)', 'GB/s', '% floor', 'speedup', 'err out', 'err lse', 'ok'];
+  const head = ['planner', 'work items', 'partials', 'KV tokens read', '÷ unique', 'plan time', 'step median', 'p10–p90', 'GB/s', '% of floor', 'vs per­Request', 'max err out', 'max err lse', 'ok'];
   const table = h('table', { id: 'results-table' }, h('thead', {}, h('tr', {}, ...head.map((x) => h('th', {}, x)))));
   const body = h('tbody');
   for (const x of r.results) {
@@ -304,7 +304,8 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
         h('td', {}, fmtInt(x.kvTokensRead)),
         h('td', {}, `${(x.kvTokensRead / r.uniqueKvTokens).toFixed(2)}×`),
         h('td', {}, fmtUs(x.planTimeMs * 1000)),
-        h('td', { title: tm ? `${tm.iters} iterations, ${tm.clock} clock` : 'not timed' }, tm ? `${fmtUs(tm.medianUs)} (${fmtUs(tm.p10Us)}–${fmtUs(tm.p90Us)}) ${tm.clock}` : '–'),
+        h('td', { title: tm ? `${tm.iters} iterations, ${tm.clock} clock` : 'not timed' }, tm ? `${fmtUs(tm.medianUs)} ${tm.clock}` : '–'),
+        h('td', {}, tm ? `${fmtUs(tm.p10Us)}–${fmtUs(tm.p90Us)}` : '–'),
         h('td', {}, x.gbPerS !== undefined ? x.gbPerS.toFixed(x.gbPerS < 10 ? 2 : 0) : '–'),
         h('td', {}, x.pctOfFloor !== undefined ? `${x.pctOfFloor.toFixed(1)}%` : '–'),
         h('td', {}, x.speedupVsPerRequest !== undefined ? `${x.speedupVsPerRequest.toFixed(2)}×` : '–'),
@@ -432,7 +433,7 @@ try {
     if (!['auto', 'webgpu', 'reference'].includes(b)) throw new Error(`URL parameter backend=${b}: expected auto, webgpu or reference`);
     backendSel.value = b;
   }
-  itersIn.value = String(intParam('iters', 10, 0));
+  itersIn.value = String(intParam('iters', 5, 0));
   const pl = params.get('planners');
   if (pl !== null) for (const box of plannerBoxes) box.checked = pl.split(',').includes(box.value);
   if (params.get('autorun') === '1') void run();

@@ -158,11 +158,11 @@ export function treeView(built: BuiltBatch, plan: Plan, pieces: ItemPiece[], o: 
     const outline = s('rect', { x: b.x + 0.5, y: b.y, width: Math.max(1, b.w - 1), height: b.h, class: 'node' });
     outline.append(tip(`node ${built.nodeIds[n]}: ${tokens[n]} KV tokens, read ${fmtReads(reads[n])}`));
     svg.append(outline);
-    if (b.w >= 64 && b.h >= 14) {
-      svg.append(s('text', { x: b.x + 5, y: b.y + 12, class: 'node-label' }, `node ${built.nodeIds[n]} · ${tokens[n]} tok · read ${fmtReads(reads[n])}`));
-    } else if (b.w >= 26 && b.h >= 12) {
-      svg.append(s('text', { x: b.x + b.w / 2, y: b.y + 11, 'text-anchor': 'middle', class: 'node-label small' }, fmtReads(reads[n])));
-    }
+    // The longest label that fits the box (about 6.3 px per character at 11 px).
+    const id = built.nodeIds[n];
+    const labels = [`node ${id} · ${tokens[n]} tokens · read ${fmtReads(reads[n])}`, `#${id} · ${tokens[n]} tok · ${fmtReads(reads[n])}`, `${tokens[n]}t ${fmtReads(reads[n])}`, fmtReads(reads[n])];
+    const fit = b.h >= 12 ? labels.find((l) => l.length * 6.3 + 8 <= b.w) : undefined;
+    if (fit) svg.append(s('text', { x: b.x + 4, y: b.y + 12, class: 'node-label' }, fit));
   }
   return svg;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
 import { afterAll, expect, test } from 'vitest';
-import { isNodeBuiltin, noNodeBuiltins } from '../vite-plugins.js';
+import { findNodeGlobal, isNodeBuiltin, noNodeBuiltins } from '../vite-plugins.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'canopy-web-build-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,6 +29,12 @@ test('isNodeBuiltin', () => {
 test('a bundle importing a Node built-in fails with a message naming it and the importer', async () => {
   await expect(buildEntry('bad1', "import { readFileSync } from 'node:fs'; export const x = readFileSync;")).rejects.toThrow(/'node:fs' is a Node built-in, imported by .*bad1\.js/);
   await expect(buildEntry('bad2', "import { join } from 'path'; export const x = join('a', 'b');")).rejects.toThrow(/'path' is a Node built-in/);
+});
+
+test('a bundle using Node globals fails, naming the global', async () => {
+  await expect(buildEntry('bad3', "export function log(s) { process.stderr.write(s); }")).rejects.toThrow(/uses the Node global 'process\.stderr'/);
+  await expect(buildEntry('bad4', 'export const here = __dirname;')).rejects.toThrow(/'__dirname'/);
+  expect(findNodeGlobal('const p = globalThis.process; // process.stderr is Node only\nconst q = obj.process.stdout;')).toBeUndefined();
 });
 
 test('a browser-clean bundle builds', async () => {
