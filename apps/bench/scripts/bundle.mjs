@@ -34,7 +34,7 @@ const pkgDir = (name) => {
 
 // Optional backends that are absent here stay external: their dynamic import fails at run time
 // and the bench reports them as skipped.
-const optional = ['@canopy/backend-cuda', '@canopy/backend-webgpu'];
+const optional = ['@canopy/backend-cuda', '@canopy/backend-webgpu', '@canopy/backend-cpu'];
 // Present = linked into apps/bench/node_modules (a dependency of the bench) with its sources.
 const linked = (p) => existsSync(join(app, 'node_modules', p, 'package.json')) && existsSync(join(app, 'node_modules', p, 'src', 'index.ts'));
 const missing = optional.filter((p) => !linked(p));

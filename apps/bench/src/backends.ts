@@ -10,10 +10,10 @@ import {
   BackendRegistry,
   CanopyError,
   referenceBackendFactory,
-  type AttentionBackend,
   type BackendFactory,
   type ProbeReport,
 } from '@canopy/core';
+import { loadCpu, loadCuda, loadWebgpu } from './optional-backends.js';
 
 export interface BackendLoadReport {
   name: string;
@@ -30,22 +30,25 @@ interface OptionalBackend {
   load: () => Promise<Record<string, unknown>>;
 }
 
-// Literal specifiers so a bundler inlines these packages when they are present at bundle time
-// (see scripts/bundle.mjs, which marks missing ones external so the import fails at run time).
+// The import() calls live in optional-backends.js (see there for why).
 const OPTIONAL_BACKENDS: OptionalBackend[] = [
   {
     name: 'cuda',
     pkg: '@canopy/backend-cuda',
     exportName: 'cudaBackendFactory',
-    // @ts-ignore -- optional package: may be absent, then the import fails and the backend is skipped
-    load: () => import('@canopy/backend-cuda'),
+    load: loadCuda,
+  },
+  {
+    name: 'cpu',
+    pkg: '@canopy/backend-cpu',
+    exportName: 'cpuBackendFactory',
+    load: loadCpu,
   },
   {
     name: 'webgpu',
     pkg: '@canopy/backend-webgpu',
     exportName: 'webgpuBackendFactory',
-    // @ts-ignore -- optional package: may be absent, then the import fails and the backend is skipped
-    load: () => import('@canopy/backend-webgpu'),
+    load: loadWebgpu,
   },
 ];
 
@@ -165,4 +168,3 @@ export async function selectBackends(spec: string, loaded: LoadedBackends): Prom
   return { factories: chosen.map((n) => registry.get(n)!), notes, line };
 }
 
-export type { AttentionBackend };

@@ -75,8 +75,12 @@ interface Instance {
   dumpDir?: string;
 }
 
-function isCpuClass(f: BackendFactory): boolean {
-  return f.priority < 50;
+/**
+ * CPU-class backends run scaled-down workloads by default: the reference and CPU backends
+ * (priority < 50), and GPU APIs running on a software device (Mesa lavapipe/llvmpipe, SwiftShader).
+ */
+export function isCpuClass(f: BackendFactory, device = ''): boolean {
+  return f.priority < 50 || /llvmpipe|lavapipe|swiftshader|software rasterizer|\bcpu\b/i.test(device);
 }
 
 function floorOf(probe: ProbeResult, uniqueBytes: number, flops: number): FloorInfo {
@@ -103,7 +107,7 @@ async function probeBackend(backend: AttentionBackend, factory: BackendFactory):
       source = `backend probe failed: ${(e as Error).message}`;
     }
   }
-  if (p.readBandwidthGBs === undefined && p.peakTflops === undefined && isCpuClass(factory)) {
+  if (p.readBandwidthGBs === undefined && p.peakTflops === undefined && isCpuClass(factory, backend.device)) {
     return probeCpu();
   }
   if (p.readBandwidthGBs === undefined && backend.capabilities.readBandwidthGBs !== undefined) {
@@ -193,6 +197,12 @@ export interface RunResult {
   ok: boolean;
 }
 
+const DEBUG = typeof process !== 'undefined' && !!process.env.CANOPY_BENCH_DEBUG;
+const tStart = performance.now();
+function debug(io: Io, msg: string): void {
+  if (DEBUG) io.err(`[debug ${((performance.now() - tStart) / 1000).toFixed(2)}s] ${msg}`);
+}
+
 export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   const wanted = ['auto', 'all'].includes(cfg.backend.toLowerCase()) ? undefined : cfg.backend.toLowerCase().split(',').map((s) => s.trim());
   const loaded = await loadBackends({ wanted, modules: cfg.backendModules });
@@ -211,13 +221,17 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   }));
 
   // Create each backend and measure its ceilings once per run.
-  const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy }> = [];
+  const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy; cpuClass: boolean }> = [];
   for (const factory of selection.factories) {
+    debug(io, `creating ${factory.name}`);
     const backend = await factory.create();
+    debug(io, `probing ${factory.name}`);
     const probe = await probeBackend(backend, factory);
-    const base = isCpuClass(factory) ? CPU_POLICY : GPU_POLICY;
+    debug(io, `probed ${factory.name}`);
+    const cpuClass = isCpuClass(factory, backend.device);
+    const base = cpuClass ? CPU_POLICY : GPU_POLICY;
     const policy: TimingPolicy = { ...base, ...(cfg.iters ? { fixedIters: cfg.iters, warmup: Math.min(base.warmup, cfg.iters) } : {}), ...(cfg.budgetMs ? { budgetMs: cfg.budgetMs } : {}) };
-    live.push({ factory, backend, probe, policy });
+    live.push({ factory, backend, probe, policy, cpuClass });
     const info = backends.find((b) => b.name === factory.name)!;
     info.device = backend.device;
     info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
@@ -228,12 +242,12 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     }
   }
 
-  const scaleFor = (f: BackendFactory): WorkloadScale => cfg.scale ?? (isCpuClass(f) ? cfg.cpuScale : FULL_SCALE);
-  const distinctScales = new Set(live.map((l) => scaleKey(scaleFor(l.factory))));
+  const scaleFor = (l: { cpuClass: boolean }): WorkloadScale => cfg.scale ?? (l.cpuClass ? cfg.cpuScale : FULL_SCALE);
+  const distinctScales = new Set(live.map((l) => scaleKey(scaleFor(l))));
   for (const l of live) {
-    const s = scaleFor(l.factory);
+    const s = scaleFor(l);
     if (!isFullScale(s)) {
-      const note = `${l.factory.name}: workloads ${describeScale(s)} (the JavaScript reference is slow; full sizes are for GPUs${cfg.scale ? '' : '; --full runs them at full size'})`;
+      const note = `${l.factory.name}: workloads ${describeScale(s)} (${cfg.scale ? 'as asked' : `a CPU-class backend: full sizes are for GPUs; --full runs them at full size`})`;
       notes.push(note);
       io.err(note);
     }
@@ -249,7 +263,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     for (const w of cfg.workloads) {
       const instances = new Map<string, Instance>();
       for (const l of live) {
-        const scale = scaleFor(l.factory);
+        const scale = scaleFor(l);
         const key = scaleKey(scale);
         let inst = instances.get(key);
         if (!inst) {
@@ -262,7 +276,9 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
         }
         const { batch } = inst;
         progress.update(`${w.id} ${l.factory.name}: uploading KV`);
+        debug(io, `${w.id}: setKvCache on ${l.factory.name}`);
         await l.backend.setKvCache(inst.cache);
+        debug(io, `${w.id}: KV set`);
         const bpt = kvBytesPerToken(batch.config);
         const uniq = uniqueKvTokens(batch);
         const noShare = visibleKvTokens(batch);
@@ -313,8 +329,10 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             rec.partials = plan.numPartials;
             rec.planKvTokens = planKvTokens(plan);
             rec.planKvBytes = rec.planKvTokens * bpt;
+            debug(io, `${label}: planned (${plan.numItems} items), running`);
             progress.update(label, 'running');
             const result = await l.backend.run(plan, inst.queries);
+            debug(io, `${label}: ran, verifying`);
             progress.update(label, 'verifying');
             inst.ref ??= referenceSample(batch, inst.cache, inst.queries);
             rec.verification = verify(batch, inst.ref, result.out, result.lse);
@@ -330,6 +348,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
               ok = false;
               progress.note(`ERROR ${label}: ${rec.failure} — no time reported`);
             } else {
+              debug(io, `${label}: verified, timing`);
               const t = await timePlan(l.backend, plan, inst.queries, l.policy, (done, target) => progress.update(label, `timing ${done}/${target}`));
               rec.timeUs = { median: t.median, p10: t.p10, p90: t.p90, min: t.min, iters: t.iters, clock: t.clock, medianRelCi: Number.isFinite(t.medianRelCi) ? t.medianRelCi : -1, stable: t.stable };
               rec.bandwidthGBs = rec.uniqueKvBytes / (t.median * 1e3);

@@ -1,0 +1,40 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './helpers.js';
+
+const app = fileURLToPath(new URL('..', import.meta.url));
+
+function sizeOf(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    const s = statSync(p);
+    n += s.isDirectory() ? sizeOf(p) : s.size;
+  }
+  return n;
+}
+
+describe('self-contained bundle', () => {
+  it('builds bench.mjs (+ native parts), under 40 MiB, and runs with only Node', () => {
+    const out = join(tempDir(), 'bundle');
+    execFileSync(process.execPath, [join(app, 'scripts', 'bundle.mjs')], { env: { ...process.env, CANOPY_BUNDLE_DIR: out }, stdio: 'pipe' });
+    expect(existsSync(join(out, 'bench.mjs'))).toBe(true);
+    expect(sizeOf(out)).toBeLessThan(40 * 2 ** 20);
+    // Run it from a directory outside the workspace, so nothing resolves from the repo's node_modules.
+    const r = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W1', '--backend', 'reference', '--iters', '3', '--quiet', '--scale', '1/64', '--request-scale', '1/8'], {
+      cwd: tempDir(),
+      encoding: 'utf8',
+      env: { ...process.env, NODE_PATH: '' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/W1 {2}shared system prompt/);
+    expect(r.stdout).toMatch(/reference +prefix/);
+    const list = spawnSync(process.execPath, [join(out, 'bench.mjs'), 'list'], { cwd: tempDir(), encoding: 'utf8' });
+    expect(list.status, list.stderr).toBe(0);
+    // every optional backend is either loaded or skipped with a reason; the bundle itself never crashes on them
+    expect(list.stdout).toMatch(/reference \(priority 0\): available/);
+  }, 120_000);
+});
