@@ -5,7 +5,7 @@
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchmarkPlanning, planMetrics, prefixPlanner, perRequestPlanner } from '../src/index.js';
@@ -26,12 +26,13 @@ const results = cases.map(([name, batch]) => {
     workload: name,
     requests: b.requests,
     fullBuildUs: b.fullBuildUs,
+    fullBuildTrustedUs: b.fullBuildTrustedUs,
     incrementalStepUs: b.incrementalStepUs,
     plan: { workItems: m.workItems, uniqueKvTokens: m.uniqueKvTokens, kvTokensRead: m.kvTokensRead, kvTokensLoaded: m.kvTokensLoaded, predictedTimeUs: m.predictedTimeUs },
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  trusted ${b.fullBuildTrustedUs.median.toFixed(1).padStart(7)} µs  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  items ${m.workItems}`,
   );
   return row;
 });
@@ -47,7 +48,10 @@ const out = {
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
   capabilities: 'H100-like: 132 units, 3350 GB/s, tiles rows 1/8/16/32/64/128 × kvBlock 32/64/128',
   iters,
-  units: 'microseconds (wall clock, performance.now)',
+  units: 'microseconds (wall clock, performance.now); median/p10/p90 over iters after warmup',
+  notes:
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner from the state of the batch to nextDecodeBatch(batch) (one token appended to every request), state cloned before each timed step. Load average of the machine at the time is recorded: other jobs shared its 2 cores.',
+  loadAverage: loadavg(),
   results,
 };
 if (process.env.WRITE !== '0') {

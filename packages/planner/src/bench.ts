@@ -41,8 +41,10 @@ export interface Quantiles {
 export interface PlanningBenchmark {
   requests: number;
   iters: number;
-  /** createPlannerState: radix tree + plan, µs. */
+  /** createPlannerState: radix tree + plan, µs (every page compared). */
   fullBuildUs: Quantiles;
+  /** The same with `trustPageIds` (divergence found by binary search), µs. */
+  fullBuildTrustedUs: Quantiles;
   /** stepPlanner from the state of `batch` to `nextDecodeBatch(batch)` (no request joins or
    * leaves), µs. The state is cloned before each timed step (not timed). */
   incrementalStepUs: Quantiles;
@@ -71,6 +73,14 @@ export function benchmarkPlanning(
     const dt = nowUs() - t0;
     if (i >= warmup) full.push(dt);
   }
+  const trusted: number[] = [];
+  const topts = { ...opts.options, trustPageIds: true };
+  for (let i = 0; i < warmup + iters; i++) {
+    const t0 = nowUs();
+    createPlannerState(batch, capabilities, topts);
+    const dt = nowUs() - t0;
+    if (i >= warmup) trusted.push(dt);
+  }
   const base = createPlannerState(batch, capabilities, opts.options);
   const step: number[] = [];
   for (let i = 0; i < warmup + iters; i++) {
@@ -80,5 +90,5 @@ export function benchmarkPlanning(
     const dt = nowUs() - t0;
     if (i >= warmup) step.push(dt);
   }
-  return { requests: batch.requests.length, iters, fullBuildUs: quantiles(full), incrementalStepUs: quantiles(step) };
+  return { requests: batch.requests.length, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step) };
 }

@@ -17,6 +17,14 @@ export interface PrefixPlannerOptions {
   maxChunksPerNode?: number;
   /** Fuse tiny nodes into their children when the model says it is cheaper. Default true. */
   fuse?: boolean;
+  /**
+   * Treat a page id at a given index as naming the whole prefix before it (true of a paged KV
+   * cache whose pages are immutable and hold one prefix each, as with prefix caching): the tree
+   * builder then finds where two requests diverge by binary search instead of comparing every
+   * page. Faster full builds; wrong trees (hence wrong attention) if the assumption fails.
+   * Default false: every page is compared (with a native memcmp where available).
+   */
+  trustPageIds?: boolean;
   /** Run core's full `validateBatch` first (always done for explicit trees). Default false: the
    * planner checks what it reads (page ids, token counts, query counts) as it goes. */
   validate?: boolean;

@@ -68,7 +68,7 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   checkBatchShape(batch);
   // Explicit trees get core's full check (cycles, missing nodes, paths that differ from pages).
   if (batch.tree || options.validate) validateBatch(batch);
-  const tree = buildRadix(batch);
+  const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
   const scratch = { idx: new Int32Array(0) };
   const plan = emitPrefixPlan(tree, order, batch, capabilities, options, scratch);

@@ -11,24 +11,28 @@
 import { fail, type Batch, type BatchRequest, type TokenTree } from '@canopy/core';
 
 // Node's Buffer (when present) compares long page ranges with a native memcmp; elsewhere a loop.
-type BufferLike = { from(b: ArrayBufferLike, off: number, len: number): Uint8Array; compare(a: Uint8Array, b: Uint8Array): number };
-const NativeBuffer: BufferLike | undefined = (globalThis as { Buffer?: BufferLike }).Buffer;
+// Byte views of each page array are made once (WeakMap) and compared by range.
+type CompareFn = (this: Uint8Array, target: Uint8Array, tStart: number, tEnd: number, sStart: number, sEnd: number) => number;
+const nativeCompare: CompareFn | undefined = (globalThis as { Buffer?: { prototype: { compare: CompareFn } } }).Buffer?.prototype.compare;
 const NATIVE_AT = 48;
+const byteViews = new WeakMap<Int32Array, Uint8Array>();
 
-function bytesOf(a: Int32Array, from: number, to: number): Uint8Array {
-  return NativeBuffer!.from(a.buffer, a.byteOffset + from * 4, (to - from) * 4);
+function bytesOf(a: Int32Array): Uint8Array {
+  let v = byteViews.get(a);
+  if (!v) {
+    v = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    byteViews.set(a, v);
+  }
+  return v;
+}
+
+function rangeEqual(a: Int32Array, b: Int32Array, from: number, to: number): boolean {
+  return a === b || nativeCompare!.call(bytesOf(a), bytesOf(b), from * 4, to * 4, from * 4, to * 4) === 0;
 }
 
 /** First index in [from, to) where the two requests' segments differ, or `to`. */
 export function firstMismatch(ai: Int32Array, at: Int32Array, bi: Int32Array, bt: Int32Array, from: number, to: number): number {
-  if (NativeBuffer && to - from >= NATIVE_AT) {
-    if (
-      (ai === bi || NativeBuffer.compare(bytesOf(ai, from, to), bytesOf(bi, from, to)) === 0) &&
-      (at === bt || NativeBuffer.compare(bytesOf(at, from, to), bytesOf(bt, from, to)) === 0)
-    ) {
-      return to;
-    }
-  }
+  if (nativeCompare && to - from >= NATIVE_AT && rangeEqual(ai, bi, from, to) && rangeEqual(at, bt, from, to)) return to;
   let j = from;
   while (j < to && ai[j] === bi[j] && at[j] === bt[j]) j++;
   return j;
@@ -84,27 +88,18 @@ export class RadixTree {
   }
 
   private grow(cap: number): void {
-    const g32 = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.parent = g32(this.parent);
-    this.firstChild = g32(this.firstChild);
-    this.nextSib = g32(this.nextSib);
-    this.prevSib = g32(this.prevSib);
-    this.numChildren = g32(this.numChildren);
-    this.pb = g32(this.pb);
-    this.pe = g32(this.pe);
-    this.src = g32(this.src);
-    this.pos = g32(this.pos);
-    this.tokens = g32(this.tokens);
-    this.refCount = g32(this.refCount);
-    this.endCount = g32(this.endCount);
-    this.stamp = g32(this.stamp);
-    const k = new Float64Array(cap);
+    // One allocation for all pool arrays (typed-array allocation costs more than the planning on
+    // small trees); each field is a view, copied over on growth.
+    const fields = ['parent', 'firstChild', 'nextSib', 'prevSib', 'numChildren', 'pb', 'pe', 'src', 'pos', 'tokens', 'refCount', 'endCount', 'stamp'] as const;
+    const buf = new ArrayBuffer(cap * 8 + cap * 4 * fields.length);
+    const k = new Float64Array(buf, 0, cap);
     k.set(this.key);
     this.key = k;
+    fields.forEach((f, i) => {
+      const a = new Int32Array(buf, cap * 8 + i * cap * 4, cap);
+      a.set(this[f]);
+      this[f] = a;
+    });
     this.childMap.length = cap;
     for (let i = this.cap; i < cap; i++) this.freeList.push(cap - 1 - (i - this.cap));
     this.cap = cap;
@@ -131,6 +126,9 @@ export class RadixTree {
     this.freeList.push(n);
     this.numAlive--;
   }
+
+  /** Treat a page id as naming its whole prefix (see PrefixPlannerOptions.trustPageIds). */
+  trustPageIds = false;
 
   /** Deep copy (for benchmarks that replay one step many times). */
   clone(): RadixTree {
@@ -294,7 +292,18 @@ export class RadixTree {
       const stk = sreq.pageTokens;
       const pe = this.pe[c];
       const lim = Math.min(pe, n, nextBound);
-      const j = firstMismatch(sids, stk, ids, tk, i + 1, lim);
+      let j: number;
+      if (this.trustPageIds) {
+        // Matches are prefix-closed under the assumption: binary-search the first mismatch.
+        let lo = i + 1;
+        let hi = lim;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (sids[mid] === ids[mid] && stk[mid] === tk[mid]) lo = mid + 1;
+          else hi = mid;
+        }
+        j = lo;
+      } else j = firstMismatch(sids, stk, ids, tk, i + 1, lim);
       let x = c;
       if (j < pe) x = this.split(c, j);
       this.refCount[x]++;
@@ -463,9 +472,10 @@ export function explicitBounds(batch: Batch): Int32Array[] {
 }
 
 /** Build the radix tree of a batch (explicit tree boundaries kept when `batch.tree` is given). */
-export function buildRadix(batch: Batch): RadixTree {
+export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   const R = batch.requests.length;
   const t = new RadixTree(batch.numPages, batch.pageSize, 2 * R + 16);
+  t.trustPageIds = trustPageIds;
   t.requests = batch.requests.slice();
   t.reqLeaf = new Int32Array(R).fill(-1);
   const bounds = batch.tree ? explicitBounds(batch) : null;

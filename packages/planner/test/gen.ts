@@ -19,6 +19,7 @@ export const arbOpts: fc.Arbitrary<PrefixPlannerOptions> = fc.record({
   minChunkTokens: fc.constantFrom(1, 2, 3, 7, 16, 128),
   maxChunksPerNode: fc.constantFrom(1, 3, 256),
   fuse: fc.boolean(),
+  trustPageIds: fc.boolean(),
   cost: fc.record({
     itemOverheadUs: fc.constantFrom(0.001, 0.05, 1, 50),
     flopPerByte: fc.constantFrom(1, 100),
