@@ -16,7 +16,8 @@ import {
   type TimingResult,
 } from '@canopy/core';
 import type { Worker as NodeWorker } from 'node:worker_threads';
-import { makeKernel, type KernelIo, type KernelKv, type KernelPlan } from './kernel.js';
+import { makeKernel, wasmScratchBytes, type KernelIo, type KernelKv, type KernelPlan } from './kernel.js';
+import { kernelWasmModule } from './wasm.js';
 import { workerSource, type FromWorker, type ToWorker } from './worker-source.js';
 
 export interface CpuBackendOptions {
@@ -32,7 +33,18 @@ export interface CpuBackendOptions {
   inlineBelow?: number;
   /** Prepared plans kept (per Plan object; plans are treated as immutable). Default 8. */
   planCacheSize?: number;
+  /**
+   * Use the WebAssembly SIMD inner loops (default true where WebAssembly SIMD and shared memory
+   * exist, the head dim is a multiple of 16 and the pools fit a 2 GiB wasm memory); false: plain
+   * JavaScript loops.
+   */
+  simd?: boolean;
+  /** Rows (queries × GQA group) per SIMD pass; bounds the per-thread scratch. Default 128. */
+  rowsMax?: number;
 }
+
+/** Largest shared wasm memory the SIMD path allocates (pools + scratch); above it: JavaScript loops. */
+const WASM_MAX_BYTES = 2 ** 31;
 
 /** Head dims the kernel is tested with; any multiple of 4 works. */
 export const CPU_HEAD_DIMS = [16, 32, 64, 80, 96, 128, 256];
@@ -95,6 +107,18 @@ interface WorkerSlot {
   alive: boolean;
 }
 
+let compiled: WebAssembly.Module | null | undefined;
+/** Compiled once per process; null where WebAssembly SIMD is unavailable. */
+function wasmModule(): WebAssembly.Module | undefined {
+  if (compiled === undefined) compiled = kernelWasmModule() ?? null;
+  return compiled ?? undefined;
+}
+
+/** Whether this runtime runs the SIMD inner loops (WebAssembly SIMD + shared memory). */
+export function cpuSimdAvailable(): boolean {
+  return wasmModule() !== undefined;
+}
+
 let f16Table: Float32Array | undefined;
 /** f16 bit pattern → f32, all 65536 of them: conversion becomes one table load per element. */
 function f16Lut(): Float32Array {
@@ -134,6 +158,8 @@ export class CpuBackend implements AttentionBackend {
   private readonly kvBlock: number;
   private readonly inlineBelow: number;
   private readonly planCacheSize: number;
+  private readonly simd: boolean;
+  private readonly rowsMax: number;
   private readonly workers: WorkerSlot[];
   private kv: (KernelKv & { cache: Pick<PagedKvCache, 'numPages' | 'pageSize' | 'numKvHeads' | 'headDim' | 'dtype'> }) | undefined;
   private readonly plans = new Map<Plan, Prepared>();
@@ -150,12 +176,16 @@ export class CpuBackend implements AttentionBackend {
     this.kvBlock = opts.kvBlock ?? 64;
     this.inlineBelow = opts.inlineBelow ?? 2 ** 18;
     this.planCacheSize = Math.max(1, opts.planCacheSize ?? 8);
+    this.simd = opts.simd ?? true;
+    this.rowsMax = opts.rowsMax ?? 128;
     this.capabilities = cpuCapabilities(Math.max(1, workers.length));
   }
 
   static async create(opts: CpuBackendOptions = {}): Promise<CpuBackend> {
     const kvBlock = opts.kvBlock ?? 64;
     if (!Number.isInteger(kvBlock) || kvBlock < 1) fail('bad-option', `kvBlock must be a positive integer, got ${opts.kvBlock}`);
+    const rowsMax = opts.rowsMax ?? 128;
+    if (!Number.isInteger(rowsMax) || rowsMax < 1) fail('bad-option', `rowsMax must be a positive integer, got ${opts.rowsMax}`);
     const os = await import('node:os');
     const n = opts.workers ?? (typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
     if (!Number.isInteger(n) || n < 0) fail('bad-option', `workers must be a non-negative integer, got ${opts.workers}`);
@@ -188,7 +218,8 @@ export class CpuBackend implements AttentionBackend {
     }
     const cpus = os.cpus();
     const model = cpus[0]?.model?.trim() || 'unknown CPU';
-    const device = `CPU: ${model}, ${cpus.length} logical cores, ${n} worker thread${n === 1 ? '' : 's'} (JavaScript f32)`;
+    const simd = (opts.simd ?? true) && cpuSimdAvailable();
+    const device = `CPU: ${model}, ${cpus.length} logical cores, ${n} worker thread${n === 1 ? '' : 's'} (${simd ? 'WebAssembly SIMD' : 'JavaScript'} f32)`;
     return new CpuBackend(slots, device, opts);
   }
 
@@ -237,8 +268,25 @@ export class CpuBackend implements AttentionBackend {
       if (bytes > CPU_MAX_KV_POOL_BYTES) {
         fail('kv-too-large', `a KV pool of ${bytes} bytes exceeds maxKvPoolBytes ${CPU_MAX_KV_POOL_BYTES}`);
       }
-      const k = sharedF32(n);
-      const v = sharedF32(n);
+      // SIMD path: pools live in a shared wasm memory after one scratch region per thread
+      // (slot 0: the calling thread, slot i + 1: worker i)
+      const module = this.simd && cache.headDim % 16 === 0 ? wasmModule() : undefined;
+      const scratch = wasmScratchBytes(this.rowsMax, cache.headDim, this.kvBlock);
+      const kOff = scratch * (this.workers.length + 1);
+      const total = kOff + 2 * n * 4;
+      let k: Float32Array;
+      let v: Float32Array;
+      let wasm: { module: WebAssembly.Module; memory: WebAssembly.Memory } | undefined;
+      if (module && total <= WASM_MAX_BYTES) {
+        const pages = Math.ceil(total / 65536);
+        const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+        k = new Float32Array(memory.buffer, kOff, n);
+        v = new Float32Array(memory.buffer, kOff + n * 4, n);
+        wasm = { module, memory };
+      } else {
+        k = sharedF32(n);
+        v = sharedF32(n);
+      }
       if (cache.dtype === 'f16') {
         const lut = f16Lut();
         const sk = cache.k as Uint16Array;
@@ -251,15 +299,18 @@ export class CpuBackend implements AttentionBackend {
         k.set((cache.k as Float32Array).subarray(0, n));
         v.set((cache.v as Float32Array).subarray(0, n));
       }
+      const wasmFor = (slot: number) =>
+        wasm && { ...wasm, kOff, vOff: kOff + n * 4, scratchOff: scratch * slot, rowsMax: this.rowsMax, kvBlock: this.kvBlock };
       // prepared plans hold token offsets computed for the old geometry
       this.dropPlans();
       this.kv = {
         k,
         v,
+        wasm: wasmFor(0),
         cache: { numPages: cache.numPages, pageSize: cache.pageSize, numKvHeads: cache.numKvHeads, headDim: cache.headDim, dtype: cache.dtype },
       };
       if (this.workers.length > 0) {
-        await this.all((_, seq) => ({ type: 'kv', seq, k: k.buffer as SharedArrayBuffer, v: v.buffer as SharedArrayBuffer }));
+        await this.all((i, seq) => ({ type: 'kv', seq, k, v, wasm: wasmFor(i + 1) }));
       }
     });
   }

@@ -1,5 +1,6 @@
 export {
   CpuBackend,
+  cpuSimdAvailable,
   cpuCapabilities,
   CPU_CAPABILITIES,
   CPU_CAPABILITY_NOTES,
@@ -9,4 +10,5 @@ export {
   type CpuBackendOptions,
 } from './backend.js';
 export { cpuBackendFactory, createCpuBackendFactory } from './factory.js';
-export { makeKernel, type Kernel, type KernelPlan, type KernelIo, type KernelKv } from './kernel.js';
+export { makeKernel, wasmScratchBytes, type Kernel, type KernelPlan, type KernelIo, type KernelKv, type KernelWasm } from './kernel.js';
+export { kernelWasmBytes, kernelWasmModule } from './wasm.js';

@@ -41,8 +41,32 @@ export interface KernelIo {
 }
 
 export interface KernelKv {
+  /** The f32 pools (views into `wasm.memory` when the SIMD path is on). */
   k: Float32Array;
   v: Float32Array;
+  /** WebAssembly SIMD inner loops (see wasm.ts); absent: plain JavaScript loops. */
+  wasm?: KernelWasm;
+}
+
+export interface KernelWasm {
+  module: WebAssembly.Module;
+  /** Shared memory holding the pools and one scratch region per thread. */
+  memory: WebAssembly.Memory;
+  /** Byte offsets of the pools and of this thread's scratch region. */
+  kOff: number;
+  vOff: number;
+  scratchOff: number;
+  /** Rows per pass (the scratch holds this many query rows and accumulators). */
+  rowsMax: number;
+  /** KV tokens per block (scratch score rows hold this many). */
+  kvBlock: number;
+}
+
+/** Bytes of one thread's scratch region for the SIMD path. */
+export function wasmScratchBytes(rowsMax: number, headDim: number, kvBlock: number): number {
+  // q and acc rows, a score row per row, then c, m, l, vis per row, then the block's token offsets
+  const b = rowsMax * headDim * 4 * 2 + rowsMax * kvBlock * 4 + rowsMax * 4 * 4 + kvBlock * 4;
+  return Math.ceil(b / 64) * 64;
 }
 
 export interface Kernel {
@@ -198,7 +222,119 @@ export function makeKernel(): Kernel {
     }
   }
 
+  // WebAssembly instance per shared memory (a new KV cache brings a new memory)
+  let wasmMemory: WebAssembly.Memory | undefined;
+  let wasmQk: (...a: number[]) => void = () => {};
+  let wasmPv: (...a: number[]) => void = () => {};
+  let wasmSm: (...a: number[]) => void = () => {};
+  let F: Float32Array = new Float32Array(0);
+  let I: Int32Array = new Int32Array(0);
+
+  /**
+   * The same computation as `unit` in WebAssembly (see wasm.ts): per block of KV tokens, `qk`
+   * scores every row against the block (SIMD), `sm` turns scores into weights in place and keeps
+   * the running max and sum, `pv` rescales and accumulates V (SIMD). Rows go in passes of at most
+   * `rowsMax` (the scratch size); JavaScript only stages queries, token offsets and outputs.
+   */
+  function unitWasm(p: KernelPlan, W: KernelWasm, io: KernelIo, i: number, hk: number): void {
+    if (wasmMemory !== W.memory) {
+      const inst = new WebAssembly.Instance(W.module, { env: { mem: W.memory } });
+      const ex = inst.exports as unknown as Record<'qk' | 'pv' | 'sm', (...a: number[]) => void>;
+      wasmQk = ex.qk;
+      wasmPv = ex.pv;
+      wasmSm = ex.sm;
+      wasmMemory = W.memory;
+      F = new Float32Array(W.memory.buffer);
+      I = new Int32Array(W.memory.buffer);
+    }
+    const D = p.headDim;
+    const H = p.numQoHeads;
+    const G = p.group;
+    const B = W.kvBlock;
+    const RM = W.rowsMax;
+    const qPtr = W.scratchOff;
+    const accPtr = qPtr + RM * D * 4;
+    const scPtr = accPtr + RM * D * 4;
+    const cPtr = scPtr + RM * B * 4;
+    const mPtr = cPtr + RM * 4;
+    const lPtr = mPtr + RM * 4;
+    const visPtr = lPtr + RM * 4;
+    const tokPtr = visPtr + RM * 4;
+    const qEl = qPtr >> 2;
+    const accEl = accPtr >> 2;
+    const mEl = mPtr >> 2;
+    const lEl = lPtr >> 2;
+    const visEl = visPtr >> 2;
+    const tokEl = tokPtr >> 2;
+    const tb = p.tokBegin[i];
+    const T = p.tokBegin[i + 1] - tb;
+    const pos0 = p.itemPos[i];
+    const xb = p.itemQueryBegin[i];
+    const nx = p.itemQueryBegin[i + 1] - xb;
+    const rowsAll = nx * G;
+    const Q = io.queries;
+    const scale = p.scale;
+    const tokBase = p.tokBase;
+    const hkOff = hk * D;
+    for (let r0 = 0; r0 < rowsAll; r0 += RM) {
+      const rows = rowsAll - r0 < RM ? rowsAll - r0 : RM;
+      let maxVis = 0;
+      for (let r = 0; r < rows; r++) {
+        const x = ((r0 + r) / G) | 0;
+        const g = r0 + r - x * G;
+        const q = p.itemQueries[xb + x];
+        let vis = p.queryKvLimit[q] - pos0;
+        if (vis < 0) vis = 0;
+        if (vis > T) vis = T;
+        if (vis > maxVis) maxVis = vis;
+        I[visEl + r] = vis;
+        F[mEl + r] = -Infinity;
+        F[lEl + r] = 0;
+        const qo = (q * H + hk * G + g) * D;
+        const ro = r * D;
+        for (let d = 0; d < D; d++) {
+          F[qEl + ro + d] = Q[qo + d] * scale;
+          F[accEl + ro + d] = 0;
+        }
+      }
+      for (let t0 = 0; t0 < maxVis; t0 += B) {
+        const nb = maxVis - t0 < B ? maxVis - t0 : B;
+        for (let j = 0; j < nb; j++) I[tokEl + j] = tokBase[tb + t0 + j] + hkOff;
+        wasmQk(rows, D * 4, nb, tokPtr, qPtr, scPtr, B * 4, W.kOff);
+        wasmSm(rows, nb, t0, scPtr, B * 4, visPtr, mPtr, lPtr, cPtr);
+        wasmPv(rows, D * 4, nb, tokPtr, scPtr, B * 4, cPtr, accPtr, W.vOff);
+      }
+      const pb = p.itemPartialBase[i];
+      for (let r = 0; r < rows; r++) {
+        const x = ((r0 + r) / G) | 0;
+        const g = r0 + r - x * G;
+        const slot = pb + x;
+        const direct = p.slotDirect[slot];
+        const h = hk * G + g;
+        const o = direct >= 0 ? io.out : io.partO;
+        const l = direct >= 0 ? io.lse : io.partLse;
+        const row = direct >= 0 ? direct : slot;
+        const ob = (row * H + h) * D;
+        const ro = accEl + r * D;
+        const sum = F[lEl + r];
+        if (sum > 0) {
+          const inv = 1 / sum;
+          for (let d = 0; d < D; d++) o[ob + d] = F[ro + d] * inv;
+          l[row * H + h] = F[mEl + r] + Math.log(sum);
+        } else {
+          for (let d = 0; d < D; d++) o[ob + d] = 0;
+          l[row * H + h] = -Infinity;
+        }
+      }
+    }
+  }
+
   function runUnits(p: KernelPlan, kv: KernelKv, io: KernelIo, units: Int32Array, begin: number, end: number): void {
+    const W = kv.wasm;
+    if (W && p.headDim % 16 === 0) {
+      for (let u = begin; u < end; u++) unitWasm(p, W, io, units[2 * u], units[2 * u + 1]);
+      return;
+    }
     for (let u = begin; u < end; u++) unit(p, kv.k, kv.v, io, units[2 * u], units[2 * u + 1]);
   }
 

@@ -1,8 +1,8 @@
-import { makeKernel, type KernelIo, type KernelKv, type KernelPlan } from './kernel.js';
+import { makeKernel, type KernelIo, type KernelKv, type KernelPlan, type KernelWasm } from './kernel.js';
 
 /** Messages main → worker. */
 export type ToWorker =
-  | { type: 'kv'; seq: number; k: SharedArrayBuffer; v: SharedArrayBuffer }
+  | { type: 'kv'; seq: number; k: Float32Array; v: Float32Array; wasm?: KernelWasm }
   | { type: 'plan'; seq: number; id: number; plan: KernelPlan; io: KernelIo; units: Int32Array; qBegin: number; qEnd: number }
   | { type: 'drop'; id: number }
   | { type: 'run'; seq: number; id: number }
@@ -24,7 +24,7 @@ function workerMain(parentPort: import('node:worker_threads').MessagePort, kerne
     const seq = 'seq' in msg ? msg.seq : -1;
     try {
       if (msg.type === 'kv') {
-        kv = { k: new Float32Array(msg.k), v: new Float32Array(msg.v) };
+        kv = { k: msg.k, v: msg.v, wasm: msg.wasm };
       } else if (msg.type === 'plan') {
         plans.set(msg.id, { plan: msg.plan, io: msg.io, units: msg.units, qBegin: msg.qBegin, qEnd: msg.qEnd });
       } else if (msg.type === 'drop') {

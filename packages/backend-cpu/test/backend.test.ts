@@ -1,7 +1,7 @@
 import { batchFromTree } from '@canopy/backend-testkit';
 import { CanopyError, randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type Plan } from '@canopy/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CPU_CAPABILITIES, CpuBackend, cpuBackendFactory } from '../src/index.js';
+import { CPU_CAPABILITIES, CpuBackend, cpuBackendFactory, cpuSimdAvailable } from '../src/index.js';
 import { chunkedPlanner } from './chunked-planner.js';
 
 const config: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
@@ -31,16 +31,29 @@ afterEach(async () => {
 });
 
 describe('CpuBackend', () => {
-  it('matches the reference with 0, 1, 2 and 3 workers and several KV block sizes', async () => {
-    for (const workers of [0, 1, 2, 3]) {
-      for (const kvBlock of [1, 16, 64]) {
-        const b = await make({ workers, kvBlock, inlineBelow: 0 });
-        await b.setKvCache(cache);
-        const got = await b.run(plan, queries);
-        expect(maxErr(got.out, ref.out), `workers ${workers} kvBlock ${kvBlock}`).toBeLessThan(1e-5);
-        expect(maxErr(got.lse, ref.lse)).toBeLessThan(1e-5);
+  it('matches the reference with 0, 1, 2 and 3 workers, several KV block and row pass sizes, SIMD on and off', async () => {
+    for (const workers of [0, 1, 3]) {
+      for (const simd of [true, false]) {
+        for (const [kvBlock, rowsMax] of [
+          [1, 128],
+          [16, 3],
+          [64, 128],
+        ]) {
+          const b = await make({ workers, kvBlock, rowsMax, inlineBelow: 0, simd });
+          await b.setKvCache(cache);
+          const got = await b.run(plan, queries);
+          const what = `workers ${workers} simd ${simd} kvBlock ${kvBlock} rowsMax ${rowsMax}`;
+          expect(maxErr(got.out, ref.out), what).toBeLessThan(1e-5);
+          expect(maxErr(got.lse, ref.lse), what).toBeLessThan(1e-5);
+        }
       }
     }
+  });
+
+  it('reports which inner loops it runs', async () => {
+    expect(cpuSimdAvailable()).toBe(true); // Node 20 has WebAssembly SIMD
+    expect((await make({ workers: 0 })).device).toMatch(/WebAssembly SIMD/);
+    expect((await make({ workers: 0, simd: false })).device).toMatch(/JavaScript f32/);
   });
 
   it('dispose() terminates every worker thread', async () => {

@@ -1,0 +1,429 @@
+/**
+ * The two inner loops of the CPU kernel as WebAssembly SIMD (f32x4), assembled here from a few
+ * dozen instructions so the package ships no binary and needs no toolchain:
+ *
+ *   qk(rows, D4, nb, tokPtr, qPtr, scPtr, scStride, kOff)
+ *     sc[r][t] = q_r · K[tok[t]] for r < rows, t < nb          (scores of a KV block)
+ *   pv(rows, D4, nb, tokPtr, wPtr, wStride, cPtr, accPtr, vOff)
+ *     acc_r = c[r] · acc_r + Σ_t w[r][t] · V[tok[t]]           (rescale + weighted V sum)
+ *
+ *   sm(rows, nb, t0, scPtr, scStride, visPtr, mPtr, lPtr, cPtr)
+ *     scores → weights, running max/sum and rescale factors (online softmax; see smFunction)
+ *
+ * All pointers are byte offsets into one shared memory (imported as env.mem) that also holds the
+ * f32 K and V pools; tok[t] is a token's element offset (KV head included) into a pool. D4 is the
+ * head dim in bytes and must be a multiple of 64 (head dims divisible by 16): the loops consume
+ * 16 floats (4 vectors) per step. WebAssembly has no exp instruction: sm evaluates a degree-6
+ * polynomial for 2^f times 2^n built from exponent bits (relative error ~1e-7, f32 level).
+ */
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const vec = (bytes: number[]) => [...uleb(bytes.length), ...bytes];
+const str = (s: string) => vec([...new TextEncoder().encode(s)]);
+const section = (id: number, bytes: number[]) => [id, ...vec(bytes)];
+
+/** A function body builder with named locals (parameters first). */
+class Fn {
+  readonly code: number[] = [];
+  private readonly index = new Map<string, number>();
+  private readonly locals: number[] = [];
+  constructor(
+    readonly params: string[],
+    locals: Array<[string, number]>,
+  ) {
+    params.forEach((p, i) => this.index.set(p, i));
+    locals.forEach(([name, type], i) => {
+      this.index.set(name, params.length + i);
+      this.locals.push(type);
+    });
+  }
+  private idx(name: string): number {
+    const i = this.index.get(name);
+    if (i === undefined) throw new Error(`wasm: unknown local ${name}`);
+    return i;
+  }
+  get(n: string) {
+    this.code.push(0x20, ...uleb(this.idx(n)));
+    return this;
+  }
+  set(n: string) {
+    this.code.push(0x21, ...uleb(this.idx(n)));
+    return this;
+  }
+  op(...bytes: number[]) {
+    this.code.push(...bytes);
+    return this;
+  }
+  i32(v: number) {
+    return this.op(0x41, ...sleb(v));
+  }
+  f32(v: number) {
+    return this.op(0x43, ...new Uint8Array(new Float32Array([v]).buffer));
+  }
+  /** i32 address `base + idx * 4` on the stack. */
+  addr4(base: string, idx: string) {
+    return this.get(base).get(idx).i32(2).op(0x74, 0x6a);
+  }
+  /** `if (cond) then [else otherwise] end` with no result; `cond` pushes the i32. */
+  ifElse(cond: () => void, then: () => void, otherwise?: () => void) {
+    cond();
+    this.op(0x04, 0x40);
+    then();
+    if (otherwise) {
+      this.op(0x05);
+      otherwise();
+    }
+    this.op(0x0b);
+    return this;
+  }
+  simd(op: number, ...imm: number[]) {
+    return this.op(0xfd, ...uleb(op), ...imm);
+  }
+  /** v128.load / v128.store with a constant byte offset. */
+  vload(offset = 0) {
+    return this.simd(0x00, 4, ...uleb(offset));
+  }
+  vstore(offset = 0) {
+    return this.simd(0x0b, 4, ...uleb(offset));
+  }
+  vzero() {
+    return this.simd(0x0c, ...new Array(16).fill(0));
+  }
+  /** f32x4.add / f32x4.mul: opcodes ≥ 128, which uleb encodes in two bytes. */
+  add4() {
+    return this.simd(0xe4);
+  }
+  mul4() {
+    return this.simd(0xe6);
+  }
+  splat() {
+    return this.simd(0x13);
+  }
+  lane(i: number) {
+    return this.simd(0x1f, i);
+  }
+  /** `block loop <exit check> body br 0 end end`: `exit` pushes an i32 that ends the loop when true. */
+  whileNot(exit: () => void, body: () => void) {
+    this.op(0x02, 0x40, 0x03, 0x40);
+    exit();
+    this.op(0x0d, 1); // br_if 1: leave the block
+    body();
+    this.op(0x0c, 0, 0x0b, 0x0b); // br 0 (loop again), end loop, end block
+    return this;
+  }
+  /** `loop body <continue check> br_if 0 end`: a do-while. */
+  doWhile(body: () => void, again: () => void) {
+    this.op(0x03, 0x40);
+    body();
+    again();
+    this.op(0x0d, 0, 0x0b);
+    return this;
+  }
+  encode(): number[] {
+    const groups: number[] = [];
+    for (const t of this.locals) groups.push(...uleb(1), t);
+    return vec([...uleb(this.locals.length), ...groups, ...this.code, 0x0b]);
+  }
+}
+
+function qkFunction(): Fn {
+  const f = new Fn(
+    ['rows', 'D4', 'nb', 'tokPtr', 'qPtr', 'scPtr', 'scStride', 'kOff'],
+    [
+      ['r', I32],
+      ['t', I32],
+      ['d', I32],
+      ['qr', I32],
+      ['scr', I32],
+      ['ka', I32],
+      ['a0', V128],
+      ['a1', V128],
+      ['a2', V128],
+      ['a3', V128],
+    ],
+  );
+  f.i32(0).set('r');
+  f.whileNot(
+    () => f.get('r').get('rows').op(0x4e), // i32.ge_s
+    () => {
+      f.get('qPtr').get('r').get('D4').op(0x6c, 0x6a).set('qr'); // qr = qPtr + r * D4
+      f.get('scPtr').get('r').get('scStride').op(0x6c, 0x6a).set('scr');
+      f.i32(0).set('t');
+      f.whileNot(
+        () => f.get('t').get('nb').op(0x4e),
+        () => {
+          // ka = kOff + tok[t] * 4
+          f.get('kOff').get('tokPtr').get('t').i32(2).op(0x74, 0x6a).op(0x28, 2, 0).i32(2).op(0x74, 0x6a).set('ka');
+          f.vzero().set('a0').vzero().set('a1').vzero().set('a2').vzero().set('a3');
+          f.i32(0).set('d');
+          f.doWhile(
+            () => {
+              for (const [acc, off] of [
+                ['a0', 0],
+                ['a1', 16],
+                ['a2', 32],
+                ['a3', 48],
+              ] as const) {
+                f.get(acc);
+                f.get('qr').get('d').op(0x6a).vload(off);
+                f.get('ka').get('d').op(0x6a).vload(off);
+                f.mul4().add4().set(acc);
+              }
+              f.get('d').i32(64).op(0x6a).set('d');
+            },
+            () => f.get('d').get('D4').op(0x48), // i32.lt_s
+          );
+          // sc[t] = horizontal sum of a0 + a1 + a2 + a3
+          f.get('scr').get('t').i32(2).op(0x74, 0x6a);
+          f.get('a0').get('a1').add4().get('a2').get('a3').add4().add4().set('a0');
+          f.get('a0').lane(0).get('a0').lane(1).op(0x92).get('a0').lane(2).get('a0').lane(3).op(0x92).op(0x92);
+          f.op(0x38, 2, 0); // f32.store
+          f.get('t').i32(1).op(0x6a).set('t');
+        },
+      );
+      f.get('r').i32(1).op(0x6a).set('r');
+    },
+  );
+  return f;
+}
+
+function pvFunction(): Fn {
+  const f = new Fn(
+    ['rows', 'D4', 'nb', 'tokPtr', 'wPtr', 'wStride', 'cPtr', 'accPtr', 'vOff'],
+    [
+      ['r', I32],
+      ['t', I32],
+      ['d', I32],
+      ['ar', I32],
+      ['wr', I32],
+      ['va', I32],
+      ['x0', V128],
+      ['x1', V128],
+      ['x2', V128],
+      ['x3', V128],
+      ['c', V128],
+      ['w', V128],
+    ],
+  );
+  f.i32(0).set('r');
+  f.whileNot(
+    () => f.get('r').get('rows').op(0x4e),
+    () => {
+      f.get('accPtr').get('r').get('D4').op(0x6c, 0x6a).set('ar');
+      f.get('wPtr').get('r').get('wStride').op(0x6c, 0x6a).set('wr');
+      f.get('cPtr').get('r').i32(2).op(0x74, 0x6a).op(0x2a, 2, 0).splat().set('c'); // c = splat(c[r])
+      f.i32(0).set('d');
+      f.doWhile(
+        () => {
+          // 16 accumulator floats stay in registers while the block's tokens stream past
+          for (const [x, off] of [
+            ['x0', 0],
+            ['x1', 16],
+            ['x2', 32],
+            ['x3', 48],
+          ] as const) {
+            f.get('ar').get('d').op(0x6a).vload(off).get('c').mul4().set(x);
+          }
+          f.i32(0).set('t');
+          f.whileNot(
+            () => f.get('t').get('nb').op(0x4e),
+            () => {
+              f.get('wr').get('t').i32(2).op(0x74, 0x6a).op(0x2a, 2, 0).splat().set('w');
+              // va = vOff + tok[t] * 4 + d
+              f.get('vOff').get('tokPtr').get('t').i32(2).op(0x74, 0x6a).op(0x28, 2, 0).i32(2).op(0x74, 0x6a).get('d').op(0x6a).set('va');
+              for (const [x, off] of [
+                ['x0', 0],
+                ['x1', 16],
+                ['x2', 32],
+                ['x3', 48],
+              ] as const) {
+                f.get(x).get('w').get('va').vload(off).mul4().add4().set(x);
+              }
+              f.get('t').i32(1).op(0x6a).set('t');
+            },
+          );
+          for (const [x, off] of [
+            ['x0', 0],
+            ['x1', 16],
+            ['x2', 32],
+            ['x3', 48],
+          ] as const) {
+            f.get('ar').get('d').op(0x6a).get(x).vstore(off);
+          }
+          f.get('d').i32(64).op(0x6a).set('d');
+        },
+        () => f.get('d').get('D4').op(0x48),
+      );
+      f.get('r').i32(1).op(0x6a).set('r');
+    },
+  );
+  return f;
+}
+
+/** exp(x) for x ≤ 0 in f32: 2^n · p(f), n = nearest(x·log2 e) (clamped at -126), |f| ≤ ½, p of degree 6. */
+function emitExp(f: Fn, x: string, y: string, n: string, fr: string, p: string): void {
+  f.get(x).f32(Math.LOG2E).op(0x94).f32(-126).op(0x97).set(y); // y = max(x·log2e, -126)
+  f.get(y).op(0x90).set(n); // n = nearest(y)
+  f.get(y).get(n).op(0x93).set(fr); // f = y - n
+  const c = [1, 0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.009618129107628477, 0.0013333558146428443, 0.00015403530393381606];
+  f.f32(c[6]);
+  for (let k = 5; k >= 0; k--) f.get(fr).op(0x94).f32(c[k]).op(0x92); // Horner
+  f.set(p);
+  // 2^n from the exponent bits
+  f.get(p).get(n).op(0xa8).i32(127).op(0x6a).i32(23).op(0x74).op(0xbe).op(0x94);
+}
+
+/**
+ * sm(rows, nb, t0, scPtr, scStride, visPtr, mPtr, lPtr, cPtr): online-softmax step of a block.
+ * Row r sees n = min(vis[r] - t0, nb) tokens of it; its scores become weights exp(s - m') in
+ * place (0 past n), with m' = max(m[r], block max); l[r] = l[r]·c + Σ weights; c[r] = exp(m - m')
+ * is the factor pv rescales the row's accumulator by.
+ */
+function smFunction(): Fn {
+  const f = new Fn(
+    ['rows', 'nb', 't0', 'scPtr', 'scStride', 'visPtr', 'mPtr', 'lPtr', 'cPtr'],
+    [
+      ['r', I32],
+      ['t', I32],
+      ['n', I32],
+      ['sr', I32],
+      ['mx', F32],
+      ['m', F32],
+      ['c', F32],
+      ['l', F32],
+      ['w', F32],
+      ['ey', F32],
+      ['en', F32],
+      ['ef', F32],
+      ['ep', F32],
+      ['ex', F32],
+    ],
+  );
+  const zeroFrom = (start: () => void) => {
+    start();
+    f.set('t');
+    f.whileNot(
+      () => f.get('t').get('nb').op(0x4e),
+      () => {
+        f.addr4('sr', 't').f32(0).op(0x38, 2, 0);
+        f.get('t').i32(1).op(0x6a).set('t');
+      },
+    );
+  };
+  f.i32(0).set('r');
+  f.whileNot(
+    () => f.get('r').get('rows').op(0x4e),
+    () => {
+      f.get('scPtr').get('r').get('scStride').op(0x6c, 0x6a).set('sr');
+      // n = min(vis[r] - t0, nb)
+      f.addr4('visPtr', 'r').op(0x28, 2, 0).get('t0').op(0x6b).set('n');
+      f.ifElse(
+        () => f.get('n').get('nb').op(0x4a), // i32.gt_s
+        () => f.get('nb').set('n'),
+      );
+      f.ifElse(
+        () => f.get('n').i32(0).op(0x4c), // i32.le_s: nothing visible in this block
+        () => {
+          f.addr4('cPtr', 'r').f32(1).op(0x38, 2, 0);
+          zeroFrom(() => f.i32(0));
+        },
+        () => {
+          f.f32(-Infinity).set('mx');
+          f.i32(0).set('t');
+          f.whileNot(
+            () => f.get('t').get('n').op(0x4e),
+            () => {
+              f.get('mx').addr4('sr', 't').op(0x2a, 2, 0).op(0x97).set('mx');
+              f.get('t').i32(1).op(0x6a).set('t');
+            },
+          );
+          f.addr4('mPtr', 'r').op(0x2a, 2, 0).set('m');
+          f.f32(1).set('c');
+          f.ifElse(
+            () => f.get('mx').get('m').op(0x5e), // f32.gt
+            () => {
+              f.get('m').get('mx').op(0x93).set('ex');
+              emitExp(f, 'ex', 'ey', 'en', 'ef', 'ep');
+              f.set('c');
+              f.get('mx').set('m');
+              f.addr4('mPtr', 'r').get('m').op(0x38, 2, 0);
+            },
+          );
+          f.addr4('lPtr', 'r').op(0x2a, 2, 0).get('c').op(0x94).set('l');
+          f.i32(0).set('t');
+          f.whileNot(
+            () => f.get('t').get('n').op(0x4e),
+            () => {
+              f.addr4('sr', 't').op(0x2a, 2, 0).get('m').op(0x93).set('ex');
+              emitExp(f, 'ex', 'ey', 'en', 'ef', 'ep');
+              f.set('w');
+              f.addr4('sr', 't').get('w').op(0x38, 2, 0);
+              f.get('l').get('w').op(0x92).set('l');
+              f.get('t').i32(1).op(0x6a).set('t');
+            },
+          );
+          zeroFrom(() => f.get('n'));
+          f.addr4('lPtr', 'r').get('l').op(0x38, 2, 0);
+          f.addr4('cPtr', 'r').get('c').op(0x38, 2, 0);
+        },
+      );
+      f.get('r').i32(1).op(0x6a).set('r');
+    },
+  );
+  return f;
+}
+
+/** The module's bytes: imports a shared memory `env.mem` of `maxPages` pages at most. */
+export function kernelWasmBytes(maxPages = 65536): Uint8Array<ArrayBuffer> {
+  const qk = qkFunction();
+  const pv = pvFunction();
+  const sm = smFunction();
+  // sections hold a count of entries, then the entries
+  const fnType = (n: number) => [0x60, ...uleb(n), ...new Array(n).fill(I32), ...uleb(0)];
+  const types = section(1, [...uleb(3), ...fnType(qk.params.length), ...fnType(pv.params.length), ...fnType(sm.params.length)]);
+  // shared memory limits: flag 3 = has maximum + shared
+  const imports = section(2, [...uleb(1), ...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)]);
+  const funcs = section(3, [...uleb(3), 0, 1, 2]);
+  const exports = section(7, [...uleb(3), ...str('qk'), 0x00, 0, ...str('pv'), 0x00, 1, ...str('sm'), 0x00, 2]);
+  const code = section(10, [...uleb(3), ...qk.encode(), ...pv.encode(), ...sm.encode()]);
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...code]);
+}
+
+/** The compiled module, or undefined where WebAssembly SIMD or shared memory is unavailable. */
+export function kernelWasmModule(): WebAssembly.Module | undefined {
+  try {
+    if (typeof WebAssembly !== 'object' || typeof SharedArrayBuffer !== 'function') return undefined;
+    const bytes = kernelWasmBytes();
+    if (!WebAssembly.validate(bytes)) return undefined;
+    return new WebAssembly.Module(bytes);
+  } catch {
+    return undefined;
+  }
+}
