@@ -18,6 +18,21 @@ const cases: Array<[string, ReturnType<typeof workload>]> = [
   ...(['W1', 'W2', 'W3', 'W4', 'W5'] as WorkloadId[]).map((id) => [id, workload(id)] as [string, ReturnType<typeof workload>]),
   ['tree1024', bigTree()],
 ];
+// Machine-speed reference: ns per element of a plain typed-array sum (≈0.3–0.5 on an idle modern core).
+function calibrate(): number {
+  const a = new Int32Array(1 << 20).map((_, i) => i & 1023);
+  let best = Infinity;
+  for (let r = 0; r < 30; r++) {
+    const t0 = performance.now();
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i];
+    const dt = performance.now() - t0;
+    if (dt < best) best = dt;
+    (globalThis as { sink?: number }).sink = s;
+  }
+  return (best * 1e6) / a.length;
+}
+const calBefore = calibrate();
 const results = cases.map(([name, batch]) => {
   const b = benchmarkPlanning(batch, H100_CAPS, { iters });
   const m = planMetrics(prefixPlanner(batch, H100_CAPS), batch, H100_CAPS);
@@ -52,6 +67,7 @@ const out = {
   notes:
     'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner from the state of the batch to nextDecodeBatch(batch) (one token appended to every request), state cloned before each timed step. Load average of the machine at the time is recorded: other jobs shared its 2 cores.',
   loadAverage: loadavg(),
+  calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
 };
 if (process.env.WRITE !== '0') {
