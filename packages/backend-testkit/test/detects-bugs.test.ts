@@ -1,5 +1,5 @@
 import { CONTRACT_VERSION, ReferenceBackend, type AttentionBackend, type Plan } from '@canopy/core';
-import { planners } from '@canopy/planner';
+import { perRequestPlanner, planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { conformanceCases, runConformanceCase } from '../src/index.js';
 
@@ -18,12 +18,33 @@ class DropsLastPartial extends ReferenceBackend {
   }
 }
 
+/** Another classic: an off-by-one that skips the last KV token of every work item. */
+class SkipsLastToken extends ReferenceBackend {
+  override async run(plan: Plan, queries: Float32Array) {
+    const segTokens = plan.segTokens.slice();
+    for (let i = 0; i < plan.numItems; i++) {
+      const last = plan.itemSegBegin[i + 1] - 1;
+      if (last >= plan.itemSegBegin[i] && segTokens[last] > 1) segTokens[last]--;
+    }
+    return super.run({ ...plan, segTokens }, queries);
+  }
+}
+
 describe('the suite catches wrong backends', () => {
+  it('reports a large error for an off-by-one backend, with both planners', async () => {
+    for (const planner of [planners.prefix, planners.perRequest]) {
+      const c = conformanceCases().find((x) => x.name.startsWith('deep chain'))!;
+      const r = await runConformanceCase(new SkipsLastToken(), c, planner);
+      expect(r.maxOutErr).toBeGreaterThan(1e-2);
+    }
+  });
+
   it('reports a large error for a backend that drops partials', async () => {
     const b: AttentionBackend = new DropsLastPartial();
     expect(b.contractVersion).toBe(CONTRACT_VERSION);
-    const c = conformanceCases().find((x) => x.name.startsWith('wide fan (40'))!;
-    const r = await runConformanceCase(b, c, planners.prefix);
+    const c = conformanceCases().find((x) => x.name.startsWith('deep chain'))!;
+    // chunks of 8 tokens give every query several partials
+    const r = await runConformanceCase(b, c, (batch, caps) => perRequestPlanner(batch, caps, { chunkTokens: 8 }));
     expect(r.maxOutErr).toBeGreaterThan(1e-2);
   });
 });
