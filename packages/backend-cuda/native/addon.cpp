@@ -96,9 +96,10 @@ struct PlanState {
   int numMergeQueries = 0;
   int groupCount[4] = {0, 0, 0, 0};  // work units per rg (1, 2, 4, 8) in the multi-stream layout
   int numWork = 0;
-  int numHeavy = 0;  // workSorted = [rg 4/8 units (8-warp kernel)] + [rg 1/2 units (4-warp kernel)]
+  int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
+  int firstWarps = 8;  // warps per CTA of the first family
   int maxRg = 1;
-  int persistentGrid[2] = {1, 1};  // CTAs of the 8- and 4-warp persistent kernels (computed outside capture)
+  int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
       queryKvLimit, slotDest, mergeBegin, mergeSlots, mergeQueries;
   DeviceBuffer workGrouped, workSorted, counter;
@@ -160,18 +161,18 @@ struct PlanState {
   void enqueue(Strategy s) {
     ContextCore& c = *core;
     if (s == kPersistent) {
-      // Two persistent grids side by side (heavy 8-warp tiles first), each with its own counter.
+      // Two persistent grids side by side (the family with the longest unit first), each with its own counter.
       CANOPY_CUDA(cudaMemsetAsync(counter.ptr, 0, 2 * sizeof(int), c.main));
       CANOPY_CUDA(cudaEventRecord(c.fork, c.main));
       const WorkUnit* units = workSorted.as<const WorkUnit>();
-      const int counts[2] = {numHeavy, numWork - numHeavy};
-      const int warps[2] = {8, 4};
+      const int counts[2] = {numFirst, numWork - numFirst};
+      const int warps[2] = {firstWarps, 12 - firstWarps};
       int used = 0;
       for (int k = 0; k < 2; ++k) {
         if (counts[k] == 0) continue;
         cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
-        AttnParams ap = attnParams(units + (k == 0 ? 0 : numHeavy), counts[k]);
+        AttnParams ap = attnParams(units + (k == 0 ? 0 : numFirst), counts[k]);
         ap.counter = counter.as<int>() + k;
         launchAttnPersistent(ap, headDim, warps[k], persistentGrid[k], st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
@@ -575,7 +576,8 @@ class Context : public Napi::ObjectWrap<Context> {
     st->maxRg = getInt(d, "maxRg");
     auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
-    st->numHeavy = getInt(d, "numHeavy");
+    st->numFirst = getInt(d, "numFirst");
+    st->firstWarps = getInt(d, "firstWarps") == 4 ? 4 : 8;
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
     if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");
@@ -608,8 +610,8 @@ class Context : public Napi::ObjectWrap<Context> {
         st->outLse.alloc(rowsQ * sizeof(float));
         st->partO.alloc(rowsP * st->headDim * sizeof(float));
         st->partLse.alloc(rowsP * sizeof(float));
-        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, 8) * core_->prop.multiProcessorCount;
-        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 4) * core_->prop.multiProcessorCount;
+        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * core_->prop.multiProcessorCount;
+        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * core_->prop.multiProcessorCount;
         core_->plans.insert(st.get());
       } catch (const std::exception& e) {
         st->freeLocked();

@@ -29,14 +29,6 @@
 namespace canopy {
 namespace {
 
-constexpr int kKT = 64;  // KV tokens per pipeline stage
-
-// Warps per CTA for a tile of 16·rg rows: 4 for 16/32-row tiles (the warps split each stage's
-// tokens 4 or 2 ways), 8 for 64/128-row tiles (split 2 ways or not at all).
-__host__ __device__ constexpr int warpsFor(int rg) { return rg <= 2 ? 4 : 8; }
-// 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
-// registers for its O accumulators, and fits one CTA per SM in shared memory anyway.
-__host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
 
 __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool valid) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -81,37 +73,53 @@ __host__ __device__ constexpr int rowStride() {
   return D + 8;  // 16-byte pad: the 8 rows an ldmatrix reads land in distinct bank groups
 }
 
+// Warp layout of a tile of 16·RG rows (see the header): m16 tiles per warp (MT), warps (NW),
+// KV tokens per pipeline stage (KT). 128-row tiles of head dim ≤ 128 give each warp 32 rows (two
+// m16 tiles share every K/V fragment it loads: half the shared-memory traffic per MMA and twice
+// the independent MMAs), with 32-token stages to keep S in registers.
+__host__ __device__ constexpr int mtFor(int d, int rg) { return rg == 8 && d <= 128 ? 2 : 1; }
+__host__ __device__ constexpr int warpsFor(int d, int rg) { return rg <= 2 ? 4 : mtFor(d, rg) == 2 ? 4 : 8; }
+__host__ __device__ constexpr int ktFor(int d, int rg) { return mtFor(d, rg) == 2 ? 32 : 64; }
+// 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
+// registers for its O accumulators, and fits one CTA per SM in shared memory anyway.
+__host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
+__host__ __device__ constexpr size_t cmax(size_t a, size_t b) { return a > b ? a : b; }
+
 template <int D, int RG, int STAGES>
 __host__ __device__ constexpr size_t unitSmemBytes() {
-  return size_t(16 * RG) * rowStride<D>() * 2          // Q
-         + size_t(STAGES) * 2 * kKT * rowStride<D>() * 2  // K, V stages
-         + size_t(16 * RG) * 4;                          // row limits
+  constexpr int NW = warpsFor(D, RG), MT = mtFor(D, RG), KT = ktFor(D, RG);
+  return size_t(16 * RG) * rowStride<D>() * 2                       // Q
+         + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
+                size_t(NW) * MT * 16 * (D + 4) * 4)                  //   the end-of-unit combine
+         + size_t(16 * RG) * 4;                                      // row limits
 }
 
 template <int D, int RG, int STAGES>
 __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem) {
-  constexpr int kWarps = warpsFor(RG);
+  constexpr int kWarps = warpsFor(D, RG);
   constexpr int kThreads = kWarps * 32;
+  constexpr int MT = mtFor(D, RG);
+  constexpr int kKT = ktFor(D, RG);
   constexpr int R = 16 * RG;
-  constexpr int KV_SPLIT = kWarps / RG;
+  constexpr int KV_SPLIT = kWarps * MT / RG;
   constexpr int NT = kKT / KV_SPLIT;  // tokens of a stage one warp handles (16, 32, 64)
   constexpr int SN = NT / 8;          // S n-tiles per warp
   constexpr int DK = D / 16;          // k-steps of Q·Kᵀ
   constexpr int DN = D / 8;           // n-tiles of O
   constexpr int S = rowStride<D>();
-  // Q fragments stay in registers unless that would push the 8-warp tiles past 128 registers.
-  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4;
-  static_assert(kWarps * 16 * D * 4 + 2 * kWarps * 16 * 4 <= STAGES * 2 * kKT * S * 2,
-                "combine area must fit in the stage buffers");
+  // Q fragments stay in registers for the 4-warp single-m-tile tiles; the others reload them.
+  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4 && MT == 1;
+  static_assert(NT >= 16 && NT % 16 == 0, "a warp needs whole 16-token k-steps");
 
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * S;
-  int* sLim = reinterpret_cast<int*>(sKV + STAGES * 2 * kKT * S);
+  constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4);
+  int* sLim = reinterpret_cast<int*>(reinterpret_cast<char*>(sKV) + kvBytes);
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
   const int lane = tid & 31;
-  const int rgi = warp / KV_SPLIT;
+  const int rgi = warp / KV_SPLIT;  // the warp's rows: [rgi·16·MT, (rgi+1)·16·MT)
   const int ks = warp % KV_SPLIT;
 
   const int item = w.item;
@@ -179,24 +187,30 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   int maxLim = 0;
   for (int r = 0; r < R; ++r) maxLim = max(maxLim, sLim[r]);
   const int nTiles = (maxLim + kKT - 1) / kKT;
-  const int limA = sLim[rgi * 16 + (lane >> 2)];
-  const int limB = sLim[rgi * 16 + (lane >> 2) + 8];
+  int limA[MT], limB[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+    limA[mt] = sLim[(rgi * MT + mt) * 16 + (lane >> 2)];
+    limB[mt] = sLim[(rgi * MT + mt) * 16 + (lane >> 2) + 8];
+  }
 
-  const __half* sQw = sQ + rgi * 16 * S;
+  const __half* sQw = sQ + rgi * MT * 16 * S;
+  const int qRow = (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int qCol = 8 * (lane >> 4);
   unsigned qf[Q_IN_REGS ? DK : 1][4];
   if constexpr (Q_IN_REGS) {
 #pragma unroll
-    for (int kk = 0; kk < DK; ++kk) {
-      const int row = (lane & 7) + 8 * ((lane >> 3) & 1);
-      const int col = kk * 16 + 8 * (lane >> 4);
-      ldmatrixX4(qf[kk], sQw + row * S + col);
-    }
+    for (int kk = 0; kk < DK; ++kk) ldmatrixX4(qf[kk], sQw + qRow * S + kk * 16 + qCol);
   }
 
-  float o[DN][4];
+  float o[MT][DN][4];
 #pragma unroll
-  for (int i = 0; i < DN; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-  float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < DN; ++i) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+  float mA[MT], mB[MT], lA[MT], lB[MT];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) mA[mt] = mB[mt] = -INFINITY, lA[mt] = lB[mt] = 0.f;
 
   for (int j = 0; j < nTiles; ++j) {
     cpAsyncWait<STAGES - 2>();
@@ -209,19 +223,22 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     const __half* sK = sKV + (j % STAGES) * 2 * kKT * S + ks * NT * S;
     const __half* sV = sK + kKT * S;
 
-    float s[SN][4];
+    float s[MT][SN][4];
 #pragma unroll
-    for (int n = 0; n < SN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int n = 0; n < SN; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < DK; ++kk) {
-      unsigned a[4];
-      if constexpr (Q_IN_REGS) {
+      unsigned a[MT][4];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) a[e] = qf[kk][e];
-      } else {
-        const int row = (lane & 7) + 8 * ((lane >> 3) & 1);
-        const int col = kk * 16 + 8 * (lane >> 4);
-        ldmatrixX4(a, sQw + row * S + col);
+      for (int mt = 0; mt < MT; ++mt) {
+        if constexpr (Q_IN_REGS) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) a[mt][e] = qf[kk][e];
+        } else {
+          ldmatrixX4(a[mt], sQw + (mt * 16 + qRow) * S + kk * 16 + qCol);
+        }
       }
 #pragma unroll
       for (int nn = 0; nn < SN / 2; ++nn) {
@@ -229,130 +246,149 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
         const int tok = nn * 16 + (lane & 7) + 8 * (lane >> 4);
         const int col = kk * 16 + 8 * ((lane >> 3) & 1);
         ldmatrixX4(b, sK + tok * S + col);
-        mma16816(s[2 * nn], a, b[0], b[1]);
-        mma16816(s[2 * nn + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(s[mt][2 * nn], a[mt], b[0], b[1]);
+          mma16816(s[mt][2 * nn + 1], a[mt], b[2], b[3]);
+        }
       }
     }
 
     // Mask (positions at or past the row's limit, and the zero-filled tail) and online softmax.
     const int tokBase = j * kKT + ks * NT + 2 * (lane & 3);
-    float mxA = -INFINITY, mxB = -INFINITY;
 #pragma unroll
-    for (int n = 0; n < SN; ++n) {
+    for (int mt = 0; mt < MT; ++mt) {
+      float mxA = -INFINITY, mxB = -INFINITY;
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int tok = tokBase + n * 8 + e;
-        if (tok >= limA) s[n][e] = -INFINITY;
-        if (tok >= limB) s[n][2 + e] = -INFINITY;
-        mxA = fmaxf(mxA, s[n][e]);
-        mxB = fmaxf(mxB, s[n][2 + e]);
+      for (int n = 0; n < SN; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int tok = tokBase + n * 8 + e;
+          if (tok >= limA[mt]) s[mt][n][e] = -INFINITY;
+          if (tok >= limB[mt]) s[mt][n][2 + e] = -INFINITY;
+          mxA = fmaxf(mxA, s[mt][n][e]);
+          mxB = fmaxf(mxB, s[mt][n][2 + e]);
+        }
       }
-    }
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-    const float mNewA = fmaxf(mA, mxA);
-    const float mNewB = fmaxf(mB, mxB);
-    // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
-    const float shA = mNewA == -INFINITY ? 0.f : mNewA;
-    const float shB = mNewB == -INFINITY ? 0.f : mNewB;
-    const float alphaA = exp2f(mA - shA);
-    const float alphaB = exp2f(mB - shB);
-    mA = mNewA;
-    mB = mNewB;
-    float sumA = 0.f, sumB = 0.f;
+      mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+      mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+      mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+      mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+      const float mNewA = fmaxf(mA[mt], mxA);
+      const float mNewB = fmaxf(mB[mt], mxB);
+      // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
+      const float shA = mNewA == -INFINITY ? 0.f : mNewA;
+      const float shB = mNewB == -INFINITY ? 0.f : mNewB;
+      const float alphaA = exp2f(mA[mt] - shA);
+      const float alphaB = exp2f(mB[mt] - shB);
+      mA[mt] = mNewA;
+      mB[mt] = mNewB;
+      float sumA = 0.f, sumB = 0.f;
 #pragma unroll
-    for (int n = 0; n < SN; ++n) {
-      s[n][0] = exp2f(s[n][0] - shA);
-      s[n][1] = exp2f(s[n][1] - shA);
-      s[n][2] = exp2f(s[n][2] - shB);
-      s[n][3] = exp2f(s[n][3] - shB);
-      sumA += s[n][0] + s[n][1];
-      sumB += s[n][2] + s[n][3];
-    }
-    lA = lA * alphaA + sumA;
-    lB = lB * alphaB + sumB;
+      for (int n = 0; n < SN; ++n) {
+        s[mt][n][0] = exp2f(s[mt][n][0] - shA);
+        s[mt][n][1] = exp2f(s[mt][n][1] - shA);
+        s[mt][n][2] = exp2f(s[mt][n][2] - shB);
+        s[mt][n][3] = exp2f(s[mt][n][3] - shB);
+        sumA += s[mt][n][0] + s[mt][n][1];
+        sumB += s[mt][n][2] + s[mt][n][3];
+      }
+      lA[mt] = lA[mt] * alphaA + sumA;
+      lB[mt] = lB[mt] * alphaB + sumB;
 #pragma unroll
-    for (int dn = 0; dn < DN; ++dn) {
-      o[dn][0] *= alphaA;
-      o[dn][1] *= alphaA;
-      o[dn][2] *= alphaB;
-      o[dn][3] *= alphaB;
+      for (int dn = 0; dn < DN; ++dn) {
+        o[mt][dn][0] *= alphaA;
+        o[mt][dn][1] *= alphaA;
+        o[mt][dn][2] *= alphaB;
+        o[mt][dn][3] *= alphaB;
+      }
     }
 
     // O += P·V: the S accumulators of two adjacent n-tiles form one A fragment (16 tokens).
 #pragma unroll
     for (int kk = 0; kk < NT / 16; ++kk) {
-      unsigned a[4];
-      a[0] = packHalf2(s[2 * kk][0], s[2 * kk][1]);
-      a[1] = packHalf2(s[2 * kk][2], s[2 * kk][3]);
-      a[2] = packHalf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      a[3] = packHalf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      unsigned a[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        a[mt][0] = packHalf2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        a[mt][1] = packHalf2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        a[mt][2] = packHalf2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        a[mt][3] = packHalf2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dn = 0; dn < DN / 2; ++dn) {
         unsigned b[4];
         const int tok = kk * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
         const int col = dn * 16 + 8 * (lane >> 4);
         ldmatrixX4T(b, sV + tok * S + col);
-        mma16816(o[2 * dn], a, b[0], b[1]);
-        mma16816(o[2 * dn + 1], a, b[2], b[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mma16816(o[mt][2 * dn], a[mt], b[0], b[1]);
+          mma16816(o[mt][2 * dn + 1], a[mt], b[2], b[3]);
+        }
       }
     }
   }
   cpAsyncWait<0>();
   __syncthreads();  // every warp is done with the stage buffers: reuse them to combine
 
-  lA += __shfl_xor_sync(0xffffffffu, lA, 1);
-  lA += __shfl_xor_sync(0xffffffffu, lA, 2);
-  lB += __shfl_xor_sync(0xffffffffu, lB, 1);
-  lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-
-  float* sO = reinterpret_cast<float*>(sKV);  // [kWarps][16][D]
-  float* sM = sO + kWarps * 16 * D;            // [kWarps][16]
-  float* sL = sM + kWarps * 16;
+  // Per (warp, m-tile) 16-row block: O (unnormalised), running max and sum, through shared memory.
+  constexpr int OS = D + 2;  // padded row (floats) so the float2 stores of a quad spread over banks
+  float* sO = reinterpret_cast<float*>(sKV);  // [kWarps·MT][16][OS]
+  float* sM = sO + kWarps * MT * 16 * OS;      // [kWarps·MT][16]
+  float* sL = sM + kWarps * MT * 16;
+  static_assert(size_t(kWarps) * MT * 16 * (OS + 2) * 4 <= kvBytes, "combine area must fit");
   {
     const int g = lane >> 2;
     const int t = lane & 3;
-    float* ow = sO + warp * 16 * D;
 #pragma unroll
-    for (int dn = 0; dn < DN; ++dn) {
-      *reinterpret_cast<float2*>(ow + g * D + dn * 8 + 2 * t) = make_float2(o[dn][0], o[dn][1]);
-      *reinterpret_cast<float2*>(ow + (g + 8) * D + dn * 8 + 2 * t) = make_float2(o[dn][2], o[dn][3]);
-    }
-    if (t == 0) {
-      sM[warp * 16 + g] = mA;
-      sM[warp * 16 + g + 8] = mB;
-      sL[warp * 16 + g] = lA;
-      sL[warp * 16 + g + 8] = lB;
+    for (int mt = 0; mt < MT; ++mt) {
+      float la = lA[mt], lb = lB[mt];
+      la += __shfl_xor_sync(0xffffffffu, la, 1);
+      la += __shfl_xor_sync(0xffffffffu, la, 2);
+      lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+      lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+      const int blk = warp * MT + mt;
+      float* ow = sO + blk * 16 * OS;
+#pragma unroll
+      for (int dn = 0; dn < DN; ++dn) {
+        *reinterpret_cast<float2*>(ow + g * OS + dn * 8 + 2 * t) = make_float2(o[mt][dn][0], o[mt][dn][1]);
+        *reinterpret_cast<float2*>(ow + (g + 8) * OS + dn * 8 + 2 * t) = make_float2(o[mt][dn][2], o[mt][dn][3]);
+      }
+      if (t == 0) {
+        sM[blk * 16 + g] = mA[mt];
+        sM[blk * 16 + g + 8] = mB[mt];
+        sL[blk * 16 + g] = la;
+        sL[blk * 16 + g + 8] = lb;
+      }
     }
   }
   __syncthreads();
 
   const int partialBase = p.itemPartialBase[item];
-  for (int i = tid; i < R * (D / 4); i += kThreads) {
-    const int r = i / (D / 4);
-    const int c = (i % (D / 4)) * 4;
+  for (int i = tid; i < R * (D / 2); i += kThreads) {
+    const int r = i / (D / 2);
+    const int c = (i % (D / 2)) * 2;
     const int gr = rowBase + r;
     if (gr >= numRows) continue;
-    const int rg = r / 16;
+    // 16-row block b of the tile is m-tile b % MT of the warps (b / MT)·KV_SPLIT + k.
+    const int b = r / 16;
     const int lr = r % 16;
+    const int blk0 = ((b / MT) * KV_SPLIT) * MT + b % MT;
     float M = -INFINITY;
 #pragma unroll
-    for (int k = 0; k < KV_SPLIT; ++k) M = fmaxf(M, sM[(rg * KV_SPLIT + k) * 16 + lr]);
+    for (int k = 0; k < KV_SPLIT; ++k) M = fmaxf(M, sM[(blk0 + k * MT) * 16 + lr]);
     float L = 0.f;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    float2 acc = make_float2(0.f, 0.f);
     if (M != -INFINITY) {
 #pragma unroll
       for (int k = 0; k < KV_SPLIT; ++k) {
-        const int wk = rg * KV_SPLIT + k;
-        const float f = exp2f(sM[wk * 16 + lr] - M);
-        L += sL[wk * 16 + lr] * f;
-        const float4 v = *reinterpret_cast<const float4*>(sO + (wk * 16 + lr) * D + c);
+        const int blk = blk0 + k * MT;
+        const float f = exp2f(sM[blk * 16 + lr] - M);
+        L += sL[blk * 16 + lr] * f;
+        const float2 v = *reinterpret_cast<const float2*>(sO + (blk * 16 + lr) * OS + c);
         acc.x += v.x * f;
         acc.y += v.y * f;
-        acc.z += v.z * f;
-        acc.w += v.w * f;
       }
     }
     float lse;
@@ -360,11 +396,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       const float inv = 1.f / L;
       acc.x *= inv;
       acc.y *= inv;
-      acc.z *= inv;
-      acc.w *= inv;
       lse = (M + log2f(L)) * 0.69314718055994531f;
     } else {
-      acc = make_float4(0.f, 0.f, 0.f, 0.f);
+      acc = make_float2(0.f, 0.f);
       lse = -INFINITY;  // the empty state: this item holds nothing the query sees
     }
     const int lq = gr / G;
@@ -380,7 +414,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       oDst = p.partO + (static_cast<size_t>(slot) * p.numQoHeads + hq) * D;
       lseDst = p.partLse + static_cast<size_t>(slot) * p.numQoHeads + hq;
     }
-    *reinterpret_cast<float4*>(oDst + c) = acc;
+    *reinterpret_cast<float2*>(oDst + c) = acc;
     if (c == 0) *lseDst = lse;
   }
 }
@@ -392,29 +426,32 @@ __host__ __device__ constexpr int tileStages() {
 }
 
 template <int D, int RG, int STAGES>
-__global__ void __launch_bounds__(warpsFor(RG) * 32, minBlocksFor(D, warpsFor(RG))) attnTileKernel(AttnParams p) {
+__global__ void __launch_bounds__(warpsFor(D, RG) * 32, minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   attnUnit<D, RG, STAGES>(p, p.work[blockIdx.x], smem);
 }
 
 // Persistent variant: a grid sized to the chip pulls work units (sorted longest first on the
 // host) from a global counter and dispatches on each unit's rg. Tiles of different warp counts
-// cannot share a CTA shape, so there are two: the 4-warp one runs rg 1 and 2, the 8-warp one
-// rg 4 and 8; the host launches them side by side on two streams, each with its own list.
-template <int NW>
-struct PersistentRgs;
-template <>
-struct PersistentRgs<4> {
-  static constexpr int lo = 1, hi = 2;
-};
-template <>
-struct PersistentRgs<8> {
-  static constexpr int lo = 4, hi = 8;
-};
+// cannot share a CTA shape, so there is one persistent kernel per warp count (a "family": the
+// rg whose tile kernel has NW warps); the host launches the families side by side on two
+// streams, each with its own list and counter.
+template <int D, int NW>
+__host__ __device__ constexpr bool inFamily(int rg) { return warpsFor(D, rg) == NW; }
+
+template <int D, int NW>
+__host__ __device__ constexpr size_t familySmem(int stages) {
+  size_t m = 0;
+  if (inFamily<D, NW>(1)) m = cmax(m, stages == 3 ? unitSmemBytes<D, 1, 3>() : unitSmemBytes<D, 1, 2>());
+  if (inFamily<D, NW>(2)) m = cmax(m, stages == 3 ? unitSmemBytes<D, 2, 3>() : unitSmemBytes<D, 2, 2>());
+  if (inFamily<D, NW>(4)) m = cmax(m, stages == 3 ? unitSmemBytes<D, 4, 3>() : unitSmemBytes<D, 4, 2>());
+  if (inFamily<D, NW>(8)) m = cmax(m, stages == 3 ? unitSmemBytes<D, 8, 3>() : unitSmemBytes<D, 8, 2>());
+  return m;
+}
 
 template <int D, int NW>
 __host__ __device__ constexpr int persistentStages() {
-  return unitSmemBytes<D, PersistentRgs<NW>::hi, 3>() <= 113 * 1024 ? 3 : 2;
+  return familySmem<D, NW>(3) <= 113 * 1024 ? 3 : 2;
 }
 
 template <int D, int NW>
@@ -429,8 +466,12 @@ __global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKe
     __syncthreads();  // all threads read sNext before thread 0 may overwrite it
     if (wi >= p.numWork) break;
     const WorkUnit w = p.work[wi];
-    if (w.rg == PersistentRgs<NW>::lo) attnUnit<D, PersistentRgs<NW>::lo, ST>(p, w, smem);
-    else attnUnit<D, PersistentRgs<NW>::hi, ST>(p, w, smem);
+    switch (w.rg) {
+      case 1: if constexpr (inFamily<D, NW>(1)) attnUnit<D, 1, ST>(p, w, smem); break;
+      case 2: if constexpr (inFamily<D, NW>(2)) attnUnit<D, 2, ST>(p, w, smem); break;
+      case 4: if constexpr (inFamily<D, NW>(4)) attnUnit<D, 4, ST>(p, w, smem); break;
+      default: if constexpr (inFamily<D, NW>(8)) attnUnit<D, 8, ST>(p, w, smem); break;
+    }
     __syncthreads();  // the next unit overwrites shared memory this one read last
   }
 }
@@ -441,12 +482,12 @@ size_t tileSmem() {
 }
 template <int D, int NW>
 size_t persistentSmem() {
-  return unitSmemBytes<D, PersistentRgs<NW>::hi, persistentStages<D, NW>()>();  // the larger rg
+  return familySmem<D, NW>(persistentStages<D, NW>());
 }
 
 template <int D, int RG>
 void launchTileD(const AttnParams& p, cudaStream_t stream) {
-  attnTileKernel<D, RG, tileStages<D, RG>()><<<p.numWork, warpsFor(RG) * 32, tileSmem<D, RG>(), stream>>>(p);
+  attnTileKernel<D, RG, tileStages<D, RG>()><<<p.numWork, warpsFor(D, RG) * 32, tileSmem<D, RG>(), stream>>>(p);
   CANOPY_LAUNCHED("attnTileKernel launch");
 }
 
@@ -485,6 +526,8 @@ void launchPersistentD(const AttnParams& p, int grid, cudaStream_t stream) {
 }
 
 }  // namespace
+
+int attnWarpsFor(int headDim, int rg) { return warpsFor(headDim, rg); }
 
 void attnInit() {
   initD<64>();

@@ -15,4 +15,4 @@ export {
   type LaunchStrategy,
 } from './backend.js';
 export { ADDON_FILE, addonCandidates, addonPath, loadAddon, resetAddonCache } from './native.js';
-export { KERNEL_ROWS, preparePlan, rowGroupsFor, type KvShape } from './prepare.js';
+export { KERNEL_ROWS, kernelWarps, preparePlan, rowGroupsFor, type KvShape } from './prepare.js';

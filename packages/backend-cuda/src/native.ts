@@ -43,7 +43,9 @@ export interface NativePlanDesc {
   numPartials: number;
   scaleLog2: number;
   maxRg: number;
-  numHeavy: number;
+  /** workSorted = [first family] + [other family]; firstWarps: warps per CTA of the first. */
+  numFirst: number;
+  firstWarps: number;
   groupCount: Int32Array;
   workGrouped: Int32Array;
   workSorted: Int32Array;

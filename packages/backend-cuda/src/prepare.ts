@@ -26,6 +26,11 @@ export interface KvShape {
 /** Rows of the kernels' tiles: rg 16-row groups per CTA. */
 export const KERNEL_ROWS = [16, 32, 64, 128] as const;
 
+/** Warps per CTA of the tile kernel for (head dim, rg): mirrors warpsFor in native/attention.cu. */
+export function kernelWarps(headDim: number, rg: number): 4 | 8 {
+  return rg <= 2 ? 4 : rg === 8 && headDim <= 128 ? 4 : 8;
+}
+
 export function rowGroupsFor(tileRows: number, itemRows: number): 1 | 2 | 4 | 8 {
   const r = Math.min(Math.max(1, tileRows), Math.max(1, itemRows));
   return r <= 16 ? 1 : r <= 32 ? 2 : r <= 64 ? 4 : 8;
@@ -147,12 +152,13 @@ export function preparePlan(plan: Plan, kv: KvShape): NativePlanDesc {
   const grouped = [...units].sort((a, b) => rgIndex(a[3]) - rgIndex(b[3]) || b[4] - a[4]);
   // Longest first (tokens × a rough per-row cost) so the persistent grid's tail is short.
   const cost = (u: (typeof units)[number]) => u[4] * (1 + 0.25 * u[3]);
-  // The persistent strategy runs rg 4/8 (8-warp CTAs) and rg 1/2 (4-warp CTAs) as two grids:
-  // heavy units first in the list, then light ones, each longest first.
-  const heavy = units.filter((u) => u[3] >= 4).sort((a, b) => cost(b) - cost(a));
-  const light = units.filter((u) => u[3] < 4).sort((a, b) => cost(b) - cost(a));
-  const sorted = [...heavy, ...light];
-
+  // The persistent strategy runs one grid per CTA shape ("family": 4- or 8-warp tile kernels,
+  // see kernelWarps), side by side; each family's list is longest first, and the family holding
+  // the longest unit goes first in the list and is launched first.
+  const fam8 = units.filter((u) => kernelWarps(D, u[3]) === 8).sort((a, b) => cost(b) - cost(a));
+  const fam4 = units.filter((u) => kernelWarps(D, u[3]) === 4).sort((a, b) => cost(b) - cost(a));
+  const eightFirst = fam8.length > 0 && (fam4.length === 0 || cost(fam8[0]) >= cost(fam4[0]));
+  const sorted = eightFirst ? [...fam8, ...fam4] : [...fam4, ...fam8];
   return {
     numQueries: nQ,
     numQoHeads: H,
@@ -161,7 +167,8 @@ export function preparePlan(plan: Plan, kv: KvShape): NativePlanDesc {
     numPartials: nP,
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
-    numHeavy: heavy.length,
+    numFirst: eightFirst ? fam8.length : fam4.length,
+    firstWarps: eightFirst ? 8 : 4,
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),

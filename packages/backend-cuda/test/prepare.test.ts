@@ -17,7 +17,7 @@ import {
 import { buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { KERNEL_ROWS, preparePlan, rowGroupsFor } from '../src/index.js';
+import { KERNEL_ROWS, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -138,11 +138,13 @@ describe('preparePlan executed as the kernels read it matches referenceAttention
           expect(maxErr(got.out, ref.out)).toBeLessThan(1e-9);
           expect(maxErr(got.lse, ref.lse)).toBeLessThan(1e-9);
         }
-        // Units grouped per tile kernel, heavy (8-warp) units first in the persistent list.
+        // Units grouped per tile kernel; the persistent list is two families by CTA shape.
         const counts = [0, 0, 0, 0];
         for (let u = 0; u < d.workGrouped.length / 4; u++) counts[[1, 2, 4, 8].indexOf(d.workGrouped[u * 4 + 3])]++;
         expect(Array.from(d.groupCount)).toEqual(counts);
-        for (let u = 0; u < d.workSorted.length / 4; u++) expect(d.workSorted[u * 4 + 3] >= 4).toBe(u < d.numHeavy);
+        for (let u = 0; u < d.workSorted.length / 4; u++) {
+          expect(kernelWarps(d.headDim, d.workSorted[u * 4 + 3]) === d.firstWarps).toBe(u < d.numFirst);
+        }
       });
     }
   }
