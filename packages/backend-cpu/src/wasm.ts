@@ -153,6 +153,12 @@ class Fn {
   }
 }
 
+const OFFS = [0, 16, 32, 48] as const;
+
+/**
+ * qk: rows go in pairs that share every K load (GQA rows of one KV head read the same tokens);
+ * an odd last row goes alone. Per token: 4 independent accumulators per row over 16-float steps.
+ */
 function qkFunction(): Fn {
   const f = new Fn(
     ['rows', 'D4', 'nb', 'tokPtr', 'qPtr', 'scPtr', 'scStride', 'kOff'],
@@ -160,60 +166,81 @@ function qkFunction(): Fn {
       ['r', I32],
       ['t', I32],
       ['d', I32],
-      ['qr', I32],
-      ['scr', I32],
+      ['qa', I32],
+      ['qb', I32],
+      ['sa', I32],
+      ['sb', I32],
       ['ka', I32],
       ['a0', V128],
       ['a1', V128],
       ['a2', V128],
       ['a3', V128],
+      ['b0', V128],
+      ['b1', V128],
+      ['b2', V128],
+      ['b3', V128],
+      ['k', V128],
     ],
   );
+  const A = ['a0', 'a1', 'a2', 'a3'];
+  const Bv = ['b0', 'b1', 'b2', 'b3'];
+  /** Horizontal sum of 4 accumulators, stored as f32 at `addr`. */
+  const hsumStore = (acc: string[], addr: () => void) => {
+    addr();
+    f.get(acc[0]).get(acc[1]).add4().get(acc[2]).get(acc[3]).add4().add4().set(acc[0]);
+    f.get(acc[0]).lane(0).get(acc[0]).lane(1).op(0x92).get(acc[0]).lane(2).get(acc[0]).lane(3).op(0x92).op(0x92);
+    f.op(0x38, 2, 0);
+  };
+  const body = (pair: boolean) => {
+    f.get('qPtr').get('r').get('D4').op(0x6c, 0x6a).set('qa'); // qa = qPtr + r * D4
+    f.get('qa').get('D4').op(0x6a).set('qb');
+    f.get('scPtr').get('r').get('scStride').op(0x6c, 0x6a).set('sa');
+    f.get('sa').get('scStride').op(0x6a).set('sb');
+    f.i32(0).set('t');
+    f.whileNot(
+      () => f.get('t').get('nb').op(0x4e),
+      () => {
+        // ka = kOff + tok[t] * 4
+        f.get('kOff').addr4('tokPtr', 't').op(0x28, 2, 0).i32(2).op(0x74, 0x6a).set('ka');
+        for (const x of pair ? [...A, ...Bv] : A) f.vzero().set(x);
+        f.i32(0).set('d');
+        f.doWhile(
+          () => {
+            OFFS.forEach((off, j) => {
+              f.get('ka').get('d').op(0x6a).vload(off).set('k');
+              f.get(A[j]).get('qa').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(A[j]);
+              if (pair) f.get(Bv[j]).get('qb').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(Bv[j]);
+            });
+            f.get('d').i32(64).op(0x6a).set('d');
+          },
+          () => f.get('d').get('D4').op(0x48), // i32.lt_s
+        );
+        hsumStore(A, () => f.addr4('sa', 't'));
+        if (pair) hsumStore(Bv, () => f.addr4('sb', 't'));
+        f.get('t').i32(1).op(0x6a).set('t');
+      },
+    );
+  };
   f.i32(0).set('r');
+  // pairs while r + 1 < rows
   f.whileNot(
-    () => f.get('r').get('rows').op(0x4e), // i32.ge_s
+    () => f.get('r').i32(1).op(0x6a).get('rows').op(0x4e),
     () => {
-      f.get('qPtr').get('r').get('D4').op(0x6c, 0x6a).set('qr'); // qr = qPtr + r * D4
-      f.get('scPtr').get('r').get('scStride').op(0x6c, 0x6a).set('scr');
-      f.i32(0).set('t');
-      f.whileNot(
-        () => f.get('t').get('nb').op(0x4e),
-        () => {
-          // ka = kOff + tok[t] * 4
-          f.get('kOff').get('tokPtr').get('t').i32(2).op(0x74, 0x6a).op(0x28, 2, 0).i32(2).op(0x74, 0x6a).set('ka');
-          f.vzero().set('a0').vzero().set('a1').vzero().set('a2').vzero().set('a3');
-          f.i32(0).set('d');
-          f.doWhile(
-            () => {
-              for (const [acc, off] of [
-                ['a0', 0],
-                ['a1', 16],
-                ['a2', 32],
-                ['a3', 48],
-              ] as const) {
-                f.get(acc);
-                f.get('qr').get('d').op(0x6a).vload(off);
-                f.get('ka').get('d').op(0x6a).vload(off);
-                f.mul4().add4().set(acc);
-              }
-              f.get('d').i32(64).op(0x6a).set('d');
-            },
-            () => f.get('d').get('D4').op(0x48), // i32.lt_s
-          );
-          // sc[t] = horizontal sum of a0 + a1 + a2 + a3
-          f.get('scr').get('t').i32(2).op(0x74, 0x6a);
-          f.get('a0').get('a1').add4().get('a2').get('a3').add4().add4().set('a0');
-          f.get('a0').lane(0).get('a0').lane(1).op(0x92).get('a0').lane(2).get('a0').lane(3).op(0x92).op(0x92);
-          f.op(0x38, 2, 0); // f32.store
-          f.get('t').i32(1).op(0x6a).set('t');
-        },
-      );
-      f.get('r').i32(1).op(0x6a).set('r');
+      body(true);
+      f.get('r').i32(2).op(0x6a).set('r');
     },
+  );
+  f.ifElse(
+    () => f.get('r').get('rows').op(0x48),
+    () => body(false),
   );
   return f;
 }
 
+/**
+ * pv: rows in pairs sharing every V load. For each 16-float slice of the head dim, the pair's
+ * accumulators (8 vectors) stay in registers while the block's tokens stream past.
+ */
 function pvFunction(): Fn {
   const f = new Fn(
     ['rows', 'D4', 'nb', 'tokPtr', 'wPtr', 'wStride', 'cPtr', 'accPtr', 'vOff'],
@@ -221,68 +248,78 @@ function pvFunction(): Fn {
       ['r', I32],
       ['t', I32],
       ['d', I32],
-      ['ar', I32],
-      ['wr', I32],
+      ['aa', I32],
+      ['ab', I32],
+      ['wa', I32],
+      ['wb', I32],
       ['va', I32],
       ['x0', V128],
       ['x1', V128],
       ['x2', V128],
       ['x3', V128],
-      ['c', V128],
-      ['w', V128],
+      ['y0', V128],
+      ['y1', V128],
+      ['y2', V128],
+      ['y3', V128],
+      ['ca', V128],
+      ['cb', V128],
+      ['sa', V128],
+      ['sb', V128],
+      ['v', V128],
     ],
   );
+  const X = ['x0', 'x1', 'x2', 'x3'];
+  const Y = ['y0', 'y1', 'y2', 'y3'];
+  const body = (pair: boolean) => {
+    f.get('accPtr').get('r').get('D4').op(0x6c, 0x6a).set('aa');
+    f.get('aa').get('D4').op(0x6a).set('ab');
+    f.get('wPtr').get('r').get('wStride').op(0x6c, 0x6a).set('wa');
+    f.get('wa').get('wStride').op(0x6a).set('wb');
+    f.addr4('cPtr', 'r').op(0x2a, 2, 0).splat().set('ca'); // c = splat(c[r])
+    if (pair) f.addr4('cPtr', 'r').op(0x2a, 2, 4).splat().set('cb'); // c[r + 1]
+    f.i32(0).set('d');
+    f.doWhile(
+      () => {
+        OFFS.forEach((off, j) => {
+          f.get('aa').get('d').op(0x6a).vload(off).get('ca').mul4().set(X[j]);
+          if (pair) f.get('ab').get('d').op(0x6a).vload(off).get('cb').mul4().set(Y[j]);
+        });
+        f.i32(0).set('t');
+        f.whileNot(
+          () => f.get('t').get('nb').op(0x4e),
+          () => {
+            f.addr4('wa', 't').op(0x2a, 2, 0).splat().set('sa');
+            if (pair) f.addr4('wb', 't').op(0x2a, 2, 0).splat().set('sb');
+            // va = vOff + tok[t] * 4 + d
+            f.get('vOff').addr4('tokPtr', 't').op(0x28, 2, 0).i32(2).op(0x74, 0x6a).get('d').op(0x6a).set('va');
+            OFFS.forEach((off, j) => {
+              f.get('va').vload(off).set('v');
+              f.get(X[j]).get('sa').get('v').mul4().add4().set(X[j]);
+              if (pair) f.get(Y[j]).get('sb').get('v').mul4().add4().set(Y[j]);
+            });
+            f.get('t').i32(1).op(0x6a).set('t');
+          },
+        );
+        OFFS.forEach((off, j) => {
+          f.get('aa').get('d').op(0x6a).get(X[j]).vstore(off);
+          if (pair) f.get('ab').get('d').op(0x6a).get(Y[j]).vstore(off);
+        });
+        f.get('d').i32(64).op(0x6a).set('d');
+      },
+      () => f.get('d').get('D4').op(0x48),
+    );
+  };
   f.i32(0).set('r');
   f.whileNot(
-    () => f.get('r').get('rows').op(0x4e),
+    () => f.get('r').i32(1).op(0x6a).get('rows').op(0x4e),
     () => {
-      f.get('accPtr').get('r').get('D4').op(0x6c, 0x6a).set('ar');
-      f.get('wPtr').get('r').get('wStride').op(0x6c, 0x6a).set('wr');
-      f.get('cPtr').get('r').i32(2).op(0x74, 0x6a).op(0x2a, 2, 0).splat().set('c'); // c = splat(c[r])
-      f.i32(0).set('d');
-      f.doWhile(
-        () => {
-          // 16 accumulator floats stay in registers while the block's tokens stream past
-          for (const [x, off] of [
-            ['x0', 0],
-            ['x1', 16],
-            ['x2', 32],
-            ['x3', 48],
-          ] as const) {
-            f.get('ar').get('d').op(0x6a).vload(off).get('c').mul4().set(x);
-          }
-          f.i32(0).set('t');
-          f.whileNot(
-            () => f.get('t').get('nb').op(0x4e),
-            () => {
-              f.get('wr').get('t').i32(2).op(0x74, 0x6a).op(0x2a, 2, 0).splat().set('w');
-              // va = vOff + tok[t] * 4 + d
-              f.get('vOff').get('tokPtr').get('t').i32(2).op(0x74, 0x6a).op(0x28, 2, 0).i32(2).op(0x74, 0x6a).get('d').op(0x6a).set('va');
-              for (const [x, off] of [
-                ['x0', 0],
-                ['x1', 16],
-                ['x2', 32],
-                ['x3', 48],
-              ] as const) {
-                f.get(x).get('w').get('va').vload(off).mul4().add4().set(x);
-              }
-              f.get('t').i32(1).op(0x6a).set('t');
-            },
-          );
-          for (const [x, off] of [
-            ['x0', 0],
-            ['x1', 16],
-            ['x2', 32],
-            ['x3', 48],
-          ] as const) {
-            f.get('ar').get('d').op(0x6a).get(x).vstore(off);
-          }
-          f.get('d').i32(64).op(0x6a).set('d');
-        },
-        () => f.get('d').get('D4').op(0x48),
-      );
-      f.get('r').i32(1).op(0x6a).set('r');
+      body(true);
+      f.get('r').i32(2).op(0x6a).set('r');
     },
+  );
+  f.ifElse(
+    () => f.get('r').get('rows').op(0x48),
+    () => body(false),
   );
   return f;
 }
