@@ -68,6 +68,18 @@ function buf(i: number, n: number): Int32Array {
   return a;
 }
 
+// The model objects depend only on (capabilities, options, config); consecutive plans of one
+// state reuse them.
+let lastModel: { caps: BackendCapabilities; menu: unknown; units: number; bw: number | undefined; opts: PrefixPlannerOptions; cfg: string; model: CostModelParams; cost: CtaCost; tiles: TileChooser } | undefined;
+function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config: Batch['config']): { model: CostModelParams; cost: CtaCost; tiles: TileChooser } {
+  const cfg = `${config.numQoHeads}/${config.numKvHeads}/${config.headDim}/${config.kvDtype}`;
+  const l = lastModel;
+  if (l && l.caps === caps && l.menu === caps.tileMenu && l.units === caps.parallelUnits && l.bw === caps.readBandwidthGBs && l.opts === opts && l.cfg === cfg) return l;
+  const model = costModel(caps, opts.cost);
+  lastModel = { caps, menu: caps.tileMenu, units: caps.parallelUnits, bw: caps.readBandwidthGBs, opts, cfg, model, cost: new CtaCost(model, config), tiles: new TileChooser(caps.tileMenu) };
+  return lastModel;
+}
+
 /** Growable scratch reused across plans of one state (no per-step allocation of big buffers). */
 interface Scratch {
   idx: Int32Array;
@@ -86,9 +98,7 @@ export function emitPrefixPlan(
   scratch?: Scratch,
 ): Plan {
   const config = batch.config;
-  const model = costModel(caps, opts.cost);
-  const cost = new CtaCost(model, config);
-  const tiles = new TileChooser(caps.tileMenu);
+  const { model, cost, tiles } = modelFor(caps, opts, config);
   const minChunk = Math.max(1, opts.minChunkTokens ?? 128);
   const maxChunks = Math.max(1, opts.maxChunksPerNode ?? 256);
   const fuse = opts.fuse ?? true;

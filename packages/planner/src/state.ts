@@ -44,6 +44,14 @@ function checkCaps(caps: BackendCapabilities): void {
   if (!(caps.parallelUnits >= 1)) fail('bad-capabilities', `capabilities.parallelUnits must be ≥ 1, got ${caps.parallelUnits}`);
 }
 
+const SCR: Int32Array[] = [];
+function scratchI32(slot: number, n: number): Int32Array {
+  let a = SCR[slot];
+  if (!a || a.length < n) SCR[slot] = a = new Int32Array(Math.max(64, n, 2 * (a?.length ?? 0)));
+  a.fill(0, 0, n);
+  return a;
+}
+
 /** Cheap shape checks the tree builder relies on (ids and token counts are checked as pages enter the tree). */
 export function checkBatchShape(batch: Batch): void {
   if (!batch || typeof batch !== 'object') fail('bad-batch', 'batch must be an object');
@@ -102,7 +110,7 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
   const t = state.tree;
   const prev = t.requests;
   const R0 = prev.length;
-  const fin = new Uint8Array(R0);
+  const fin = scratchI32(0, R0);
   const finished = delta.finished ?? [];
   for (let i = 0; i < finished.length; i++) {
     const f = finished[i];
@@ -122,8 +130,8 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
   for (let r = 0; r < R0; r++) if (fin[r]) t.remove(r);
 
   // 2. classify survivors: 0 extend the leaf in place, 1 re-insert, 2 extend and re-key the leaf
-  const surv = new Int32Array(S);
-  const kind = new Uint8Array(S);
+  const surv = scratchI32(1, S);
+  const kind = scratchI32(2, S);
   for (let r = 0, i = 0; r < R0; r++) {
     if (fin[r]) continue;
     surv[i] = r;
@@ -162,7 +170,7 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
   t.requests = next.requests.slice();
   t.reqLeaf = new Int32Array(R1).fill(-1);
   for (let i = 0; i < S; i++) if (kind[i] !== 1) t.reqLeaf[i] = oldLeaf[surv[i]];
-  t.canonicalOrder(true); // src := a placed request through each node
+  t.refreshSrc(); // src := a placed request through each node
   for (let i = 0; i < S; i++) {
     if (kind[i] === 1) continue;
     const o = prev[surv[i]];

@@ -402,6 +402,22 @@ export class RadixTree {
     return order;
   }
 
+  /** Set every node's `src` to the smallest placed request through it (no order output). */
+  refreshSrc(): void {
+    const ep = ++this.epoch;
+    const stamp = this.stamp;
+    const parent = this.parent;
+    const R = this.requests.length;
+    for (let r = 0; r < R; r++) {
+      let x = this.reqLeaf[r];
+      while (x > VROOT && stamp[x] !== ep) {
+        stamp[x] = ep;
+        this.src[x] = r;
+        x = parent[x];
+      }
+    }
+  }
+
   /** Export as a core TokenTree in canonical order. */
   toTokenTree(order: Int32Array, batch: Batch): TokenTree {
     const N = order.length;
