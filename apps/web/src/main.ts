@@ -306,7 +306,7 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
         h('td', {}, fmtUs(x.planTimeMs * 1000)),
         h('td', { title: tm ? `${tm.iters} iterations, ${tm.clock} clock` : 'not timed' }, tm ? `${fmtUs(tm.medianUs)} ${tm.clock}` : '–'),
         h('td', {}, tm ? `${fmtUs(tm.p10Us)}–${fmtUs(tm.p90Us)}` : '–'),
-        h('td', {}, x.gbPerS !== undefined ? x.gbPerS.toFixed(x.gbPerS < 10 ? 2 : 0) : '–'),
+        h('td', {}, x.gbPerS !== undefined ? (x.gbPerS >= 100 ? x.gbPerS.toFixed(0) : x.gbPerS.toPrecision(3)) : '–'),
         h('td', {}, x.pctOfFloor !== undefined ? `${x.pctOfFloor.toFixed(1)}%` : '–'),
         h('td', {}, x.speedupVsPerRequest !== undefined ? `${x.speedupVsPerRequest.toFixed(2)}×` : '–'),
         h('td', {}, fmtErr(x.maxOutErr)),

@@ -167,6 +167,30 @@ test('W1 (scaled down) on WebGPU in Chromium: both planners verified against the
   const pre = reported.results.find((r) => r.planner === 'prefix')!;
   expect(pre.kvTokensRead).toBeLessThan(per.kvTokensRead);
 
+  // Edit the tree with the generator form and re-run: a tree no workload has, unscaled.
+  await page.evaluate(() => ((window as unknown as { canopy?: unknown }).canopy = undefined));
+  await page.locator('details:has(#gen-write) summary').click();
+  await page.fill('#gen-root', '100');
+  await page.fill('#gen-groups', '2');
+  await page.fill('#gen-group-tokens', '40');
+  await page.fill('#gen-requests', '5');
+  await page.fill('#gen-leaf', '7');
+  await page.click('#gen-write');
+  expect(await page.locator('#workload').inputValue()).toBe('custom');
+  await page.selectOption('#tokens-scale', '1');
+  await page.selectOption('#requests-scale', '1');
+  await page.click('#run');
+  await page.waitForFunction(() => {
+    const s = document.querySelector('#verdict')?.getAttribute('data-state');
+    return s === 'error' || (s === 'done' && (window as unknown as { canopy?: unknown }).canopy !== undefined);
+  }, undefined, { timeout: 60_000, polling: 250 });
+  await shoot(page, 'web-custom-tree.png');
+  expect(await verdict.getAttribute('data-state'), (await verdict.textContent()) ?? '').toBe('done');
+  expect(await verdict.getAttribute('data-verified')).toBe('true');
+  const edited = (await page.evaluate(() => (window as unknown as { canopy: { spec: unknown } }).canopy.spec)) as { nodes: Array<{ tokens: number }>; requests: unknown[] };
+  expect(edited.nodes.map((n) => n.tokens)).toEqual([100, 40, 40, 7, 7, 7, 7, 7]);
+  expect(edited.requests.length).toBe(5);
+
   expect(outside, 'requests that left 127.0.0.1').toEqual([]);
 });
 
