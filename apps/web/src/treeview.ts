@@ -102,7 +102,7 @@ export function treeView(built: BuiltBatch, plan: Plan, pieces: ItemPiece[], o: 
     y += b + gap;
   }
   const width = o.width ?? 900;
-  const cw = Math.max(2, Math.min(28, (width - 2 * left) / Math.max(1, L.numCols)));
+  const cw = Math.max(2, Math.min(48, (width - 2 * left) / Math.max(1, L.numCols)));
   const plotW = cw * L.numCols;
   const height = y + 4;
   const svgW = Math.max(width, plotW + 2 * left);

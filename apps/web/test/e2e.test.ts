@@ -192,7 +192,7 @@ test('W1 (scaled down) on WebGPU in Chromium: both planners verified against the
   expect(edited.requests.length).toBe(5);
 
   expect(outside, 'requests that left 127.0.0.1').toEqual([]);
-});
+}, 180_000);
 
 test('without WebGPU the page falls back to the CPU reference backend, visibly, and still verifies', async (ctx) => {
   if (unavailable) {
