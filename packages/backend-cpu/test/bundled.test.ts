@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { batchFromTree } from '@canopy/backend-testkit';
-import { randomKvCache, randomQueries, referenceAttention, type AttentionConfig } from '@canopy/core';
+import { BackendRegistry, loadBackendModule, randomKvCache, randomQueries, referenceAttention, type AttentionConfig } from '@canopy/core';
 import { build } from 'esbuild';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CPU_CAPABILITIES } from '../src/index.js';
 import { chunkedPlanner } from './chunked-planner.js';
 
@@ -15,8 +15,9 @@ import { chunkedPlanner } from './chunked-planner.js';
 const dir = mkdtempSync(join(tmpdir(), 'canopy-cpu-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('a bundled build runs plans on worker threads', async () => {
-  const outfile = join(dir, 'index.mjs');
+const outfile = join(dir, 'index.mjs');
+
+beforeAll(async () => {
   await build({
     entryPoints: [join(__dirname, '../src/index.ts')],
     bundle: true,
@@ -27,6 +28,9 @@ it('a bundled build runs plans on worker threads', async () => {
     outfile,
     logLevel: 'silent',
   });
+});
+
+it('a bundled build runs plans on worker threads', async () => {
   const mod = (await import(pathToFileURL(outfile).href)) as typeof import('../src/index.js');
   const config: AttentionConfig = { numQoHeads: 4, numKvHeads: 2, headDim: 32, kvDtype: 'f32' };
   const batch = batchFromTree({ parent: [-1, 0, 0], tokens: [50, 7, 20], requestAt: [1, 2] }, config, 16);
@@ -40,6 +44,19 @@ it('a bundled build runs plans on worker threads', async () => {
     let err = 0;
     for (let i = 0; i < ref.out.length; i++) err = Math.max(err, Math.abs(got.out[i] - ref.out[i]));
     expect(err).toBeLessThan(1e-5);
+  } finally {
+    await b.dispose();
+  }
+});
+
+it('loads as a plugin module through loadBackendModule (what canopy-bench --backend-module does)', async () => {
+  const registry = new BackendRegistry();
+  const factories = await loadBackendModule(outfile, { registry });
+  expect(factories.map((f) => [f.name, f.priority])).toEqual([['cpu', 10]]);
+  expect((await registry.pickBest()).factory.name).toBe('cpu');
+  const b = await factories[0].create({ workers: 1 });
+  try {
+    expect(b.device).toMatch(/1 worker thread/);
   } finally {
     await b.dispose();
   }
