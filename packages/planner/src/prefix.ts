@@ -58,18 +58,8 @@ function F(slot: number, n: number): Float64Array {
   } else a.fill(0, 0, n);
   return a;
 }
-const SCRATCH: Int32Array[] = [];
-function buf(i: number, n: number): Int32Array {
-  let a = SCRATCH[i];
-  if (!a || a.length < n) {
-    a = new Int32Array(Math.max(n, 2 * (a?.length ?? 0), 64));
-    SCRATCH[i] = a;
-  }
-  return a;
-}
-
 // The model objects depend only on (capabilities, options, config); consecutive plans of one
-// state reuse them.
+// state reuse them. Capabilities and options objects are treated as immutable once planned with.
 let lastModel: { caps: BackendCapabilities; menu: unknown; units: number; bw: number | undefined; opts: PrefixPlannerOptions; cfg: string; model: CostModelParams; cost: CtaCost; tiles: TileChooser } | undefined;
 function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config: Batch['config']): { model: CostModelParams; cost: CtaCost; tiles: TileChooser } {
   const cfg = `${config.numQoHeads}/${config.numKvHeads}/${config.headDim}/${config.kvDtype}`;
@@ -78,11 +68,6 @@ function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config:
   const model = costModel(caps, opts.cost);
   lastModel = { caps, menu: caps.tileMenu, units: caps.parallelUnits, bw: caps.readBandwidthGBs, opts, cfg, model, cost: new CtaCost(model, config), tiles: new TileChooser(caps.tileMenu) };
   return lastModel;
-}
-
-/** Growable scratch reused across plans of one state (no per-step allocation of big buffers). */
-interface Scratch {
-  idx: Int32Array;
 }
 
 /**
@@ -95,7 +80,6 @@ export function emitPrefixPlan(
   batch: Batch,
   caps: BackendCapabilities,
   opts: PrefixPlannerOptions,
-  scratch?: Scratch,
 ): Plan {
   const config = batch.config;
   const { model, cost, tiles } = modelFor(caps, opts, config);
@@ -315,15 +299,15 @@ export function emitPrefixPlan(
   }
   // Work buffers sized by upper bounds live in a module scratch (planning is synchronous); the
   // plan gets exact-size copies.
-  const itemTile = buf(0, maxItems);
-  const itemPos = buf(1, maxItems);
-  const itemSegBegin = buf(2, maxItems + 1);
-  const itemQueryBegin = buf(3, maxItems + 1);
-  const itemNode = buf(4, maxItems);
-  const itemQueries = buf(5, maxIq);
-  const segPage = buf(6, maxSegs);
-  const segSlot = buf(7, maxSegs);
-  const segTokens = buf(8, maxSegs);
+  const itemTile = I(0, maxItems, false);
+  const itemPos = I(1, maxItems, false);
+  const itemSegBegin = I(2, maxItems + 1, false);
+  const itemQueryBegin = I(3, maxItems + 1, false);
+  const itemNode = I(4, maxItems, false);
+  const itemQueries = I(5, maxIq, false);
+  const segPage = I(6, maxSegs, false);
+  const segSlot = I(7, maxSegs, false);
+  const segTokens = I(8, maxSegs, false);
   itemSegBegin[0] = 0;
   itemQueryBegin[0] = 0;
   let ni = 0;

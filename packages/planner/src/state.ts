@@ -22,7 +22,6 @@ export interface PlannerState {
   steps: number;
   /** Full rebuilds a step fell back to (explicit trees, page-size changes, key collisions). */
   rebuilds: number;
-  scratch: { idx: Int32Array };
 }
 
 /** What changed between two consecutive batches. */
@@ -78,9 +77,8 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   if (batch.tree || options.validate) validateBatch(batch);
   const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
-  const scratch = { idx: new Int32Array(0) };
-  const plan = emitPrefixPlan(tree, order, batch, capabilities, options, scratch);
-  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, scratch };
+  const plan = emitPrefixPlan(tree, order, batch, capabilities, options);
+  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0 };
 }
 
 function sameConfig(a: Batch, b: Batch): boolean {
@@ -91,7 +89,7 @@ function sameConfig(a: Batch, b: Batch): boolean {
 
 function rebuild(state: PlannerState, next: Batch): Plan {
   const fresh = createPlannerState(next, state.capabilities, state.options);
-  Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan, scratch: fresh.scratch });
+  Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan });
   state.steps = 0;
   state.rebuilds++;
   return state.plan;
@@ -195,14 +193,14 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
 
   state.order = t.canonicalOrder();
   state.batch = next;
-  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, state.scratch);
+  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options);
   state.steps++;
   return state.plan;
 }
 
 /** Copy a state (benchmarks replay one step from the same state many times). */
 export function clonePlannerState(state: PlannerState): PlannerState {
-  return { ...state, tree: state.tree.clone(), order: state.order.slice(), scratch: { idx: new Int32Array(0) } };
+  return { ...state, tree: state.tree.clone(), order: state.order.slice() };
 }
 
 /** The token tree of a state (canonical node order: the ids `plan.itemNode` refers to). */
