@@ -58,7 +58,7 @@ describe('random trees and batches (fast-check)', () => {
         validatePlan(perRequestPlanner(batch, caps), batch);
         validatePlan(perRequestPlanner(batch, caps, { minChunkTokens: opts.minChunkTokens }), batch);
       }),
-      { numRuns: 1500 },
+      { numRuns: 800 },
     );
   });
 
