@@ -6,6 +6,10 @@
 // missing are reported and the matching backend is skipped at run time ("package not installed").
 //
 //   pnpm --filter @canopy/bench bundle          (or: node apps/bench/scripts/bundle.mjs)
+//   pnpm --filter @canopy/bench bundle -- --portable
+//       also adds node.xz (this machine's Node binary) and vulkan/*.deb (the Vulkan loader and GL
+//       dispatch libraries from Debian) for a GPU machine that has only a driver and CUDA; run.sh
+//       unpacks them there. See docs/gpu.md.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,10 +18,49 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'tsup';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+const RUN_SH = `#!/usr/bin/env bash
+# Usage: bash run.sh [canopy-bench arguments]. Runs bundle/bench.mjs from this folder.
+# Works on a machine that has only a GPU driver (and CUDA): uses node from PATH, else unpacks
+# node.xz from this folder; if the Vulkan loader is missing, unpacks vulkan/*.deb (WebGPU needs it)
+# and points Vulkan at NVIDIA's ICD. See docs/gpu.md.
+set -eo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+NODE=\${NODE:-}
+if [ -z "$NODE" ]; then
+  if command -v node >/dev/null 2>&1; then NODE=node
+  elif [ -f "$here/node.xz" ]; then
+    mkdir -p /tmp/canopy-node
+    [ -x /tmp/canopy-node/node ] || { xz -dc "$here/node.xz" > /tmp/canopy-node/node.tmp && mv /tmp/canopy-node/node.tmp /tmp/canopy-node/node; }
+    chmod +x /tmp/canopy-node/node
+    NODE=/tmp/canopy-node/node
+  else
+    echo "run.sh: no node on PATH and no node.xz here (bundle with --portable, or set NODE=/path/to/node)" >&2
+    exit 1
+  fi
+fi
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1 ' && ls "$here"/vulkan/*.deb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    for f in "$here"/vulkan/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  else
+    mkdir -p /tmp/canopy-vulkan
+    for f in "$here"/vulkan/*.deb; do dpkg -x "$f" /tmp/canopy-vulkan; done
+    export LD_LIBRARY_PATH="$(find /tmp/canopy-vulkan -name 'libvulkan.so.1' -printf '%h' -quit)\${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+if [ -z "\${VK_DRIVER_FILES:-}\${VK_ICD_FILENAMES:-}" ]; then
+  for f in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json; do
+    if [ -f "$f" ]; then export VK_DRIVER_FILES="$f"; break; fi
+  done
+fi
+exec "$NODE" "$here/bench.mjs" "$@"
+`;
 const app = join(here, '..');
 const root = join(app, '..', '..');
 const outDir = process.env.CANOPY_BUNDLE_DIR ?? join(app, 'bundle');
 const LIMIT = 40 * 1024 * 1024;
+const portable = process.argv.includes('--portable');
 
 function commit() {
   try {
@@ -116,16 +159,45 @@ if (cudaDir) {
   notes.push('cuda: @canopy/backend-cuda is not in this checkout; the CUDA backend will be skipped');
 }
 
+// run.sh: starts the bench with the Node and Vulkan loader of this folder when the machine lacks them.
+writeFileSync(join(outDir, 'run.sh'), RUN_SH, { mode: 0o755 });
+
+let extras = 0;
+if (portable) {
+  const node = join(outDir, 'node.xz');
+  // Compressing Node takes minutes on 2 cores: keep one per version in node_modules/.cache.
+  const cacheDir = join(app, 'node_modules', '.cache', 'canopy-bench');
+  const cached = join(cacheDir, `node-${process.version}-${process.platform}-${process.arch}.xz`);
+  if (!existsSync(cached)) {
+    mkdirSync(cacheDir, { recursive: true });
+    console.log(`bundle: compressing ${process.execPath} (${process.version}) with xz (cached for next time)`);
+    execFileSync('bash', ['-c', `xz -T2 -6 -c "${process.execPath}" > "${cached}.tmp" && mv "${cached}.tmp" "${cached}"`]);
+  }
+  copyFileSync(cached, node);
+  writeFileSync(join(outDir, 'node.version'), `${process.version}\n`);
+  const vk = join(outDir, 'vulkan');
+  mkdirSync(vk, { recursive: true });
+  const debs = ['libvulkan1', 'libegl1', 'libglvnd0', 'libopengl0', 'libgl1', 'libglx0', 'libgles2'];
+  try {
+    execFileSync('apt-get', ['download', ...debs], { cwd: vk, stdio: 'pipe' });
+  } catch {
+    execFileSync('bash', ['-c', `apt-get update -qq && apt-get download ${debs.join(' ')}`], { cwd: vk, stdio: 'pipe' });
+  }
+}
+
 let total = 0;
 const sizes = [];
+const isExtra = (rel) => rel === 'node.xz' || rel === 'node.version' || rel.startsWith('vulkan/');
 const walkSize = (d) => {
   for (const f of readdirSync(d)) {
     const p = join(d, f);
     const s = statSync(p);
     if (s.isDirectory()) walkSize(p);
     else {
-      total += s.size;
-      sizes.push(`${(s.size / 2 ** 20).toFixed(1).padStart(6)} MiB  ${relative(outDir, p)}`);
+      const rel = relative(outDir, p);
+      if (isExtra(rel)) extras += s.size;
+      else total += s.size;
+      sizes.push(`${(s.size / 2 ** 20).toFixed(1).padStart(6)} MiB  ${rel}`);
     }
   }
 };
@@ -133,9 +205,10 @@ walkSize(outDir);
 console.log(`bundle: ${relative(process.cwd(), outDir) || '.'}`);
 for (const s of sizes) console.log(`  ${s}`);
 for (const n of notes) console.log(`  ${n}`);
-console.log(`  total ${(total / 2 ** 20).toFixed(1)} MiB (limit 40 MiB)`);
+console.log(`  total ${(total / 2 ** 20).toFixed(1)} MiB (limit 40 MiB)${portable ? `, plus ${(extras / 2 ** 20).toFixed(1)} MiB of Node and Vulkan loader for the GPU machine` : ''}`);
 if (missing.length) console.log(`  not bundled (absent here): ${missing.join(', ')}`);
 if (total > LIMIT) {
   console.error(`bundle: ${(total / 2 ** 20).toFixed(1)} MiB is over the 40 MiB limit`);
   process.exit(1);
 }
+

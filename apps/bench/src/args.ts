@@ -8,7 +8,7 @@ export class UsageError extends CanopyError {
   }
 }
 
-export const COMMANDS = ['run', 'sweep', 'compare', 'plan', 'list', 'help'] as const;
+export const COMMANDS = ['run', 'sweep', 'compare', 'report', 'summary', 'plan', 'list', 'help'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const COMMON = {
@@ -68,7 +68,7 @@ export function parseCli(argv: string[]): Parsed {
   }
   try {
     const { values, positionals } = parseArgs({ args: rest, options: COMMON, allowPositionals: true, strict: true });
-    if (command !== 'compare' && positionals.length > 0) {
+    if (!['compare', 'summary', 'report'].includes(command) && positionals.length > 0) {
       throw new UsageError(`unexpected argument "${positionals[0]}" (options start with --; see canopy-bench --help)`);
     }
     return { command, options: values as Options, positionals };
@@ -104,6 +104,8 @@ Usage:
   canopy-bench [run] [options]            benchmark workloads × backends × planners
   canopy-bench sweep --dim D [options]    vary one dimension; show where prefix starts to win
   canopy-bench compare A.json B.json      ratios between two runs (regressions)
+  canopy-bench report RUN.json [--html F] re-render a saved run (tables, HTML page)
+  canopy-bench summary RUN.json           the run's summary as a Markdown table (for a README)
   canopy-bench plan [--workload W] [--explain] [--json FILE]
                                           planning time (full build, incremental step) / explain a plan
   canopy-bench list                       workloads, model presets and backends
@@ -131,7 +133,7 @@ Measurement:
       --scale F        multiply every node's tokens by F (0 < F ≤ 1), on every backend
       --request-scale F   keep a fraction F of the requests (evenly spread)
       --full           run the reference backend at full size too (default there: tokens ×1/16,
-                       requests ×1/4; GPU backends always run full size unless --scale is given)
+                       requests ×1/8; GPU backends always run full size unless --scale is given)
 
 Output:
       --json FILE      records (schema apps/bench/schema/run.schema.json)

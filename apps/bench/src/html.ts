@@ -8,6 +8,7 @@ import type { BenchRecord, BenchRun } from './records.js';
 import { fmtBytes, fmtFlops, groupKey } from './report-text.js';
 import { fmtTflops, fmtUs } from './run.js';
 import { describeScale } from './tree.js';
+import { SUMMARY_HEADER, summaryCells, summaryRows } from './summary.js';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -20,19 +21,26 @@ export async function specToSvg(spec: TopLevelSpec): Promise<string> {
   return svg;
 }
 
+/** Pick µs, ms or s so axis labels stay short. */
+function timeUnit(maxUs: number): { div: number; label: string } {
+  if (maxUs >= 2e6) return { div: 1e6, label: 's' };
+  if (maxUs >= 2e3) return { div: 1e3, label: 'ms' };
+  return { div: 1, label: 'µs' };
+}
+
 /** Bars of median time per backend · planner, p10–p90 whiskers, and each backend's floor. */
 function workloadChart(recs: BenchRecord[]): TopLevelSpec | null {
-  const rows = recs
-    .filter((r) => r.timeUs)
-    .map((r) => ({
-      run: `${r.backend} · ${r.planner}`,
-      planner: r.planner,
-      median: r.timeUs!.median,
-      p10: r.timeUs!.p10,
-      p90: r.timeUs!.p90,
-      floor: r.floor.floorUs,
-    }));
-  if (rows.length === 0) return null;
+  const timed = recs.filter((r) => r.timeUs);
+  if (timed.length === 0) return null;
+  const u = timeUnit(Math.max(...timed.map((r) => r.timeUs!.p90)));
+  const rows = timed.map((r) => ({
+    run: `${r.backend} · ${r.planner}`,
+    planner: r.planner,
+    median: r.timeUs!.median / u.div,
+    p10: r.timeUs!.p10 / u.div,
+    p90: r.timeUs!.p90 / u.div,
+    floor: r.floor.floorUs === null ? null : r.floor.floorUs / u.div,
+  }));
   const y = { field: 'run', type: 'nominal' as const, title: null, sort: null };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -44,8 +52,8 @@ function workloadChart(recs: BenchRecord[]): TopLevelSpec | null {
         mark: { type: 'bar', cornerRadiusEnd: 2 },
         encoding: {
           y,
-          x: { field: 'median', type: 'quantitative', title: 'time per decode step (µs, median; whiskers p10–p90; red tick: floor)' },
-          color: { field: 'planner', type: 'nominal', scale: { domain: Object.keys(COLORS), range: Object.values(COLORS) }, legend: { orient: 'bottom', title: null } },
+          x: { field: 'median', type: 'quantitative', title: `time per decode step (${u.label}; median, whiskers p10–p90, red tick: floor)` },
+          color: { field: 'planner', type: 'nominal', scale: { domain: Object.keys(COLORS), range: Object.values(COLORS) }, legend: { orient: 'bottom', title: null, labelLimit: 400 } },
         },
       },
       { mark: { type: 'rule', color: '#333' }, encoding: { y, x: { field: 'p10', type: 'quantitative' }, x2: { field: 'p90' } } },
@@ -55,8 +63,8 @@ function workloadChart(recs: BenchRecord[]): TopLevelSpec | null {
         encoding: { y, x: { field: 'floor', type: 'quantitative' } },
       },
       {
-        mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 },
-        encoding: { y, x: { field: 'median', type: 'quantitative' }, text: { field: 'median', type: 'quantitative', format: ',.1f' } },
+        mark: { type: 'text', align: 'left', dx: 4, dy: -7, fontSize: 10 },
+        encoding: { y, x: { field: 'median', type: 'quantitative' }, text: { field: 'median', type: 'quantitative', format: '.3~r' } },
       },
     ],
   } as TopLevelSpec;
@@ -66,21 +74,21 @@ function workloadChart(recs: BenchRecord[]): TopLevelSpec | null {
 function speedupChart(run: BenchRun): TopLevelSpec | null {
   const rows = run.records
     .filter((r) => r.planner === 'prefix' && r.speedupVsPerRequest !== null && !r.sweep)
-    .map((r) => ({ workload: r.scaled ? `${r.workload} (scaled)` : r.workload, backend: r.backend, speedup: r.speedupVsPerRequest }));
+    .map((r) => ({ workload: r.workload, backend: r.scaled ? `${r.backend} (scaled down)` : r.backend, speedup: r.speedupVsPerRequest }));
   if (rows.length === 0) return null;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    width: { step: 18 },
+    width: { step: 56 },
     height: 220,
     data: { values: rows },
     layer: [
       {
         mark: 'bar',
         encoding: {
-          x: { field: 'workload', type: 'nominal', title: null, axis: { labelAngle: 0 } },
+          x: { field: 'workload', type: 'nominal', title: null, sort: null, axis: { labelAngle: 0 } },
           xOffset: { field: 'backend' },
           y: { field: 'speedup', type: 'quantitative', title: 'prefix speedup over perRequest (×)' },
-          color: { field: 'backend', type: 'nominal', legend: { orient: 'bottom', title: null } },
+          color: { field: 'backend', type: 'nominal', legend: { orient: 'bottom', title: null, labelLimit: 400 } },
         },
       },
       { mark: { type: 'rule', color: '#c0392b', strokeDash: [4, 3] }, encoding: { y: { datum: 1 } } },
@@ -108,7 +116,7 @@ function sweepChart(run: BenchRun): TopLevelSpec | null {
         encoding: {
           x: { field: 'value', type: 'quantitative', title: run.sweep.dim, scale: xScale },
           y: { field: 'median', type: 'quantitative', title: 'time per decode step (µs)', scale: { type: 'log' } },
-          color: { field: 'run', type: 'nominal', legend: { orient: 'bottom', title: null } },
+          color: { field: 'run', type: 'nominal', legend: { orient: 'bottom', title: null, labelLimit: 400 } },
         },
       },
       {
@@ -181,6 +189,10 @@ export async function renderHtml(run: BenchRun): Promise<string> {
   const sp = speedupChart(run);
   if (sp && !run.sweep) {
     parts.push('<h2>What prefix-aware planning buys</h2>');
+    const rows = summaryRows(run).map(summaryCells);
+    parts.push(`<table><tr>${SUMMARY_HEADER.map((h, i) => `<th class="${i < 2 ? 'l' : ''}">${esc(h)}</th>`).join('')}</tr>${rows
+      .map((r) => `<tr>${r.map((c, i) => `<td class="${i < 2 ? 'l' : ''}">${esc(c)}</td>`).join('')}</tr>`)
+      .join('')}</table>`);
     parts.push(`<figure>${await specToSvg(sp)}</figure>`);
   }
   const groups = new Map<string, BenchRecord[]>();

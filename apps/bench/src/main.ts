@@ -3,7 +3,8 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CanopyError } from '@canopy/core';
 import { HELP, parseCli, UsageError, type Options } from './args.js';
-import { compareRuns, renderComparison } from './compare.js';
+import { compareRuns, loadRun, renderComparison } from './compare.js';
+import { summaryMarkdown } from './summary.js';
 import { renderHtml } from './html.js';
 import { BENCH_VERSION } from './meta.js';
 import { runPlanCommand } from './plan-cmd.js';
@@ -76,6 +77,22 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
         io.out(renderComparison(cmp, useColor(o, io)));
         if (o.json) writeOut(o.json, `${JSON.stringify(cmp, null, 2)}\n`);
         return cmp.regressions > 0 && threshold !== undefined ? 1 : 0;
+      }
+      case 'report': {
+        // Re-render a saved run: terminal tables, and --html FILE from its JSON.
+        if (positionals.length !== 1) throw new UsageError(`report needs one run JSON (report RUN.json [--html FILE]), got ${positionals.length}`);
+        const saved = loadRun(positionals[0]);
+        io.out(renderRun(saved, useColor(o, io)));
+        if (o.html) {
+          writeOut(o.html, await renderHtml(saved));
+          if (!o.quiet) io.err(`wrote ${o.html}`);
+        }
+        return 0;
+      }
+      case 'summary': {
+        if (positionals.length !== 1) throw new UsageError(`summary needs one run JSON (summary RUN.json), got ${positionals.length}`);
+        io.out(summaryMarkdown(loadRun(positionals[0]), positionals[0]));
+        return 0;
       }
       case 'plan':
         return await runPlanCommand(o, io);

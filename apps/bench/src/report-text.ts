@@ -2,6 +2,7 @@
 import type { BenchRecord, BenchRun } from './records.js';
 import { describeScale } from './tree.js';
 import { fmtTflops, fmtUs } from './run.js';
+import { SUMMARY_HEADER, summaryCells, summaryRows } from './summary.js';
 
 export function fmtBytes(b: number): string {
   if (b >= 1e9) return `${(b / 1e9).toFixed(2)} GB`;
@@ -94,6 +95,12 @@ export function renderRun(run: BenchRun, color = false): string {
     });
     for (const l of table(['backend', 'planner', 'time (p10–p90)', 'GB/s', '% floor', 'vs perRequest', 'KV read / unique', 'items', 'rel err'], rows)) lines.push(`  ${l}`);
     for (const r of recs) if (r.failure) lines.push(st.red(`  ${r.backend} ${r.planner}: ${r.failure}`));
+  }
+  const sum = summaryRows(run);
+  if (sum.length > 1) {
+    lines.push('');
+    lines.push(st.bold('Summary'));
+    for (const l of table(SUMMARY_HEADER, sum.map(summaryCells))) lines.push(`  ${l}`);
   }
   lines.push('');
   lines.push(

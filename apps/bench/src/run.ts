@@ -35,7 +35,7 @@ import { buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type Tre
 import { referenceSample, verify, type ReferenceSample } from './verify.js';
 
 /** Default scale-down for CPU-class backends (priority < 50: the reference executor). */
-export const CPU_DEFAULT_SCALE: WorkloadScale = { tokens: 1 / 16, requests: 1 / 4 };
+export const CPU_DEFAULT_SCALE: WorkloadScale = { tokens: 1 / 16, requests: 1 / 8 };
 
 export interface WorkloadInput {
   id: string;

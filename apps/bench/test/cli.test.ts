@@ -78,7 +78,7 @@ describe('a run: table, JSON records, HTML', () => {
     err = r.err;
     run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
     html = readFileSync(join(dir, 'run.html'), 'utf8');
-  });
+  }, 120_000);
 
   it('prints one table per workload and says the workloads are scaled', () => {
     expect(out).toMatch(/W1 {2}shared system prompt/);

@@ -62,7 +62,7 @@ describe('--dump', () => {
     expect(r.code, r.err).toBe(0);
     manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
     requests = JSON.parse(readFileSync(join(dir, 'requests.json'), 'utf8'));
-  });
+  }, 120_000);
 
   function batchFromFiles(): Batch {
     const c = manifest.config;
