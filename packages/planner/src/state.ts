@@ -104,6 +104,19 @@ function rebuild(state: PlannerState, next: Batch): Plan {
  */
 export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = {}): Plan {
   checkBatchShape(next);
+  const prevBatch = state.batch;
+  try {
+    return step(state, next, delta);
+  } catch (e) {
+    // A step that fails half-way (bad page ids, bad delta) leaves the tree half-updated: restore
+    // the previous batch's state so the caller can go on, then report the problem.
+    const fresh = createPlannerState(prevBatch, state.capabilities, state.options);
+    Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan });
+    throw e;
+  }
+}
+
+function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   if (next.tree || state.batch.tree || !sameConfig(state.batch, next) || next.numPages < state.batch.numPages) return rebuild(state, next);
   const t = state.tree;
   const prev = t.requests;

@@ -112,5 +112,8 @@ describe('bad input gets a CanopyError naming the problem', () => {
     expectError(() => prefixPlanner(good(), { ...caps, tileMenu: [] }), /tileMenu/);
     const s = createPlannerState(good(), caps);
     expectError(() => stepPlanner(s, { config, numPages: 4, pageSize: 4, requests: [req([0, 1, 11], [4, 4, 1])] }), /page id 11 out of range/);
+    // the state is still usable after the failed step
+    const next: Batch = { config, numPages: 4, pageSize: 4, requests: [req([0, 1], [4, 3])] };
+    validatePlan(stepPlanner(s, next), next);
   });
 });
