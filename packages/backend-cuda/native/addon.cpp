@@ -98,6 +98,7 @@ struct PlanState {
   int numWork = 0;
   int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
   int firstWarps = 8;  // warps per CTA of the first family
+  bool wgmma = true;   // 8-warp tiles compute S with wgmma where the SASS has it
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
@@ -174,7 +175,7 @@ struct PlanState {
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
         AttnParams ap = attnParams(units + (k == 0 ? 0 : numFirst), counts[k]);
         ap.counter = counter.as<int>() + k;
-        launchAttnPersistent(ap, headDim, warps[k], persistentGrid[k], st);
+        launchAttnPersistent(ap, headDim, warps[k], wgmma, persistentGrid[k], st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
         ++used;
       }
@@ -189,7 +190,7 @@ struct PlanState {
         if (n == 0) continue;
         cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
-        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], st);
+        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
         offset += n;
         ++used;
@@ -578,6 +579,7 @@ class Context : public Napi::ObjectWrap<Context> {
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
     st->numFirst = getInt(d, "numFirst");
     st->firstWarps = getInt(d, "firstWarps") == 4 ? 4 : 8;
+    st->wgmma = d.Get("wgmma").ToBoolean().Value();
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
     if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");

@@ -63,6 +63,67 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const unsigned (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// ---- wgmma (sm_90a) for S = Q·Kᵀ in the 8-warp tiles -------------------------------------
+// Only the sm_90a SASS has wgmma; the portable PTX (compute_90) falls back to mma.sync.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define CANOPY_HAS_WGMMA 1
+#else
+#define CANOPY_HAS_WGMMA 0
+#endif
+
+#if CANOPY_HAS_WGMMA
+// Shared-memory matrix descriptor, no swizzle: operands are stored as 8-row × 16-byte "core
+// matrices" (128 contiguous bytes); lbo = byte stride between core matrices along K, sbo = along M/N.
+__device__ __forceinline__ unsigned long long smemDesc(const void* p, unsigned lbo, unsigned sbo) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  return static_cast<unsigned long long>((a & 0x3FFFF) >> 4) |
+         (static_cast<unsigned long long>((lbo & 0x3FFFF) >> 4) << 16) |
+         (static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32);
+}
+#endif
+__device__ __forceinline__ void fenceProxyAsync() {
+#if CANOPY_HAS_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// D[64 × N] (+)= A[64 × 16] · B[16 × N], A and B K-major in shared memory; per thread the
+// accumulators come in the m16n8 C-fragment layout of the warp's 16 rows (d[j] = columns 8j..8j+7).
+template <int N>
+__device__ __forceinline__ void wgmmaSS(float (&d)[N / 8][4], unsigned long long da, unsigned long long db, int accumulate);
+
+#if CANOPY_HAS_WGMMA
+template <>
+__device__ __forceinline__ void wgmmaSS<32>(float (&d)[4][4], unsigned long long da, unsigned long long db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, %16, %17, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3])
+      : "l"(da), "l"(db), "r"(acc));
+}
+template <>
+__device__ __forceinline__ void wgmmaSS<64>(float (&d)[8][4], unsigned long long da, unsigned long long db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"
+      "%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(da), "l"(db), "r"(acc));
+}
+__device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmmaCommitWait() {
+  asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+#endif
+
 __device__ __forceinline__ unsigned packHalf2(float lo, float hi) {
   __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<unsigned*>(&h);
@@ -74,10 +135,11 @@ __host__ __device__ constexpr int rowStride() {
 }
 
 // Warp layout of a tile of 16·RG rows (see the header): m16 tiles per warp (MT), warps (NW),
-// KV tokens per pipeline stage (KT). 128-row tiles of head dim ≤ 128 give each warp 32 rows (two
-// m16 tiles share every K/V fragment it loads: half the shared-memory traffic per MMA and twice
-// the independent MMAs), with 32-token stages to keep S in registers.
-__host__ __device__ constexpr int mtFor(int d, int rg) { return rg == 8 && d <= 128 ? 2 : 1; }
+// KV tokens per pipeline stage (KT). MT = 2 (two m16 tiles per warp sharing each K/V fragment,
+// 4 warps for 128 rows) measured slower on the H100 than 8 warps of one m16 tile each (fewer
+// warps per SM to hide latency: docs/benchmarks/cuda-h100-v3-mt2-*.json), so MT is 1; the code
+// keeps MT general.
+__host__ __device__ constexpr int mtFor(int /*d*/, int /*rg*/) { return 1; }
 __host__ __device__ constexpr int warpsFor(int d, int rg) { return rg <= 2 ? 4 : mtFor(d, rg) == 2 ? 4 : 8; }
 __host__ __device__ constexpr int ktFor(int d, int rg) { return mtFor(d, rg) == 2 ? 32 : 64; }
 // 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
@@ -94,7 +156,7 @@ __host__ __device__ constexpr size_t unitSmemBytes() {
          + size_t(16 * RG) * 4;                                      // row limits
 }
 
-template <int D, int RG, int STAGES>
+template <int D, int RG, int STAGES, bool WG>
 __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem) {
   constexpr int kWarps = warpsFor(D, RG);
   constexpr int kThreads = kWarps * 32;
@@ -110,6 +172,12 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // Q fragments stay in registers for the 4-warp single-m-tile tiles; the others reload them.
   constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4 && MT == 1;
   static_assert(NT >= 16 && NT % 16 == 0, "a warp needs whole 16-token k-steps");
+  // 8-warp tiles may compute S with wgmma: each warpgroup (4 warps, 64 rows) issues
+  // m64n{NT}k16 from Q and K in shared memory (core-matrix layout instead of padded rows).
+  constexpr bool USE_WG = WG && CANOPY_HAS_WGMMA && kWarps == 8 && MT == 1 && (NT == 32 || NT == 64);
+  // Warp ↔ (16-row group rgi, token slice ks): with wgmma the 4 warps of a warpgroup take 64
+  // consecutive rows and share a token slice; otherwise the KV_SPLIT warps of a row group are adjacent.
+  auto warpOf = [](int rg16, int k) { return USE_WG ? (k + (rg16 / 4) * KV_SPLIT) * 4 + rg16 % 4 : rg16 * KV_SPLIT + k; };
 
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * S;
@@ -119,8 +187,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
   const int lane = tid & 31;
-  const int rgi = warp / KV_SPLIT;  // the warp's rows: [rgi·16·MT, (rgi+1)·16·MT)
-  const int ks = warp % KV_SPLIT;
+  // the warp's rows: [rgi·16·MT, (rgi+1)·16·MT); its tokens of each stage: [ks·NT, (ks+1)·NT)
+  const int rgi = USE_WG ? ((warp >> 2) / KV_SPLIT) * 4 + (warp & 3) : warp / KV_SPLIT;
+  const int ks = USE_WG ? (warp >> 2) % KV_SPLIT : warp % KV_SPLIT;
 
   const int item = w.item;
   const int kvHead = w.kvHead;
@@ -137,16 +206,41 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     __half* sK = sKV + stage * 2 * kKT * S;
     __half* sV = sK + kKT * S;
     const int t0 = tile * kKT;
+    if constexpr (USE_WG) {
+      // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
+      // bytes; 8 consecutive threads fill one core matrix (8 tokens) so the stores do not conflict.
 #pragma unroll 4
-    for (int i = tid; i < kKT * (D / 8); i += kThreads) {
-      const int t = i / (D / 8);
-      const int c = (i % (D / 8)) * 8;
-      const int tok = t0 + t;
-      const bool ok = tok < ntok;
-      size_t off = 0;
-      if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
-      cpAsync16(sK + t * S + c, p.k + off, ok);
-      cpAsync16(sV + t * S + c, p.v + off, ok);
+      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
+        const int t = (i & 7) + 8 * ((i >> 3) / (D / 8));
+        const int c = ((i >> 3) % (D / 8)) * 8;
+        const int tok = t0 + t;
+        const bool ok = tok < ntok;
+        size_t off = 0;
+        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+        cpAsync16(sK + ((c / 8) * (kKT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
+      }
+#pragma unroll 4
+      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
+        const int t = i / (D / 8);
+        const int c = (i % (D / 8)) * 8;
+        const int tok = t0 + t;
+        const bool ok = tok < ntok;
+        size_t off = 0;
+        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+        cpAsync16(sV + t * S + c, p.v + off, ok);
+      }
+    } else {
+#pragma unroll 4
+      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
+        const int t = i / (D / 8);
+        const int c = (i % (D / 8)) * 8;
+        const int tok = t0 + t;
+        const bool ok = tok < ntok;
+        size_t off = 0;
+        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+        cpAsync16(sK + t * S + c, p.k + off, ok);
+        cpAsync16(sV + t * S + c, p.v + off, ok);
+      }
     }
   };
 
@@ -169,10 +263,13 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       const int hq = kvHead * G + gr % G;
       val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
     }
-    __half2* dst = reinterpret_cast<__half2*>(sQ + r * S + c);
+    // wgmma reads Q as core matrices (like K, with R rows); mma.sync reads padded rows.
+    __half* qd = USE_WG ? sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8) : sQ + r * S + c;
+    __half2* dst = reinterpret_cast<__half2*>(qd);
     dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
     dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
   }
+  if constexpr (USE_WG) fenceProxyAsync();  // generic-proxy stores of Q, read next by wgmma
   for (int r = tid; r < R; r += kThreads) {
     const int gr = rowBase + r;
     int lim = 0;
@@ -214,6 +311,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
 
   for (int j = 0; j < nTiles; ++j) {
     cpAsyncWait<STAGES - 2>();
+    if constexpr (USE_WG) fenceProxyAsync();  // cp.async data (generic proxy) is read by wgmma
     __syncthreads();
     {
       const int nxt = j + STAGES - 1;
@@ -228,8 +326,22 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int n = 0; n < SN; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+#if CANOPY_HAS_WGMMA
+    if constexpr (USE_WG) {
+      const __half* sKc = sKV + (j % STAGES) * 2 * kKT * S;  // this stage's K, core-matrix layout
+      const int row0 = ((warp >> 2) / KV_SPLIT) * 64;         // the warpgroup's first row
+      wgmmaFence();
 #pragma unroll
-    for (int kk = 0; kk < DK; ++kk) {
+      for (int kk = 0; kk < DK; ++kk) {
+        const unsigned long long da = smemDesc(sQ + (2 * kk * (R / 8) + row0 / 8) * 64, (R / 8) * 128, 128);
+        const unsigned long long db = smemDesc(sKc + (2 * kk * (kKT / 8) + ks * NT / 8) * 64, (kKT / 8) * 128, 128);
+        wgmmaSS<NT>(s[0], da, db, kk > 0);
+      }
+      wgmmaCommitWait();
+    }
+#endif
+#pragma unroll
+    for (int kk = 0; kk < (USE_WG ? 0 : DK); ++kk) {
       unsigned a[MT][4];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
@@ -371,19 +483,18 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     const int c = (i % (D / 2)) * 2;
     const int gr = rowBase + r;
     if (gr >= numRows) continue;
-    // 16-row block b of the tile is m-tile b % MT of the warps (b / MT)·KV_SPLIT + k.
+    // 16-row block b of the tile is m-tile b % MT of the warps warpOf(b / MT, k).
     const int b = r / 16;
     const int lr = r % 16;
-    const int blk0 = ((b / MT) * KV_SPLIT) * MT + b % MT;
     float M = -INFINITY;
 #pragma unroll
-    for (int k = 0; k < KV_SPLIT; ++k) M = fmaxf(M, sM[(blk0 + k * MT) * 16 + lr]);
+    for (int k = 0; k < KV_SPLIT; ++k) M = fmaxf(M, sM[(warpOf(b / MT, k) * MT + b % MT) * 16 + lr]);
     float L = 0.f;
     float2 acc = make_float2(0.f, 0.f);
     if (M != -INFINITY) {
 #pragma unroll
       for (int k = 0; k < KV_SPLIT; ++k) {
-        const int blk = blk0 + k * MT;
+        const int blk = warpOf(b / MT, k) * MT + b % MT;
         const float f = exp2f(sM[blk * 16 + lr] - M);
         L += sL[blk * 16 + lr] * f;
         const float2 v = *reinterpret_cast<const float2*>(sO + (blk * 16 + lr) * OS + c);
@@ -425,10 +536,10 @@ __host__ __device__ constexpr int tileStages() {
   return unitSmemBytes<D, RG, 3>() <= 113 * 1024 ? 3 : 2;
 }
 
-template <int D, int RG, int STAGES>
+template <int D, int RG, int STAGES, bool WG>
 __global__ void __launch_bounds__(warpsFor(D, RG) * 32, minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
-  attnUnit<D, RG, STAGES>(p, p.work[blockIdx.x], smem);
+  attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem);
 }
 
 // Persistent variant: a grid sized to the chip pulls work units (sorted longest first on the
@@ -454,7 +565,7 @@ __host__ __device__ constexpr int persistentStages() {
   return familySmem<D, NW>(3) <= 113 * 1024 ? 3 : 2;
 }
 
-template <int D, int NW>
+template <int D, int NW, bool WG>
 __global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   constexpr int ST = persistentStages<D, NW>();
@@ -467,10 +578,10 @@ __global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKe
     if (wi >= p.numWork) break;
     const WorkUnit w = p.work[wi];
     switch (w.rg) {
-      case 1: if constexpr (inFamily<D, NW>(1)) attnUnit<D, 1, ST>(p, w, smem); break;
-      case 2: if constexpr (inFamily<D, NW>(2)) attnUnit<D, 2, ST>(p, w, smem); break;
-      case 4: if constexpr (inFamily<D, NW>(4)) attnUnit<D, 4, ST>(p, w, smem); break;
-      default: if constexpr (inFamily<D, NW>(8)) attnUnit<D, 8, ST>(p, w, smem); break;
+      case 1: if constexpr (inFamily<D, NW>(1)) attnUnit<D, 1, ST, WG>(p, w, smem); break;
+      case 2: if constexpr (inFamily<D, NW>(2)) attnUnit<D, 2, ST, WG>(p, w, smem); break;
+      case 4: if constexpr (inFamily<D, NW>(4)) attnUnit<D, 4, ST, WG>(p, w, smem); break;
+      default: if constexpr (inFamily<D, NW>(8)) attnUnit<D, 8, ST, WG>(p, w, smem); break;
     }
     __syncthreads();  // the next unit overwrites shared memory this one read last
   }
@@ -485,21 +596,38 @@ size_t persistentSmem() {
   return familySmem<D, NW>(persistentStages<D, NW>());
 }
 
+// wgmma variants exist for the 8-warp kernels only (4-warp tiles always use mma.sync).
 template <int D, int RG>
-void launchTileD(const AttnParams& p, cudaStream_t stream) {
-  attnTileKernel<D, RG, tileStages<D, RG>()><<<p.numWork, warpsFor(D, RG) * 32, tileSmem<D, RG>(), stream>>>(p);
+void launchTileD(const AttnParams& p, bool wg, cudaStream_t stream) {
+  constexpr int ST = tileStages<D, RG>();
+  if constexpr (warpsFor(D, RG) == 8) {
+    if (wg) {
+      attnTileKernel<D, RG, ST, true><<<p.numWork, warpsFor(D, RG) * 32, tileSmem<D, RG>(), stream>>>(p);
+      CANOPY_LAUNCHED("attnTileKernel launch");
+      return;
+    }
+  }
+  attnTileKernel<D, RG, ST, false><<<p.numWork, warpsFor(D, RG) * 32, tileSmem<D, RG>(), stream>>>(p);
   CANOPY_LAUNCHED("attnTileKernel launch");
 }
 
 template <int D, int RG>
 void initTile() {
-  CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>()>,
+  CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>(), false>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
+  if constexpr (warpsFor(D, RG) == 8) {
+    CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>(), true>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
+  }
 }
 template <int D, int NW>
 void initPersistent() {
-  CANOPY_CUDA(cudaFuncSetAttribute(attnPersistentKernel<D, NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  CANOPY_CUDA(cudaFuncSetAttribute(attnPersistentKernel<D, NW, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    int(persistentSmem<D, NW>())));
+  if constexpr (NW == 8) {
+    CANOPY_CUDA(cudaFuncSetAttribute(attnPersistentKernel<D, NW, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(persistentSmem<D, NW>())));
+  }
 }
 template <int D>
 void initD() {
@@ -514,14 +642,21 @@ void initD() {
 template <int D, int NW>
 int persistentPerSm() {
   int n = 0;
-  CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW>, NW * 32,
+  CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW, false>, NW * 32,
                                                             persistentSmem<D, NW>()));
   return n < 1 ? 1 : n;
 }
 
 template <int D, int NW>
-void launchPersistentD(const AttnParams& p, int grid, cudaStream_t stream) {
-  attnPersistentKernel<D, NW><<<grid, NW * 32, persistentSmem<D, NW>(), stream>>>(p);
+void launchPersistentD(const AttnParams& p, int grid, bool wg, cudaStream_t stream) {
+  if constexpr (NW == 8) {
+    if (wg) {
+      attnPersistentKernel<D, NW, true><<<grid, NW * 32, persistentSmem<D, NW>(), stream>>>(p);
+      CANOPY_LAUNCHED("attnPersistentKernel launch");
+      return;
+    }
+  }
+  attnPersistentKernel<D, NW, false><<<grid, NW * 32, persistentSmem<D, NW>(), stream>>>(p);
   CANOPY_LAUNCHED("attnPersistentKernel launch");
 }
 
@@ -535,11 +670,11 @@ void attnInit() {
   initD<256>();
 }
 
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, cudaStream_t stream) {
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaStream_t stream) {
   if (p.numWork == 0) return;
   switch (headDim * 16 + rg) {
 #define CANOPY_TILE_CASE(D, RG) \
-  case D * 16 + RG: launchTileD<D, RG>(p, stream); break;
+  case D * 16 + RG: launchTileD<D, RG>(p, wgmma, stream); break;
     CANOPY_TILE_CASE(64, 1) CANOPY_TILE_CASE(64, 2) CANOPY_TILE_CASE(64, 4) CANOPY_TILE_CASE(64, 8)
     CANOPY_TILE_CASE(128, 1) CANOPY_TILE_CASE(128, 2) CANOPY_TILE_CASE(128, 4) CANOPY_TILE_CASE(128, 8)
     CANOPY_TILE_CASE(256, 1) CANOPY_TILE_CASE(256, 2) CANOPY_TILE_CASE(256, 4) CANOPY_TILE_CASE(256, 8)
@@ -560,16 +695,16 @@ int attnPersistentBlocksPerSm(int headDim, int warps) {
   }
 }
 
-void launchAttnPersistent(const AttnParams& p, int headDim, int warps, int gridBlocks, cudaStream_t stream) {
+void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks, cudaStream_t stream) {
   if (p.numWork == 0) return;
   const int grid = gridBlocks < p.numWork ? gridBlocks : p.numWork;
   switch (headDim * 16 + warps) {
-    case 64 * 16 + 4: launchPersistentD<64, 4>(p, grid, stream); break;
-    case 64 * 16 + 8: launchPersistentD<64, 8>(p, grid, stream); break;
-    case 128 * 16 + 4: launchPersistentD<128, 4>(p, grid, stream); break;
-    case 128 * 16 + 8: launchPersistentD<128, 8>(p, grid, stream); break;
-    case 256 * 16 + 4: launchPersistentD<256, 4>(p, grid, stream); break;
-    case 256 * 16 + 8: launchPersistentD<256, 8>(p, grid, stream); break;
+    case 64 * 16 + 4: launchPersistentD<64, 4>(p, grid, wgmma, stream); break;
+    case 64 * 16 + 8: launchPersistentD<64, 8>(p, grid, wgmma, stream); break;
+    case 128 * 16 + 4: launchPersistentD<128, 4>(p, grid, wgmma, stream); break;
+    case 128 * 16 + 8: launchPersistentD<128, 8>(p, grid, wgmma, stream); break;
+    case 256 * 16 + 4: launchPersistentD<256, 4>(p, grid, wgmma, stream); break;
+    case 256 * 16 + 8: launchPersistentD<256, 8>(p, grid, wgmma, stream); break;
     default: throw CudaError("attention: unsupported head dim " + std::to_string(headDim));
   }
 }

@@ -76,10 +76,11 @@ struct MergeParams {
 
 // attention.cu
 // Launch the tile kernel for `rg` over params.work[0 .. params.numWork).
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, cudaStream_t stream);
+// `wgmma`: the 8-warp tiles compute S with wgmma (sm_90a SASS only; mma.sync otherwise).
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaStream_t stream);
 // Launch the persistent kernel with `warps` warps per CTA (4: runs rg 1 and 2; 8: rg 4 and 8)
 // on `gridBlocks` CTAs (capped at the number of work units).
-void launchAttnPersistent(const AttnParams& p, int headDim, int warps, int gridBlocks,
+void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks,
                           cudaStream_t stream);
 // CTAs of that persistent kernel that fit on one SM.
 int attnPersistentBlocksPerSm(int headDim, int warps);

@@ -30,6 +30,9 @@ export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
 export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
   strategy?: LaunchStrategy;
+  /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: true
+   * unless CANOPY_CUDA_WGMMA=0. */
+  wgmma?: boolean;
 }
 
 const HEAD_DIMS = [64, 128, 256];
@@ -81,6 +84,7 @@ export class CudaBackend implements AttentionBackend {
   readonly capabilities: BackendCapabilities;
   readonly device: string;
   strategy: LaunchStrategy;
+  wgmma: boolean;
   private ctx: NativeContext | undefined;
   private kv: KvShape | undefined;
   /** Plans seen before, by identity: re-running one uploads nothing but the queries. */
@@ -89,9 +93,10 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = true) {
     this.ctx = ctx;
     this.strategy = strategy;
+    this.wgmma = wgmma;
     const info = ctx.info();
     this.device = info.description;
     this.capabilities = {
@@ -150,8 +155,8 @@ export class CudaBackend implements AttentionBackend {
     const kv = this.kv;
     if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
-    if (hit) return hit.handle;
-    const desc = preparePlan(plan, kv);
+    if (hit && hit.desc.wgmma === this.wgmma) return hit.handle;
+    const desc = preparePlan(plan, kv, { wgmma: this.wgmma });
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
       entry = { desc, handle: ctx.createPlan(desc) };
@@ -218,7 +223,8 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
   } catch (e) {
     throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
   }
-  return new CudaBackend(ctx, strategy);
+  const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA !== '0';
+  return new CudaBackend(ctx, strategy, wgmma);
 }
 
 export const cudaBackendFactory: BackendFactory = {

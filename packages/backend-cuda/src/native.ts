@@ -46,6 +46,8 @@ export interface NativePlanDesc {
   /** workSorted = [first family] + [other family]; firstWarps: warps per CTA of the first. */
   numFirst: number;
   firstWarps: number;
+  /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
+  wgmma: boolean;
   groupCount: Int32Array;
   workGrouped: Int32Array;
   workSorted: Int32Array;

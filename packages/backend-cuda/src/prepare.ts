@@ -40,7 +40,7 @@ function bad(message: string): never {
   throw new CanopyError('invalid-plan', `CUDA backend: ${message}`);
 }
 
-export function preparePlan(plan: Plan, kv: KvShape): NativePlanDesc {
+export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } = {}): NativePlanDesc {
   const cfg = plan.config;
   const H = cfg.numQoHeads;
   const HK = cfg.numKvHeads;
@@ -169,6 +169,7 @@ export function preparePlan(plan: Plan, kv: KvShape): NativePlanDesc {
     maxRg,
     numFirst: eightFirst ? fam8.length : fam4.length,
     firstWarps: eightFirst ? 8 : 4,
+    wgmma: opts.wgmma ?? true,
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),

@@ -42,6 +42,7 @@ const flag = (name: string) => args.includes(`--${name}`);
 const outPath = arg('out', 'cuda-result.json')!;
 const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
+const wgmmaModes = arg('wgmma', '1,0')!.split(',').map((x) => x === '1');
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',');
 const iters = Number(arg('iters', '100'));
 // Extra prefix-planner variants with cost-model overrides, e.g. --variants pu264:fpb80,fpb40
@@ -153,13 +154,13 @@ function pct(a: Float64Array, p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-async function conformance(strategy: LaunchStrategy): Promise<TestResult[]> {
+async function conformance(strategy: LaunchStrategy, wgmma: boolean): Promise<TestResult[]> {
   const factory: BackendFactory = {
-    name: `cuda-${strategy}`,
+    name: `cuda-${strategy}-${wgmma ? 'wgmma' : 'mma'}`,
     contractVersion: 1,
     priority: 100,
     probe: cudaAvailability,
-    create: () => createCudaBackend({ strategy }),
+    create: () => createCudaBackend({ strategy, wgmma }),
   };
   describeBackendConformance(factory, { planners: planners as Record<string, Planner> });
   return runCollected(log);
@@ -185,8 +186,9 @@ async function bench(backend: CudaBackend) {
     for (const [pname, planner] of Object.entries({ ...(planners as Record<string, Planner>), ...variants })) {
       const plan = planner(batch, backend.capabilities);
       validatePlan(plan, batch);
-      for (const strategy of strategies) {
+      for (const [strategy, wgmma] of strategies.flatMap((st) => wgmmaModes.map((w) => [st, w] as const))) {
         backend.strategy = strategy;
+        backend.wgmma = wgmma;
         const got = await backend.run(plan, queries);
         const H = CONFIG.numQoHeads;
         const D = CONFIG.headDim;
@@ -211,6 +213,7 @@ async function bench(backend: CudaBackend) {
           workload: id,
           planner: pname,
           strategy,
+          wgmma,
           numItems: plan.numItems,
           numPartials: plan.numPartials,
           medianUs: med,
@@ -227,7 +230,7 @@ async function bench(backend: CudaBackend) {
         };
         rows.push(row);
         log(
-          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
+          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
         );
         result.workloads = rows;
         save();
@@ -280,10 +283,11 @@ async function main() {
   }
   if (!flag('no-conformance')) {
     const conf: Record<string, unknown> = {};
-    for (const s of strategies) {
-      log(`--- conformance (${s}) ---`);
-      const r = await conformance(s);
-      conf[s] = {
+    for (const [s, w] of strategies.flatMap((st) => wgmmaModes.map((x) => [st, x] as const))) {
+      const key = `${s}-${w ? 'wgmma' : 'mma'}`;
+      log(`--- conformance (${key}) ---`);
+      const r = await conformance(s, w);
+      conf[key] = {
         pass: r.filter((x) => x.status === 'pass').length,
         fail: r.filter((x) => x.status === 'fail').length,
         skip: r.filter((x) => x.status === 'skip').length,
@@ -312,9 +316,9 @@ async function main() {
     summary.push({
       workload: id,
       prefixUs: pre.medianUs,
-      prefixStrategy: pre.strategy,
+      prefixStrategy: `${pre.strategy}${pre.wgmma ? '+wgmma' : ''}`,
       perRequestUs: per.medianUs,
-      perRequestStrategy: per.strategy,
+      perRequestStrategy: `${per.strategy}${per.wgmma ? '+wgmma' : ''}`,
       speedup: (per.medianUs as number) / (pre.medianUs as number),
       prefixGBs: pre.gbsUnique,
       prefixPctFloor: pre.pctOfFloor,
@@ -322,11 +326,16 @@ async function main() {
     });
   }
   result.summary = summary;
-  const byStrategy: Record<string, number> = {};
+  // Geometric-mean time of each launch configuration over all (workload, planner) rows.
+  const byConfig: Record<string, number> = {};
   for (const s of strategies) {
-    byStrategy[s] = rows.filter((r) => r.strategy === s).reduce((a, r) => a + Math.log(r.medianUs as number), 0);
+    for (const w of wgmmaModes) {
+      const sel = rows.filter((r) => r.strategy === s && r.wgmma === w);
+      byConfig[`${s}-${w ? 'wgmma' : 'mma'}`] = Math.exp(sel.reduce((a, r) => a + Math.log(r.medianUs as number), 0) / Math.max(1, sel.length));
+    }
   }
-  result.strategyGeomeanLogUs = byStrategy;
+  result.configGeomeanUs = byConfig;
+  log(`geomean µs by configuration: ${JSON.stringify(byConfig)}`);
   save();
   log('--- summary ---');
   for (const s of summary) {
