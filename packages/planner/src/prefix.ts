@@ -3,8 +3,7 @@
  * (KV chunks sized by the cost model, tiny nodes fused into their children where that is cheaper)
  * → tiles → merge lists. See README.md for the model.
  */
-import { fail, type BackendCapabilities, type Batch, type Plan } from '@canopy/core';
-import { packPlan } from './pack.js';
+import { CONTRACT_VERSION, fail, type BackendCapabilities, type Batch, type Plan } from '@canopy/core';
 import { costModel, CtaCost, TileChooser, type CostModelParams } from './cost.js';
 import { type RadixTree, VROOT } from './tree.js';
 
@@ -297,17 +296,32 @@ export function emitPrefixPlan(
     maxIq += colK[c] * vcnt[k];
     maxSegs += colNb[c] * (tree.pe[x] - colPb[k] + colK[c]);
   }
-  // Work buffers sized by upper bounds live in a module scratch (planning is synchronous); the
-  // plan gets exact-size copies.
-  const itemTile = I(0, maxItems, false);
-  const itemPos = I(1, maxItems, false);
-  const itemSegBegin = I(2, maxItems + 1, false);
-  const itemQueryBegin = I(3, maxItems + 1, false);
-  const itemNode = I(4, maxItems, false);
-  const itemQueries = I(5, maxIq, false);
-  const segPage = I(6, maxSegs, false);
-  const segSlot = I(7, maxSegs, false);
-  const segTokens = I(8, maxSegs, false);
+  // The plan's arrays are views into one fresh buffer, each with room for its upper bound
+  // (exact for decode; prefill masking and chunk cuts may leave a little unused), written in
+  // place: no second copy of the large arrays.
+  const out = new Int32Array(2 * NQ + 5 * maxItems + 2 * (maxItems + 1) + 2 * maxIq + 3 * maxSegs + NQ + 1);
+  let at = 0;
+  const view = (n: number): Int32Array => {
+    const v = out.subarray(at, at + n);
+    at += n;
+    return v;
+  };
+  const outQueryRequest = view(NQ);
+  outQueryRequest.set(queryRequest.subarray(0, NQ));
+  const outQueryKvLimit = view(NQ);
+  outQueryKvLimit.set(queryKvLimit.subarray(0, NQ));
+  const itemTile = view(maxItems);
+  const itemPos = view(maxItems);
+  const itemSegBegin = view(maxItems + 1);
+  const itemQueryBegin = view(maxItems + 1);
+  const itemPartialBase = view(maxItems);
+  const itemNode = view(maxItems);
+  const itemQueries = view(maxIq);
+  const segPage = view(maxSegs);
+  const segSlot = view(maxSegs);
+  const segTokens = view(maxSegs);
+  const mergeBegin = view(NQ + 1);
+  const mergeSlots = view(maxIq);
   itemSegBegin[0] = 0;
   itemQueryBegin[0] = 0;
   let ni = 0;
@@ -402,37 +416,36 @@ export function emitPrefixPlan(
     }
   }
   // partial slots: item i's queries take slots [itemQueryBegin[i], itemQueryBegin[i + 1])
-  const NQ1 = NQ + 1;
-  const mergeBegin = I(94, NQ1);
   for (let z = 0; z < nqi; z++) mergeBegin[itemQueries[z] + 1]++;
   for (let q = 0; q < NQ; q++) mergeBegin[q + 1] += mergeBegin[q];
-  const mergeSlots = I(93, nqi, false);
   const mc = I(98, NQ, false);
   mc.set(mergeBegin.subarray(0, NQ));
   // item order is node order (ancestors first) then chunk order: each list runs root → leaf
   for (let z = 0; z < nqi; z++) mergeSlots[mc[itemQueries[z]]++] = z;
+  // partial slots: item i's queries take slots [itemQueryBegin[i], itemQueryBegin[i + 1])
+  itemPartialBase.set(itemQueryBegin.subarray(0, ni));
 
-  return packPlan({
+  return {
+    version: CONTRACT_VERSION,
     planner: 'prefix',
-    config,
-    tiles: tiles.menu,
+    config: { ...config },
     numQueries: NQ,
+    queryRequest: outQueryRequest,
+    queryKvLimit: outQueryKvLimit,
+    tiles: tiles.menu.map((t) => ({ rows: t.rows, kvBlock: t.kvBlock })),
     numItems: ni,
+    itemTile: itemTile.subarray(0, ni),
+    itemPos: itemPos.subarray(0, ni),
+    itemSegBegin: itemSegBegin.subarray(0, ni + 1),
+    itemQueryBegin: itemQueryBegin.subarray(0, ni + 1),
+    itemQueries: itemQueries.subarray(0, nqi),
+    itemPartialBase: itemPartialBase.subarray(0, ni),
+    itemNode: itemNode.subarray(0, ni),
+    segPage: segPage.subarray(0, ns),
+    segSlot: segSlot.subarray(0, ns),
+    segTokens: segTokens.subarray(0, ns),
     numPartials: nqi,
-    queryRequest,
-    queryKvLimit,
-    itemTile,
-    itemPos,
-    itemSegBegin,
-    itemQueryBegin,
-    itemQueries,
-    itemPartialBase: itemQueryBegin,
-    itemNode,
-    numSegs: ns,
-    segPage,
-    segSlot,
-    segTokens,
     mergeBegin,
-    mergeSlots,
-  });
+    mergeSlots: mergeSlots.subarray(0, nqi),
+  };
 }
