@@ -40,6 +40,9 @@ export interface Quantiles {
 
 export interface PlanningBenchmark {
   requests: number;
+  /** True when the batch carried an explicit tree: it is planned from its page lists instead
+   * (the decode path; explicit trees make every step a full build). */
+  explicitTreeDropped: boolean;
   iters: number;
   /** createPlannerState: radix tree + plan, µs (every page compared). */
   fullBuildUs: Quantiles;
@@ -59,10 +62,13 @@ function quantiles(xs: number[]): Quantiles {
 const nowUs = (): number => (globalThis.performance ? globalThis.performance.now() * 1e3 : Date.now() * 1e3);
 
 export function benchmarkPlanning(
-  batch: Batch,
+  input: Batch,
   capabilities: BackendCapabilities,
   opts: { iters?: number; warmup?: number; options?: PrefixPlannerOptions } = {},
 ): PlanningBenchmark {
+  const explicitTreeDropped = input.tree !== undefined;
+  let batch = input;
+  if (explicitTreeDropped) batch = { config: batch.config, numPages: batch.numPages, pageSize: batch.pageSize, requests: batch.requests };
   const iters = opts.iters ?? 200;
   const warmup = opts.warmup ?? Math.min(50, iters);
   const next = nextDecodeBatch(batch);
@@ -90,5 +96,5 @@ export function benchmarkPlanning(
     const dt = nowUs() - t0;
     if (i >= warmup) step.push(dt);
   }
-  return { requests: batch.requests.length, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step) };
+  return { requests: batch.requests.length, explicitTreeDropped, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step) };
 }

@@ -56,5 +56,7 @@ describe('benchmark helpers', () => {
       expect(q.median).toBeGreaterThan(0);
     }
     expect(r.requests).toBe(64);
+    expect(r.explicitTreeDropped).toBe(false);
+    expect(benchmarkPlanning(workload('W3', true), H100_CAPS, { iters: 2, warmup: 0 }).explicitTreeDropped).toBe(true);
   });
 });
