@@ -83,3 +83,20 @@ describe('canonical workloads W1–W5', () => {
     expect(planners.perRequest(batch, H100_CAPS).planner).toBe('perRequest');
   });
 });
+
+describe('plans follow the device', () => {
+  it('more parallel units → more KV chunks; a bigger tile menu → fewer row blocks', () => {
+    const batch = workload('W1');
+    const few = prefixPlanner(batch, { ...H100_CAPS, parallelUnits: 4 });
+    const many = prefixPlanner(batch, { ...H100_CAPS, parallelUnits: 1024 });
+    validatePlan(few, batch);
+    validatePlan(many, batch);
+    expect(many.numItems).toBeGreaterThan(few.numItems);
+    const small = prefixPlanner(batch, { ...H100_CAPS, tileMenu: [{ rows: 16, kvBlock: 64 }] });
+    validatePlan(small, batch);
+    // root: 64 queries × 4 rows = 256 rows → 16 row blocks of 4 queries with 16-row tiles
+    const rootItems = Array.from(small.itemNode!).filter((n) => n === 0).length;
+    const rootChunks = new Set(Array.from(small.itemPos).filter((_, i) => small.itemNode![i] === 0)).size;
+    expect(rootItems / rootChunks).toBe(16);
+  });
+});
