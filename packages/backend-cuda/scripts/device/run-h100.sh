@@ -7,6 +7,9 @@ D=.device/cuda
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv > "$OUT/nvidia-smi.txt" 2>&1
+# SASS check: the wgmma variants must contain HGMMA instructions.
+CUOBJ=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
+echo "HGMMA instructions in the addon: $("$CUOBJ" -sass $D/canopy_cuda.node 2>/dev/null | grep -c HGMMA)" | tee "$OUT/sass.txt"
 mode=${1:-all}
 if [ "$mode" = all ] || [ "$mode" = full ]; then
   timeout 300 node $D/driver.mjs --out "$OUT/cuda-full.json" "${@:2}" 2>&1 | tee "$OUT/full.log"
