@@ -145,7 +145,7 @@ const fail = (code: string, message: string): never => {
 
 /**
  * CPU backend: worker threads share the f32 KV pools (SharedArrayBuffer) and execute a plan's
- * (work item, KV head) units, balanced by cost; partial states of split queries are merged by the
+ * (work item, KV head range) units, balanced by cost; partial states of split queries are merged by the
  * workers too. Node-only (node:worker_threads, loaded lazily so importing the package elsewhere
  * does not fail).
  */
@@ -378,8 +378,8 @@ export class CpuBackend implements AttentionBackend {
       if (e - b === 1) slotDirect[plan.mergeSlots[b]] = q;
       else needsMerge = true;
     }
-    // cost of each (item, KV head) unit: rows × visible tokens × D, plus a fixed overhead
-    const costs: number[] = [];
+    // work of each item per KV head: rows × visible tokens × D
+    const headCost = new Float64Array(ni);
     let work = 0;
     for (let i = 0; i < ni; i++) {
       const T = tokBegin[i + 1] - tokBegin[i];
@@ -393,18 +393,27 @@ export class CpuBackend implements AttentionBackend {
         if (d >= 0 && d !== q) fail('bad-plan', `partial slot ${slot} (work item ${i}, query ${q}) is merged into query ${d}`);
         vis += Math.max(0, Math.min(T, plan.queryKvLimit[q] - plan.itemPos[i]));
       }
-      const c = vis * G * D;
-      work += c * HK;
-      for (let hk = 0; hk < HK; hk++) costs.push(c + 64 * D);
+      headCost[i] = vis * G * D;
+      work += headCost[i] * HK;
     }
-    const units = new Int32Array(ni * HK * 2);
-    for (let i = 0, u = 0; i < ni; i++) {
-      for (let hk = 0; hk < HK; hk++, u++) {
-        units[2 * u] = i;
-        units[2 * u + 1] = hk;
+    // Units: (item, range of KV heads). All heads of an item together stream its tokens in memory
+    // order; an item heavier than its share of a worker is cut into head ranges so the workers
+    // can balance (one head per unit at most).
+    const W = this.workers.length;
+    const target = W > 0 ? work / (W * 8) : Infinity;
+    const unitList: number[] = [];
+    const costs: number[] = [];
+    for (let i = 0; i < ni; i++) {
+      const per = Math.max(1, Math.min(HK, Math.floor(target / Math.max(1, headCost[i]))));
+      const groups = Math.ceil(HK / per);
+      for (let g = 0; g < groups; g++) {
+        const h0 = Math.floor((g * HK) / groups);
+        const h1 = Math.floor(((g + 1) * HK) / groups);
+        unitList.push(i, h0, h1);
+        costs.push((headCost[i] + 64 * D) * (h1 - h0));
       }
     }
-    const W = this.workers.length;
+    const units = Int32Array.from(unitList);
     const parts: Prepared['parts'] = [];
     if (W > 0) {
       // longest processing time first: biggest unit to the least loaded worker
@@ -422,13 +431,14 @@ export class CpuBackend implements AttentionBackend {
       let q = 0;
       for (let w = 0; w < W; w++) {
         const qb = q;
-        const target = plan.mergeBegin[0] + (mergeTotal * (w + 1)) / W;
-        while (q < nq && (w === W - 1 || plan.mergeBegin[q + 1] <= target)) q++;
+        const tgt = plan.mergeBegin[0] + (mergeTotal * (w + 1)) / W;
+        while (q < nq && (w === W - 1 || plan.mergeBegin[q + 1] <= tgt)) q++;
         const list = lists[w].sort((a, b) => a - b); // item order: neighbouring pages together
-        const wu = new Int32Array(new SharedArrayBuffer(Math.max(1, list.length * 8)), 0, list.length * 2);
+        const wu = new Int32Array(new SharedArrayBuffer(Math.max(1, list.length * 12)), 0, list.length * 3);
         list.forEach((u, j) => {
-          wu[2 * j] = units[2 * u];
-          wu[2 * j + 1] = units[2 * u + 1];
+          wu[3 * j] = units[3 * u];
+          wu[3 * j + 1] = units[3 * u + 1];
+          wu[3 * j + 2] = units[3 * u + 2];
         });
         parts.push({ units: wu, qBegin: qb, qEnd: w === W - 1 ? nq : q });
       }
@@ -494,7 +504,7 @@ export class CpuBackend implements AttentionBackend {
     const p = this.getPrepared(plan);
     p.io.queries.set(queries);
     if (this.workers.length === 0 || p.work < this.inlineBelow) {
-      this.kernel.runUnits(p.kp, kv, p.io, p.units, 0, p.units.length / 2);
+      this.kernel.runUnits(p.kp, kv, p.io, p.units, 0, p.units.length / 3);
       this.kernel.mergeQueries(p.kp, p.io, 0, p.kp.numQueries);
       return p;
     }

@@ -70,7 +70,7 @@ export function wasmScratchBytes(rowsMax: number, headDim: number, kvBlock: numb
 }
 
 export interface Kernel {
-  /** Compute work units `units[2u] = item, units[2u + 1] = KV head` for u in [begin, end). */
+  /** Compute work units u in [begin, end): item `units[3u]`, KV heads `[units[3u + 1], units[3u + 2])`. */
   runUnits(p: KernelPlan, kv: KernelKv, io: KernelIo, units: Int32Array, begin: number, end: number): void;
   /** Merge the partial slots of queries [qBegin, qEnd) that have zero or several slots. */
   mergeQueries(p: KernelPlan, io: KernelIo, qBegin: number, qEnd: number): void;
@@ -231,12 +231,15 @@ export function makeKernel(): Kernel {
   let I: Int32Array = new Int32Array(0);
 
   /**
-   * The same computation as `unit` in WebAssembly (see wasm.ts): per block of KV tokens, `qk`
-   * scores every row against the block (SIMD), `sm` turns scores into weights in place and keeps
-   * the running max and sum, `pv` rescales and accumulates V (SIMD). Rows go in passes of at most
-   * `rowsMax` (the scratch size); JavaScript only stages queries, token offsets and outputs.
+   * The same computation as `unit` in WebAssembly (see wasm.ts), for KV heads [h0, h1) of item i:
+   * per block of KV tokens and per head, `qk` scores the head's rows against the block (SIMD),
+   * `sm` turns scores into weights in place and keeps the running max and sum, `pv` rescales and
+   * accumulates V (SIMD). Heads inside the block loop: a token's heads are contiguous in the
+   * pools, so a block of all heads streams through memory in order (one token = one 4 KiB run at
+   * 8 heads × d128 f32) instead of 512-byte slices 4 KiB apart. Rows of all heads go in passes of
+   * at most `rowsMax` (the scratch size); JavaScript only stages queries, token offsets, outputs.
    */
-  function unitWasm(p: KernelPlan, W: KernelWasm, io: KernelIo, i: number, hk: number): void {
+  function unitWasm(p: KernelPlan, W: KernelWasm, io: KernelIo, i: number, h0: number, h1: number): void {
     if (wasmMemory !== W.memory) {
       const inst = new WebAssembly.Instance(W.module, { env: { mem: W.memory } });
       const ex = inst.exports as unknown as Record<'qk' | 'pv' | 'sm', (...a: number[]) => void>;
@@ -275,13 +278,18 @@ export function makeKernel(): Kernel {
     const Q = io.queries;
     const scale = p.scale;
     const tokBase = p.tokBase;
-    const hkOff = hk * D;
-    for (let r0 = 0; r0 < rowsAll; r0 += RM) {
-      const rows = rowsAll - r0 < RM ? rowsAll - r0 : RM;
+    const perHead = rowsAll;
+    const total = perHead * (h1 - h0);
+    const D4 = D * 4;
+    for (let R0 = 0; R0 < total; R0 += RM) {
+      const rows = total - R0 < RM ? total - R0 : RM;
       let maxVis = 0;
       for (let r = 0; r < rows; r++) {
-        const x = ((r0 + r) / G) | 0;
-        const g = r0 + r - x * G;
+        const R = R0 + r;
+        const hh = (R / perHead) | 0;
+        const rr = R - hh * perHead;
+        const x = (rr / G) | 0;
+        const g = rr - x * G;
         const q = p.itemQueries[xb + x];
         let vis = p.queryKvLimit[q] - pos0;
         if (vis < 0) vis = 0;
@@ -290,7 +298,7 @@ export function makeKernel(): Kernel {
         I[visEl + r] = vis;
         F[mEl + r] = -Infinity;
         F[lEl + r] = 0;
-        const qo = (q * H + hk * G + g) * D;
+        const qo = (q * H + (h0 + hh) * G + g) * D;
         const ro = r * D;
         for (let d = 0; d < D; d++) {
           F[qEl + ro + d] = Q[qo + d] * scale;
@@ -299,18 +307,30 @@ export function makeKernel(): Kernel {
       }
       for (let t0 = 0; t0 < maxVis; t0 += B) {
         const nb = maxVis - t0 < B ? maxVis - t0 : B;
-        for (let j = 0; j < nb; j++) I[tokEl + j] = tokBase[tb + t0 + j] + hkOff;
-        wasmQk(rows, D * 4, nb, tokPtr, qPtr, scPtr, B * 4, W.kOff);
-        wasmSm(rows, nb, t0, scPtr, B * 4, visPtr, mPtr, lPtr, cPtr);
-        wasmPv(rows, D * 4, nb, tokPtr, scPtr, B * 4, cPtr, accPtr, W.vOff);
+        for (let j = 0; j < nb; j++) I[tokEl + j] = tokBase[tb + t0 + j];
+        // one call triple per head present in this pass (rows of a head are contiguous)
+        for (let r = 0; r < rows; ) {
+          const hh = ((R0 + r) / perHead) | 0;
+          let e = (hh + 1) * perHead - R0;
+          if (e > rows) e = rows;
+          const n = e - r;
+          const hOff = (h0 + hh) * D4;
+          wasmQk(n, D4, nb, tokPtr, qPtr + r * D4, scPtr + r * B * 4, B * 4, W.kOff + hOff);
+          wasmSm(n, nb, t0, scPtr + r * B * 4, B * 4, visPtr + r * 4, mPtr + r * 4, lPtr + r * 4, cPtr + r * 4);
+          wasmPv(n, D4, nb, tokPtr, scPtr + r * B * 4, B * 4, cPtr + r * 4, accPtr + r * D4, W.vOff + hOff);
+          r = e;
+        }
       }
       const pb = p.itemPartialBase[i];
       for (let r = 0; r < rows; r++) {
-        const x = ((r0 + r) / G) | 0;
-        const g = r0 + r - x * G;
+        const R = R0 + r;
+        const hh = (R / perHead) | 0;
+        const rr = R - hh * perHead;
+        const x = (rr / G) | 0;
+        const g = rr - x * G;
         const slot = pb + x;
         const direct = p.slotDirect[slot];
-        const h = hk * G + g;
+        const h = (h0 + hh) * G + g;
         const o = direct >= 0 ? io.out : io.partO;
         const l = direct >= 0 ? io.lse : io.partLse;
         const row = direct >= 0 ? direct : slot;
@@ -332,10 +352,12 @@ export function makeKernel(): Kernel {
   function runUnits(p: KernelPlan, kv: KernelKv, io: KernelIo, units: Int32Array, begin: number, end: number): void {
     const W = kv.wasm;
     if (W && p.headDim % 16 === 0) {
-      for (let u = begin; u < end; u++) unitWasm(p, W, io, units[2 * u], units[2 * u + 1]);
+      for (let u = begin; u < end; u++) unitWasm(p, W, io, units[3 * u], units[3 * u + 1], units[3 * u + 2]);
       return;
     }
-    for (let u = begin; u < end; u++) unit(p, kv.k, kv.v, io, units[2 * u], units[2 * u + 1]);
+    for (let u = begin; u < end; u++) {
+      for (let hk = units[3 * u + 1]; hk < units[3 * u + 2]; hk++) unit(p, kv.k, kv.v, io, units[3 * u], hk);
+    }
   }
 
   function mergeQueries(p: KernelPlan, io: KernelIo, qBegin: number, qEnd: number): void {

@@ -35,7 +35,7 @@ function workerMain(parentPort: import('node:worker_threads').MessagePort, kerne
         if (!e) throw new Error(`plan ${msg.id} is not loaded in this worker`);
         if (msg.type === 'run') {
           if (!kv) throw new Error('no KV cache loaded in this worker');
-          kernel.runUnits(e.plan, kv, e.io, e.units, 0, e.units.length / 2);
+          kernel.runUnits(e.plan, kv, e.io, e.units, 0, e.units.length / 3);
         } else {
           kernel.mergeQueries(e.plan, e.io, e.qBegin, e.qEnd);
         }
