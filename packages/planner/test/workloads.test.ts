@@ -74,6 +74,7 @@ describe('canonical workloads W1–W5', () => {
     expect(text).toContain('group: 128 queries × 4 = 512 rows per KV head');
     expect(text).toMatch(/4 row blocks/);
     expect(text).toMatch(/merge: partials per query → queries: \d+→128/);
+    expect(text).toContain("lists in KV order");
     expect(text).toContain('query 0 (request 0, sees 5376 tokens): slot 0 (item 0, node 0, KV [0, 1024))');
   });
 
@@ -98,5 +99,15 @@ describe('plans follow the device', () => {
     const rootItems = Array.from(small.itemNode!).filter((n) => n === 0).length;
     const rootChunks = new Set(Array.from(small.itemPos).filter((_, i) => small.itemNode![i] === 0)).size;
     expect(rootItems / rootChunks).toBe(16);
+  });
+});
+
+describe('explainPlan of a perRequest plan', () => {
+  it('lists items per request', () => {
+    const batch = workload('W2');
+    const text = explainPlan(perRequestPlanner(batch, H100_CAPS), buildTokenTree(batch));
+    expect(text).toContain('items per request');
+    expect(text).toMatch(/request 0: 1 query × 4 = 4 rows per KV head; \d+ KV chunks? of/);
+    expect(text).not.toContain('items without a node');
   });
 });
