@@ -105,6 +105,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       case 'run': {
         const workloads = collectWorkloads(o);
         const cfg = runConfig(o, argv, workloads);
+        // Rewrite --json after every record: a run cut short (a time limit) keeps what it measured.
+        if (o.json) cfg.onRecord = (partial) => writeOut(o.json!, `${JSON.stringify(partial, null, 2)}\n`);
         const { run, ok } = await runBench(cfg, io);
         io.out(renderRun(run, useColor(o, io)));
         await writeReports(run, o, io);

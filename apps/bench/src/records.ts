@@ -113,4 +113,6 @@ export interface BenchRun {
   sweep?: SweepInfo;
   /** Free-form notes (scale-downs, verification policy). */
   notes: string[];
+  /** False while a run is in progress (the JSON is rewritten after every record). */
+  complete: boolean;
 }

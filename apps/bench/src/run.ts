@@ -62,6 +62,8 @@ export interface RunConfig {
   command: string[];
   /** Override the timing budget per record, ms (tests). */
   budgetMs?: number;
+  /** Called with the run so far after every record (the CLI rewrites --json then). */
+  onRecord?: (partial: BenchRun) => void;
 }
 
 interface Instance {
@@ -190,6 +192,14 @@ function readText(p: string): string {
   return readFileSync(p, 'utf8');
 }
 
+/** Speedups against perRequest on the same workload, backend and scale (and sweep point). */
+function fillSpeedups(records: BenchRecord[]): void {
+  for (const r of records) {
+    const base = records.find((b) => b.workload === r.workload && b.backend === r.backend && b.planner === 'perRequest' && scaleKey(b.scale) === scaleKey(r.scale) && b.sweep?.value === r.sweep?.value);
+    r.speedupVsPerRequest = base?.timeUs && r.timeUs ? base.timeUs.median / r.timeUs.median : null;
+  }
+}
+
 export interface RunResult {
   run: BenchRun;
   /** The line `--backend` selection printed. */
@@ -210,6 +220,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   if (!cfg.quiet || cfg.backend.toLowerCase() === 'auto') io.err(selection.line);
 
   const commit = currentCommit();
+  const startedAt = new Date().toISOString();
   const notes: string[] = [
     'verification: all queries when Σ visible tokens × query heads × head dim ≤ 2^28, else 64 queries spread evenly (first and last included); tolerance 2e-3 (f16 KV) or 1e-4 (f32 KV) of max |reference out|',
   ];
@@ -258,6 +269,21 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   const records: BenchRecord[] = [];
   let ok = true;
   const multiDump = cfg.workloads.length * distinctScales.size > 1;
+
+  // The run document, also written after every record (`onProgress`) so a run cut short keeps its results.
+  const makeDoc = (complete: boolean): BenchRun => ({
+    schema: RUN_SCHEMA_ID,
+    tool: { name: 'canopy-bench', version: BENCH_VERSION },
+    createdAt: startedAt,
+    commit,
+    command: cfg.command,
+    host: hostInfo(),
+    options: { seed: cfg.seed, iters: cfg.iters ?? null, planners: cfg.planners, backend: cfg.backend, model: cfg.model },
+    backends,
+    records,
+    notes,
+    complete,
+  });
 
   try {
     for (const w of cfg.workloads) {
@@ -360,6 +386,8 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             progress.note(`ERROR ${label}: ${(e as Error).message}`);
           }
           records.push(rec);
+          fillSpeedups(records);
+          cfg.onRecord?.(makeDoc(false));
           progress.step(rec.timeUs ? `${label}: ${fmtUs(rec.timeUs.median)} (p10 ${fmtUs(rec.timeUs.p10)}, p90 ${fmtUs(rec.timeUs.p90)}, ${rec.timeUs.iters} iters)` : `${label}: ${rec.failure}`);
         }
       }
@@ -369,24 +397,8 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     for (const l of live) await l.backend.dispose().catch(() => undefined);
   }
 
-  // Speedups against perRequest on the same workload, backend and scale.
-  for (const r of records) {
-    const base = records.find((b) => b.workload === r.workload && b.backend === r.backend && b.planner === 'perRequest' && scaleKey(b.scale) === scaleKey(r.scale) && b.sweep?.value === r.sweep?.value);
-    if (base?.timeUs && r.timeUs) r.speedupVsPerRequest = base.timeUs.median / r.timeUs.median;
-  }
-
-  const run: BenchRun = {
-    schema: RUN_SCHEMA_ID,
-    tool: { name: 'canopy-bench', version: BENCH_VERSION },
-    createdAt: new Date().toISOString(),
-    commit,
-    command: cfg.command,
-    host: hostInfo(),
-    options: { seed: cfg.seed, iters: cfg.iters ?? null, planners: cfg.planners, backend: cfg.backend, model: cfg.model },
-    backends,
-    records,
-    notes,
-  };
+  fillSpeedups(records);
+  const run = makeDoc(true);
   return { run, backendLine: selection.line, ok };
 }
 

@@ -2,6 +2,8 @@
  * `canopy-bench sweep --dim prefix|requests|branching|leaf`: run both planners over a family of
  * trees that differ in one dimension and report where `prefix` starts to beat `perRequest`.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { intOption, UsageError, type Options } from './args.js';
 import { configPatch, runConfig, scaleOptions } from './options.js';
 import type { Io } from './progress.js';
@@ -58,6 +60,8 @@ export async function runSweep(o: Options, argv: string[], io: Io): Promise<{ ru
     sweep: { dim, value },
   }));
   const cfg = runConfig({ ...o, planner: o.planner ?? 'both' }, argv, workloads);
+  if (o.json) mkdirSync(dirname(o.json), { recursive: true });
+  if (o.json) cfg.onRecord = (partial) => writeFileSync(o.json!, `${JSON.stringify(partial, null, 2)}\n`);
   // A requests sweep keeps its request counts on the CPU: only tokens are scaled there.
   if (!o.scale && !o['request-scale'] && !o.full) cfg.cpuScale = { ...scaleOptions(o).cpuScale, requests: 1 };
   const { run, ok } = await runBench(cfg, io);

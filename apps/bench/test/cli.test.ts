@@ -92,6 +92,7 @@ describe('a run: table, JSON records, HTML', () => {
   it('JSON follows the shipped schema', () => {
     expect(schemaErrors(run)).toBe('');
     expect(run.records).toHaveLength(4);
+    expect(run.complete).toBe(true);
   });
 
   it('records carry the workload metrics of the batch that ran', () => {
@@ -126,6 +127,25 @@ describe('a run: table, JSON records, HTML', () => {
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script|<link |src="http/);
     expect(html).toContain('W5 — long shared context');
+  });
+});
+
+describe('partial results', () => {
+  it('the run document is handed out after every record (the CLI rewrites --json), marked incomplete', async () => {
+    const { parseCli } = await import('../src/args.js');
+    const { collectWorkloads, runConfig } = await import('../src/options.js');
+    const { runBench } = await import('../src/run.js');
+    const argv = ['--workload', 'W1,W3', ...TINY];
+    const { options } = parseCli(argv);
+    const cfg = runConfig(options, argv, collectWorkloads(options));
+    const seen: Array<{ n: number; complete: boolean }> = [];
+    cfg.onRecord = (partial) => {
+      expect(schemaErrors(JSON.parse(JSON.stringify(partial)))).toBe('');
+      seen.push({ n: partial.records.length, complete: partial.complete });
+    };
+    const { run } = await runBench(cfg, { out: () => {}, err: () => {}, isTTY: false });
+    expect(seen).toEqual([1, 2, 3, 4].map((n) => ({ n, complete: false })));
+    expect(run.complete).toBe(true);
   });
 });
 
