@@ -5,7 +5,7 @@
  */
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpus, getPriority, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchmarkPlanning, planMetrics, prefixPlanner, perRequestPlanner } from '../src/index.js';
@@ -60,7 +60,7 @@ const out = {
   benchmark: 'planner: prefix plan build (full) and incremental decode step',
   date,
   commit,
-  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version },
+  machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, niceness: getPriority() },
   capabilities: 'H100-like: 132 units, 3350 GB/s, tiles rows 1/8/16/32/64/128 × kvBlock 32/64/128',
   iters,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over iters after warmup',
