@@ -48,10 +48,13 @@ function workerMain(parentPort: import('node:worker_threads').MessagePort, kerne
 }
 
 /**
- * Source text for `new Worker(src, { eval: true })` (a CommonJS script). `require` appears only in
- * this string literal: bundlers rewrite `require` inside functions (esbuild to `__require`), which
- * would break the stringified bodies; test/bundled.test.ts checks a bundled build.
+ * Source text for `new Worker(src, { eval: true })`. Node evaluates it as CommonJS or as an ES
+ * module depending on the process (`--input-type=module` makes it ESM), so it uses only what
+ * both have: a dynamic import. Messages posted meanwhile wait in the port until the listener
+ * starts it. `import(` and `require` appear only in this string: bundlers rewrite them inside
+ * functions (esbuild turns `require` into `__require`), which would break the stringified bodies;
+ * test/bundled.test.ts checks a bundled build.
  */
 export function workerSource(): string {
-  return `'use strict';\n(${workerMain.toString()})(require('node:worker_threads').parentPort, ${makeKernel.toString()});\n`;
+  return `'use strict';\nimport('node:worker_threads').then((wt) => (${workerMain.toString()})(wt.parentPort, ${makeKernel.toString()}));\n`;
 }

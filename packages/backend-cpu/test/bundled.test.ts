@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,5 +60,36 @@ it('loads as a plugin module through loadBackendModule (what canopy-bench --back
     expect(b.device).toMatch(/1 worker thread/);
   } finally {
     await b.dispose();
+  }
+});
+
+// Node runs eval'd worker code as CommonJS, or as an ES module when the process says so
+// (--input-type=module is inherited by workers); idle workers must not keep a process alive.
+it('works in a plain Node process, ESM or CommonJS worker evaluation, and lets it exit without dispose()', () => {
+  const script = `
+    const m = await import(${JSON.stringify(pathToFileURL(outfile).href)});
+    const cfg = { numQoHeads: 4, numKvHeads: 2, headDim: 32, kvDtype: 'f32' };
+    const n = 2 * 16 * 2 * 32;
+    const cache = { numPages: 2, pageSize: 16, numKvHeads: 2, headDim: 32, dtype: 'f32', k: new Float32Array(n).fill(0.5), v: new Float32Array(n).fill(2) };
+    const plan = { version: 1, planner: 't', config: cfg, numQueries: 1, queryRequest: Int32Array.of(0), queryKvLimit: Int32Array.of(20),
+      tiles: [{ rows: 1, kvBlock: 64 }], numItems: 1, itemTile: Int32Array.of(0), itemPos: Int32Array.of(0), itemSegBegin: Int32Array.of(0, 2),
+      itemQueryBegin: Int32Array.of(0, 1), itemQueries: Int32Array.of(0), itemPartialBase: Int32Array.of(0),
+      segPage: Int32Array.of(1, 0), segSlot: Int32Array.of(0, 0), segTokens: Int32Array.of(16, 4), numPartials: 1,
+      mergeBegin: Int32Array.of(0, 1), mergeSlots: Int32Array.of(0) };
+    const b = await m.CpuBackend.create({ workers: 2, inlineBelow: 0 });
+    await b.setKvCache(cache);
+    const r = await b.run(plan, new Float32Array(4 * 32).fill(0.1));
+    // uniform scores: every output is the V value 2, lse = ln(20) + 0.1 * 0.5 * 32 / sqrt(32)
+    console.log(JSON.stringify({ out: r.out[0], lse: r.lse[0], workers: b.liveWorkers }));
+  `;
+  for (const args of [
+    ['--input-type=module', '-e', script], // workers inherit the flag: eval'd as an ES module
+    ['-e', `(async () => {${script}})()`], // eval'd as CommonJS
+  ]) {
+    const out = execFileSync(process.execPath, args, { encoding: 'utf8', timeout: 30_000 });
+    const r = JSON.parse(out.trim().split('\n').pop()!);
+    expect(r.out).toBeCloseTo(2, 5);
+    expect(r.lse).toBeCloseTo(Math.log(20) + (0.1 * 0.5 * 32) / Math.sqrt(32), 5);
+    expect(r.workers).toBe(2); // not disposed, yet the process exited by itself
   }
 });
