@@ -186,7 +186,8 @@ function describeSession(session: BackendSession): string {
   if (session.kind === 'webgpu') {
     const a = session.adapter;
     const name = a ? [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' / ') : session.backend.device;
-    return `WebGPU adapter: ${name}${a?.software ? ' (software, on the CPU)' : ''} · backend ${session.backend.name}`;
+    const notable = (a?.features ?? []).filter((f) => ['subgroups', 'shader-f16', 'timestamp-query'].includes(f));
+    return `WebGPU adapter: ${name}${a?.software ? ' (software, on the CPU)' : ''} · ${notable.length ? notable.join(', ') : 'no subgroups, f16 or timestamps'} · backend ${session.backend.name}`;
   }
   return `CPU reference backend (JavaScript)${session.fallbackReason ? ` — no WebGPU: ${session.fallbackReason}` : ''}`;
 }
@@ -364,7 +365,7 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
       h(
         'figure',
         {},
-        treeView(r.built, x.plan, x.pieces, { title: `${x.planner}: ${fmtInt(x.workItems)} work items`, width }),
+        treeView(r.built, x.plan, x.pieces, { title: `${x.planner}: ${fmtInt(x.workItems)} work items · tiles (rows×KV block) ${tileCounts(x.plan)}`, width }),
         h('details', { class: 'explain' }, h('summary', {}, `${x.planner} plan, explained`), h('pre', {}, explain(x.plan, r))),
       ),
     ),
@@ -395,6 +396,16 @@ function render(r: RunResult, full: TreeSpec, scale: WorkloadScale, reasons: str
       sampleLse: Array.from(x.sampleLse),
     })),
   };
+}
+
+/** "16×64 ×12, 1×64 ×5": how many work items use each tile shape. */
+function tileCounts(plan: Plan): string {
+  const counts = new Map<number, number>();
+  for (let i = 0; i < plan.numItems; i++) counts.set(plan.itemTile[i], (counts.get(plan.itemTile[i]) ?? 0) + 1);
+  return [...counts.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${plan.tiles[k] ? `${plan.tiles[k].rows}×${plan.tiles[k].kvBlock}` : `#${k}`} ×${n}`)
+    .join(', ');
 }
 
 function explain(plan: Plan, r: RunResult): string {
