@@ -9,6 +9,7 @@ import { fmtBytes, fmtFlops, groupKey } from './report-text.js';
 import { fmtTflops, fmtUs } from './run.js';
 import { describeScale } from './tree.js';
 import { SUMMARY_HEADER, summaryCells, summaryRows } from './summary.js';
+import { crossoverSentence } from './sweep.js';
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
@@ -175,15 +176,7 @@ export async function renderHtml(run: BenchRun): Promise<string> {
   const sweep = sweepChart(run);
   if (sweep && run.sweep) {
     parts.push(`<h2>Sweep over ${esc(run.sweep.dim)}</h2>`);
-    for (const c of run.sweep.crossovers) {
-      parts.push(
-        `<p>${esc(c.backend)}: ${
-          c.firstWinValue === null
-            ? 'prefix does not beat perRequest at any value swept'
-            : `prefix starts to win at ${esc(run.sweep.dim)} = ${c.firstWinValue} (${c.speedupAtFirstWin!.toFixed(2)}×); best ${c.maxSpeedup!.toFixed(2)}× at ${c.maxSpeedupValue}`
-        }</p>`,
-      );
-    }
+    for (const c of run.sweep.crossovers) parts.push(`<p><b>${esc(c.backend)}</b>: ${esc(crossoverSentence(run.sweep.dim, c))}</p>`);
     parts.push(`<figure>${await specToSvg(sweep)}</figure>`);
   }
   const sp = speedupChart(run);

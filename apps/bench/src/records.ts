@@ -96,8 +96,8 @@ export interface SweepInfo {
   dim: string;
   values: number[];
   base: Record<string, number>;
-  /** Per backend: the first value where prefix beats perRequest, and the speedup there and at the end. */
-  crossovers: Array<{ backend: string; firstWinValue: number | null; speedupAtFirstWin: number | null; maxSpeedup: number | null; maxSpeedupValue: number | null }>;
+  /** Per backend: where prefix starts to win clearly (and keeps winning), the speedup there, the best one, and every clear win. */
+  crossovers: Array<{ backend: string; firstWinValue: number | null; speedupAtFirstWin: number | null; maxSpeedup: number | null; maxSpeedupValue: number | null; winValues: number[] }>;
 }
 
 export interface BenchRun {

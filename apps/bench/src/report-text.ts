@@ -79,7 +79,8 @@ export function renderRun(run: BenchRun, color = false): string {
     const rows = recs.map((r) => {
       const t = r.timeUs;
       const time = t ? `${fmtUs(t.median)} ${st.dim(`(${fmtUs(t.p10)}–${fmtUs(t.p90)})`)}` : st.red('no time');
-      const read = `${(r.planKvBytes / r.uniqueKvBytes).toFixed(2)}× (${fmtBytes(r.planKvBytes)})`;
+      // A record that failed before planning has no plan to describe.
+      const read = r.workItems === 0 ? '–' : `${(r.planKvBytes / r.uniqueKvBytes).toFixed(2)}× (${fmtBytes(r.planKvBytes)})`;
       const speed = r.speedupVsPerRequest === null ? '–' : r.speedupVsPerRequest >= 1.05 ? st.green(`${r.speedupVsPerRequest.toFixed(2)}×`) : `${r.speedupVsPerRequest.toFixed(2)}×`;
       return [
         r.backend,
@@ -89,8 +90,8 @@ export function renderRun(run: BenchRun, color = false): string {
         r.pctOfFloor === null ? '–' : `${r.pctOfFloor.toFixed(r.pctOfFloor < 10 ? 1 : 0)}%`,
         speed,
         read,
-        int(r.workItems),
-        r.verification.passed ? r.verification.maxRelError.toExponential(1) : st.red('FAIL'),
+        r.workItems === 0 ? '–' : int(r.workItems),
+        r.verification.passed ? r.verification.maxRelError.toExponential(1) : st.red(r.verification.checkedQueries > 0 ? 'WRONG' : 'FAIL'),
       ];
     });
     for (const l of table(['backend', 'planner', 'time (p10–p90)', 'GB/s', '% floor', 'vs perRequest', 'KV read / unique', 'items', 'rel err'], rows)) lines.push(`  ${l}`);

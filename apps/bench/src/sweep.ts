@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { intOption, UsageError, type Options } from './args.js';
 import { configPatch, runConfig, scaleOptions } from './options.js';
 import type { Io } from './progress.js';
-import type { BenchRun, SweepInfo } from './records.js';
+import type { BenchRecord, BenchRun, SweepInfo } from './records.js';
 import { renderRun, style, table } from './report-text.js';
 import { runBench, fmtUs, type WorkloadInput } from './run.js';
 import type { TreeConfig } from './tree.js';
@@ -15,13 +15,28 @@ import { SWEEP_BASE, SWEEP_DEFAULT_VALUES, SWEEP_DIMS, sweepTree, type SweepDim,
 
 const DEFAULT_CONFIG: TreeConfig = { numQoHeads: 32, numKvHeads: 8, headDim: 128, pageSize: 16, kvDtype: 'f16' };
 
+/**
+ * A clear win: prefix at least 5% faster and the p10–p90 ranges apart (prefix p90 below
+ * perRequest p10), so noise alone does not make a crossover. "Starts to win" is the first value
+ * of the final run of clear wins (prefix keeps winning from there to the end of the sweep).
+ */
+export function isClearWin(prefix: BenchRecord, perRequest: BenchRecord): boolean {
+  const a = prefix.timeUs;
+  const b = perRequest.timeUs;
+  return !!a && !!b && b.median / a.median >= 1.05 && a.p90 <= b.p10;
+}
+
 export function sweepCrossovers(run: BenchRun): SweepInfo['crossovers'] {
   const backends = [...new Set(run.records.map((r) => r.backend))];
   return backends.map((backend) => {
     const pts = run.records
       .filter((r) => r.backend === backend && r.planner === 'prefix' && r.sweep && r.speedupVsPerRequest !== null)
       .sort((a, b) => a.sweep!.value - b.sweep!.value);
-    const first = pts.find((p) => p.speedupVsPerRequest! > 1);
+    const base = (p: BenchRecord) => run.records.find((r) => r.backend === backend && r.planner === 'perRequest' && r.sweep?.value === p.sweep!.value)!;
+    const wins = pts.map((p) => isClearWin(p, base(p)));
+    let k = pts.length;
+    while (k > 0 && wins[k - 1]) k--;
+    const first = k < pts.length ? pts[k] : undefined;
     const best = pts.reduce<(typeof pts)[number] | undefined>((m, p) => (!m || p.speedupVsPerRequest! > m.speedupVsPerRequest! ? p : m), undefined);
     return {
       backend,
@@ -29,6 +44,7 @@ export function sweepCrossovers(run: BenchRun): SweepInfo['crossovers'] {
       speedupAtFirstWin: first ? first.speedupVsPerRequest : null,
       maxSpeedup: best ? best.speedupVsPerRequest : null,
       maxSpeedupValue: best ? best.sweep!.value : null,
+      winValues: pts.filter((_, i) => wins[i]).map((p) => p.sweep!.value),
     };
   });
 }
@@ -84,7 +100,7 @@ export async function runSweep(o: Options, argv: string[], io: Io): Promise<{ ru
           String(v),
           pr?.timeUs ? fmtUs(pr.timeUs.median) : '–',
           px?.timeUs ? fmtUs(px.timeUs.median) : '–',
-          sp === null ? '–' : sp > 1 ? st.green(`${sp.toFixed(2)}×`) : `${sp.toFixed(2)}×`,
+          sp === null ? '–' : px && pr && isClearWin(px, pr) ? st.green(`${sp.toFixed(2)}× ✓`) : `${sp.toFixed(2)}×  `,
           px ? `${(px.planKvBytes / px.uniqueKvBytes).toFixed(2)}×` : '–',
           pr ? `${(pr.planKvBytes / pr.uniqueKvBytes).toFixed(2)}×` : '–',
         ];
@@ -92,14 +108,18 @@ export async function runSweep(o: Options, argv: string[], io: Io): Promise<{ ru
       lines.push('');
       lines.push(`  ${c.backend}${run.records.find((r) => r.backend === c.backend)?.scaled ? st.dim(' (scaled down)') : ''}`);
       for (const l of table([dim, 'perRequest', 'prefix', 'speedup', 'prefix KV read/unique', 'perRequest KV read/unique'], rows, 1)) lines.push(`  ${l}`);
-      lines.push(
-        c.firstWinValue === null
-          ? `  prefix does not beat perRequest at any ${dim} swept`
-          : `  prefix starts to win at ${dim} = ${c.firstWinValue} (${c.speedupAtFirstWin!.toFixed(2)}×); best ${c.maxSpeedup!.toFixed(2)}× at ${dim} = ${c.maxSpeedupValue}`,
-      );
+      lines.push(`  ${crossoverSentence(dim, c)}`);
     }
+    lines.push(st.dim('  ✓ a clear win: prefix ≥ 5% faster and its p10–p90 range below perRequest\'s'));
     if (o.quiet) return lines.join('\n');
     return `${lines.join('\n')}\n${st.dim('\nDetails per point:')}${renderRun(run, color)}`;
   };
   return { run, ok, text };
+}
+
+export function crossoverSentence(dim: string, c: SweepInfo['crossovers'][number]): string {
+  const best = c.maxSpeedup === null ? '' : `; best ${c.maxSpeedup.toFixed(2)}× at ${dim} = ${c.maxSpeedupValue}`;
+  if (c.firstWinValue !== null) return `prefix starts to win at ${dim} = ${c.firstWinValue} (${c.speedupAtFirstWin!.toFixed(2)}×) and keeps winning from there${best}`;
+  if (c.winValues.length) return `prefix wins clearly at ${dim} = ${c.winValues.join(', ')} but not at the largest values swept${best}`;
+  return `prefix does not clearly beat perRequest at any ${dim} swept${best}`;
 }
