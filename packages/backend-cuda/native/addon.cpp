@@ -98,7 +98,7 @@ struct PlanState {
   int numWork = 0;
   int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
   int firstWarps = 8;  // warps per CTA of the first family
-  bool wgmma = true;   // 8-warp tiles compute S with wgmma where the SASS has it
+  bool wgmma = false;  // 8-warp tiles compute S with wgmma where the SASS has it
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
@@ -402,6 +402,12 @@ class RunWorker : public TaskWorker {
       for (auto& e : ev) cudaEventDestroy(e);
       return;
     }
+    // run(): poison the outputs and partials (NaN) first, so a slot the plan fails to write can
+    // never pass for a result left by an earlier run.
+    CANOPY_CUDA(cudaMemsetAsync(p.out.ptr, 0xff, p.out.bytes, st));
+    CANOPY_CUDA(cudaMemsetAsync(p.outLse.ptr, 0xff, p.outLse.bytes, st));
+    CANOPY_CUDA(cudaMemsetAsync(p.partO.ptr, 0xff, p.partO.bytes, st));
+    CANOPY_CUDA(cudaMemsetAsync(p.partLse.ptr, 0xff, p.partLse.bytes, st));
     cudaEvent_t e0 = nullptr, e1 = nullptr;
     if (timing_) {
       CANOPY_CUDA(cudaEventCreate(&e0));
@@ -577,13 +583,26 @@ class Context : public Napi::ObjectWrap<Context> {
     st->maxRg = getInt(d, "maxRg");
     auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
-    st->numFirst = getInt(d, "numFirst");
-    st->firstWarps = getInt(d, "firstWarps") == 4 ? 4 : 8;
     st->wgmma = d.Get("wgmma").ToBoolean().Value();
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
     if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");
     st->numWork = int(wg.size() / 4);
+    // Persistent families: units whose tile kernel has the same warp count share a grid. The
+    // split is derived here from the kernels' own table (never trusted from the caller): a stable
+    // partition of the longest-first list, the family of the longest unit first.
+    if (st->numWork > 0) {
+      const int w0 = attnWarpsFor(st->headDim, ws[3]);
+      std::vector<int32_t> first, second;
+      for (int u = 0; u < st->numWork; ++u) {
+        auto& dst = attnWarpsFor(st->headDim, ws[u * 4 + 3]) == w0 ? first : second;
+        dst.insert(dst.end(), ws.begin() + u * 4, ws.begin() + u * 4 + 4);
+      }
+      st->numFirst = int(first.size() / 4);
+      st->firstWarps = w0;
+      first.insert(first.end(), second.begin(), second.end());
+      ws.swap(first);
+    }
     auto mq = copyTyped<int32_t>(d.Get("mergeQueries"), "mergeQueries");
     st->numMergeQueries = int(mq.size());
     {
@@ -614,6 +633,9 @@ class Context : public Napi::ObjectWrap<Context> {
         st->partLse.alloc(rowsP * sizeof(float));
         st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * core_->prop.multiProcessorCount;
         st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * core_->prop.multiProcessorCount;
+        // Outputs and partials start poisoned (NaN) so anything a plan fails to write shows.
+        CANOPY_CUDA(cudaMemset(st->out.ptr, 0xff, st->out.bytes));
+        CANOPY_CUDA(cudaMemset(st->outLse.ptr, 0xff, st->outLse.bytes));
         core_->plans.insert(st.get());
       } catch (const std::exception& e) {
         st->freeLocked();

@@ -82,6 +82,8 @@ void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaS
 // on `gridBlocks` CTAs (capped at the number of work units).
 void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks,
                           cudaStream_t stream);
+// Warps per CTA of the tile kernel for (head dim, rg).
+int attnWarpsFor(int headDim, int rg);
 // CTAs of that persistent kernel that fit on one SM.
 int attnPersistentBlocksPerSm(int headDim, int warps);
 // Raise the dynamic shared memory limits of every attention kernel (once per device).

@@ -30,8 +30,8 @@ export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
 export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
   strategy?: LaunchStrategy;
-  /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: true
-   * unless CANOPY_CUDA_WGMMA=0. */
+  /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
+   * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
   wgmma?: boolean;
 }
 
@@ -93,7 +93,7 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = true) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false) {
     this.ctx = ctx;
     this.strategy = strategy;
     this.wgmma = wgmma;
@@ -223,7 +223,7 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
   } catch (e) {
     throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
   }
-  const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA !== '0';
+  const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
   return new CudaBackend(ctx, strategy, wgmma);
 }
 

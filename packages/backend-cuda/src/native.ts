@@ -43,9 +43,6 @@ export interface NativePlanDesc {
   numPartials: number;
   scaleLog2: number;
   maxRg: number;
-  /** workSorted = [first family] + [other family]; firstWarps: warps per CTA of the first. */
-  numFirst: number;
-  firstWarps: number;
   /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
   wgmma: boolean;
   groupCount: Int32Array;

@@ -26,9 +26,10 @@ export interface KvShape {
 /** Rows of the kernels' tiles: rg 16-row groups per CTA. */
 export const KERNEL_ROWS = [16, 32, 64, 128] as const;
 
-/** Warps per CTA of the tile kernel for (head dim, rg): mirrors warpsFor in native/attention.cu. */
-export function kernelWarps(headDim: number, rg: number): 4 | 8 {
-  return rg <= 2 ? 4 : rg === 8 && headDim <= 128 ? 4 : 8;
+/** Warps per CTA of the tile kernel for (head dim, rg), as in warpsFor in native/attention.cu
+ * (the addon re-derives the persistent families from its own table; this only orders the list). */
+export function kernelWarps(_headDim: number, rg: number): 4 | 8 {
+  return rg <= 2 ? 4 : 8;
 }
 
 export function rowGroupsFor(tileRows: number, itemRows: number): 1 | 2 | 4 | 8 {
@@ -154,7 +155,8 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
   const cost = (u: (typeof units)[number]) => u[4] * (1 + 0.25 * u[3]);
   // The persistent strategy runs one grid per CTA shape ("family": 4- or 8-warp tile kernels,
   // see kernelWarps), side by side; each family's list is longest first, and the family holding
-  // the longest unit goes first in the list and is launched first.
+  // the longest unit goes first in the list and is launched first (the addon re-partitions the
+  // list by its own warp table, keeping this order).
   const fam8 = units.filter((u) => kernelWarps(D, u[3]) === 8).sort((a, b) => cost(b) - cost(a));
   const fam4 = units.filter((u) => kernelWarps(D, u[3]) === 4).sort((a, b) => cost(b) - cost(a));
   const eightFirst = fam8.length > 0 && (fam4.length === 0 || cost(fam8[0]) >= cost(fam4[0]));
@@ -167,9 +169,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
     numPartials: nP,
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
-    numFirst: eightFirst ? fam8.length : fam4.length,
-    firstWarps: eightFirst ? 8 : 4,
-    wgmma: opts.wgmma ?? true,
+    wgmma: opts.wgmma ?? false,
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),

@@ -22,4 +22,11 @@ if [ "$mode" = all ] || [ "$mode" = sanitize ]; then
   echo "--- racecheck ---"
   timeout 200 "$SAN" --tool racecheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies persistent --out "$OUT/racecheck.json" > "$OUT/racecheck.log" 2>&1
   echo "racecheck rc=$?"; tail -5 "$OUT/racecheck.log"
+  # One JSON with both tools' summaries, the device and the date (the driver JSONs hold the tests).
+  {
+    printf '{"device": "%s", "date": "%s",\n' "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" "$(date -u +%FT%TZ)"
+    printf ' "memcheck": "%s",\n' "$(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+    printf ' "racecheck": "%s"}\n' "$(grep 'RACECHECK SUMMARY' "$OUT/racecheck.log" | tail -1)"
+  } > "$OUT/sanitizer-summary.json"
+  cat "$OUT/sanitizer-summary.json"
 fi
