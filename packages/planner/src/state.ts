@@ -213,7 +213,8 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
 
 /** Copy a state (benchmarks replay one step from the same state many times). */
 export function clonePlannerState(state: PlannerState): PlannerState {
-  return { ...state, tree: state.tree.clone(), order: state.order.slice() };
+  const { batch, capabilities, options, plan, steps, rebuilds } = state;
+  return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds };
 }
 
 /** The token tree of a state (canonical node order: the ids `plan.itemNode` refers to). */

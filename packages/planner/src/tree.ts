@@ -61,7 +61,7 @@ export class RadixTree {
   /** Key of the node's first segment: pageId * keyMul + tokens (exact in a double). */
   key: Float64Array = new Float64Array(0);
   childMap: (Map<number, number> | undefined)[] = [];
-  private freeList: number[] = [];
+  freeList: number[] = [];
   numAlive = 0;
   epoch = 0;
 
@@ -130,18 +130,23 @@ export class RadixTree {
   /** Treat a page id as naming its whole prefix (see PrefixPlannerOptions.trustPageIds). */
   trustPageIds = false;
 
-  /** Deep copy (for benchmarks that replay one step many times). */
+  /** Deep copy (for benchmarks that replay one step many times). Built through the constructor
+   * so the copy has the same hidden class as any tree (a different one would make the planner's
+   * hot functions polymorphic, which the benchmark would then measure). */
   clone(): RadixTree {
-    const t = Object.create(RadixTree.prototype) as RadixTree;
-    Object.assign(t, this);
+    const t = new RadixTree(this.numPages, this.pageSize, 4);
+    t.cap = this.cap;
     for (const f of ['parent', 'firstChild', 'nextSib', 'prevSib', 'numChildren', 'pb', 'pe', 'src', 'pos', 'tokens', 'refCount', 'endCount', 'stamp'] as const) {
       t[f] = this[f].slice();
     }
     t.key = this.key.slice();
     t.childMap = this.childMap.map((m) => (m ? new Map(m) : undefined));
     t.freeList = this.freeList.slice();
+    t.numAlive = this.numAlive;
+    t.epoch = this.epoch;
     t.requests = this.requests.slice();
     t.reqLeaf = this.reqLeaf.slice();
+    t.trustPageIds = this.trustPageIds;
     return t;
   }
 
