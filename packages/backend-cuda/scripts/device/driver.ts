@@ -298,6 +298,23 @@ async function main() {
     }
   }
   if (mode === 'small') return;
+  if (mode === 'profile') {
+    // One run per workload × strategy with the prefix planner, for ncu (no timing loops).
+    const backend = await createCudaBackend();
+    for (const id of workloadIds) {
+      const batch: Batch = batchFromTree(workloadSpec(id), CONFIG, 16);
+      await backend.setKvCache(fastRandomKv(batch.numPages, batch.pageSize, CONFIG, 17));
+      const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+      const plan = (planners as Record<string, Planner>).prefix(batch, backend.capabilities);
+      for (const strategy of strategies) {
+        backend.strategy = strategy;
+        const r = await backend.run(plan, randomQueries(nq, CONFIG, 99), { timing: true });
+        log(`profile ${id} prefix ${strategy}: ${r.deviceTimeUs?.toFixed(1)} µs (one run)`);
+      }
+    }
+    await backend.dispose();
+    return;
+  }
   const backend = await createCudaBackend();
   result.device = backend.device;
   result.capabilities = backend.capabilities;

@@ -14,6 +14,14 @@ mode=${1:-all}
 if [ "$mode" = all ] || [ "$mode" = full ]; then
   timeout 300 node $D/driver.mjs --out "$OUT/cuda-full.json" "${@:2}" 2>&1 | tee "$OUT/full.log"
 fi
+if [ "$mode" = profile ]; then
+  NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  timeout 400 "$NCU" --clock-control none -k regex:attn --launch-count ${NCU_COUNT:-4} \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    node $D/driver.mjs --mode profile --out "$OUT/profile.json" "${@:2}" > "$OUT/ncu.txt" 2>&1
+  echo "ncu rc=$?"; grep -E "attn|Duration|Throughput|Warp Cycles|Issued|Occupancy|Stall|Eligible|Registers|Block Limit|Pipe" "$OUT/ncu.txt" | head -150
+fi
 if [ "$mode" = all ] || [ "$mode" = sanitize ]; then
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   echo "--- memcheck ---"
