@@ -327,6 +327,10 @@ export function emitPrefixPlan(
   let ni = 0;
   let nqi = 0;
   let ns = 0;
+  // consecutive items mostly share rows and length: remember the last tile choice
+  let lastRows = -1;
+  let lastT = -1;
+  let lastTile = 0;
   for (let c = 0; c < C; c++) {
     const k = colNode[c];
     const x = order[k];
@@ -406,7 +410,13 @@ export function emitPrefixPlan(
         itemQueryBegin[ni] = q0;
         itemQueryBegin[ni + 1] = nqi;
         itemPos[ni] = absA;
-        itemTile[ni] = tiles.choose(cost, got * g, t);
+        const rows = got * g;
+        if (rows !== lastRows || t !== lastT) {
+          lastRows = rows;
+          lastT = t;
+          lastTile = tiles.choose(cost, rows, t);
+        }
+        itemTile[ni] = lastTile;
         itemNode[ni] = k;
         ni++;
       }
