@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { uniqueKvTokens, validatePlan } from '@canopy/core';
+import { planToJSON, uniqueKvTokens, validatePlan } from '@canopy/core';
 import { buildTokenTree, explainPlan, perRequestPlanner, planMetrics, planners, prefixPlanner } from '../src/index.js';
 import { H100_CAPS, W_TABLE, workload, type WorkloadId } from './workloads.js';
 
@@ -25,6 +25,14 @@ describe('canonical workloads W1–W5', () => {
       });
     }
   }
+
+  it('page lists and explicit trees give the same plan for W1–W5 (explicit nodes coincide with the radix nodes)', () => {
+    for (const id of IDS) {
+      const a = prefixPlanner(workload(id), H100_CAPS);
+      const b = prefixPlanner(workload(id, true), H100_CAPS);
+      expect(planToJSON(b)).toEqual(planToJSON(a));
+    }
+  });
 
   it('W4 (no sharing): the prefix plan is no worse than perRequest under the cost model', () => {
     const batch = workload('W4');
