@@ -5,7 +5,7 @@ import { libraryBuild } from '@canopy/presets/tsup';
 // stay external: dist/ loads them from node_modules at run time (skipped when absent). No .d.ts:
 // this is an app (the self-contained build is `pnpm bundle`, scripts/bundle.mjs).
 export default libraryBuild({
-  entry: ['src/index.ts', 'src/cli.ts'],
+  entry: ['src/index.ts', 'src/cli.ts', 'src/verify-worker.ts'],
   platform: 'node',
   dts: false,
   external: ['@canopy/backend-cuda', '@canopy/backend-webgpu', '@canopy/backend-cpu', 'webgpu'],

@@ -88,7 +88,8 @@ rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 
 await build({
-  entry: { bench: join(app, 'src', 'cli.ts') },
+  // The verification worker is its own file beside bench.mjs (workers load a file).
+  entry: { bench: join(app, 'src', 'cli.ts'), 'verify-worker': join(app, 'src', 'verify-worker.ts') },
   outDir,
   format: ['esm'],
   platform: 'node',

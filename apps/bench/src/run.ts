@@ -32,7 +32,7 @@ import { Progress } from './progress.js';
 import { RUN_SCHEMA_ID, type BackendInfo, type BenchRecord, type BenchRun, type FloorInfo } from './records.js';
 import { CPU_POLICY, GPU_POLICY, timePlan, type TimingPolicy } from './timing.js';
 import { buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type TreeSpec, type WorkloadScale } from './tree.js';
-import { referenceSample, verify, type ReferenceSample } from './verify.js';
+import { referenceSampleAsync, verify, type ReferenceSample } from './verify.js';
 
 /** Default scale-down for CPU-class backends (priority < 50: the reference executor). */
 export const CPU_DEFAULT_SCALE: WorkloadScale = { tokens: 1 / 16, requests: 1 / 8 };
@@ -360,7 +360,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             const result = await l.backend.run(plan, inst.queries);
             debug(io, `${label}: ran, verifying`);
             progress.update(label, 'verifying');
-            inst.ref ??= referenceSample(batch, inst.cache, inst.queries);
+            inst.ref ??= await referenceSampleAsync(batch, inst.cache, inst.queries, (m) => debug(io, m));
             rec.verification = verify(batch, inst.ref, result.out, result.lse);
             if (inst.dumpDir) {
               if (!inst.dumped) {

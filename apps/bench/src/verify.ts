@@ -13,6 +13,10 @@
  * (f16 kernels may round P or Q to f16: 2^-11 relative per product; f32 kernels should not.)
  * Any NaN or infinity fails.
  */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { referenceAttention, type Batch, type KvDtype, type PagedKvCache, numQueriesOf, queryKvLimits } from '@canopy/core';
 
 export const SAMPLE_QUERIES = 64;
@@ -45,6 +49,87 @@ export function referenceSample(batch: Batch, cache: PagedKvCache, queries: Floa
   const { ids, mode } = verificationQueries(batch);
   const r = referenceAttention(batch, cache, queries, { queryIds: ids });
   return { ids, mode, out: r.out, lse: r.lse };
+}
+
+/** The worker file beside this module (dist/ or the bundle); absent when running from sources. */
+function workerUrl(): URL | undefined {
+  for (const name of ['./verify-worker.mjs', './verify-worker.js']) {
+    try {
+      const u = new URL(name, import.meta.url);
+      if (u.protocol === 'file:' && existsSync(fileURLToPath(u))) return u;
+    } catch {
+      /* not a file URL */
+    }
+  }
+  return undefined;
+}
+
+function toShared<T extends Uint16Array | Float32Array>(a: T): T {
+  if (a.buffer instanceof SharedArrayBuffer) return a;
+  const sab = new SharedArrayBuffer(a.byteLength);
+  const copy = (a instanceof Float32Array ? new Float32Array(sab) : new Uint16Array(sab)) as T;
+  copy.set(a);
+  return copy;
+}
+
+/**
+ * How many worker threads to check with: the reference is float64 JavaScript, and on the largest
+ * workloads (W5: 17 GFLOP for 64 queries) one thread takes most of a GPU run's wall time. Each
+ * worker decodes the pools to f32 for itself, so workers × (K + V in f32) stays under 8 GiB.
+ * `CANOPY_VERIFY_WORKERS=N` overrides (0 or 1: in this thread).
+ */
+export function verifyWorkerCount(batch: Batch, cache: PagedKvCache, sampleCost: number): number {
+  const env = typeof process !== 'undefined' ? process.env.CANOPY_VERIFY_WORKERS : undefined;
+  if (env !== undefined && env !== '') return Math.max(0, Math.floor(Number(env)) || 0);
+  if (sampleCost < 2 ** 30) return 0;
+  const f32Bytes = 2 * cache.k.length * 4;
+  const byMemory = Math.floor((8 * 2 ** 30) / Math.max(1, f32Bytes));
+  return Math.max(0, Math.min(8, availableParallelism() - 1, byMemory));
+}
+
+/** `referenceSample`, spread over worker threads when that pays (see verifyWorkerCount). */
+export async function referenceSampleAsync(batch: Batch, cache: PagedKvCache, queries: Float32Array, onNote?: (s: string) => void): Promise<ReferenceSample> {
+  const { ids, mode } = verificationQueries(batch);
+  const lim = queryKvLimits(batch);
+  let visible = 0;
+  for (const q of ids) visible += lim[q];
+  const cost = visible * batch.config.numQoHeads * batch.config.headDim;
+  const n = Math.min(verifyWorkerCount(batch, cache, cost), ids.length);
+  const url = n >= 2 ? workerUrl() : undefined;
+  if (!url) {
+    const r = referenceAttention(batch, cache, queries, { queryIds: ids });
+    return { ids, mode, out: r.out, lse: r.lse };
+  }
+  onNote?.(`verifying ${ids.length} queries with ${n} worker threads`);
+  const shared: PagedKvCache = { ...cache, k: toShared(cache.k), v: toShared(cache.v) };
+  const { numQoHeads: H, headDim: D } = batch.config;
+  const out = new Float64Array(ids.length * H * D);
+  const lse = new Float64Array(ids.length * H);
+  // Contiguous slices of the sample, one per worker.
+  const jobs = Array.from({ length: n }, (_, w) => {
+    const a = Math.floor((w * ids.length) / n);
+    const b = Math.floor(((w + 1) * ids.length) / n);
+    return { a, b };
+  });
+  await Promise.all(
+    jobs.map(
+      ({ a, b }) =>
+        new Promise<void>((resolveJob, rejectJob) => {
+          const worker = new Worker(url, { workerData: { canopyVerify: true, job: { batch, cache: shared, queries, ids: ids.slice(a, b) } } });
+          worker.once('message', (m: { out: Float64Array; lse: Float64Array }) => {
+            out.set(m.out, a * H * D);
+            lse.set(m.lse, a * H);
+            resolveJob();
+            void worker.terminate();
+          });
+          worker.once('error', rejectJob);
+          worker.once('exit', (code) => {
+            if (code !== 0) rejectJob(new Error(`verification worker exited with code ${code}`));
+          });
+        }),
+    ),
+  );
+  return { ids, mode, out, lse };
 }
 
 export interface Verification {

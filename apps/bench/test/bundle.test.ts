@@ -22,6 +22,7 @@ describe('self-contained bundle', () => {
     const out = join(tempDir(), 'bundle');
     execFileSync(process.execPath, [join(app, 'scripts', 'bundle.mjs')], { env: { ...process.env, CANOPY_BUNDLE_DIR: out }, stdio: 'pipe' });
     expect(existsSync(join(out, 'bench.mjs'))).toBe(true);
+    expect(existsSync(join(out, 'verify-worker.mjs'))).toBe(true);
     expect(sizeOf(out)).toBeLessThan(40 * 2 ** 20);
     // Run it from a directory outside the workspace, so nothing resolves from the repo's node_modules.
     const r = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W1', '--backend', 'reference', '--iters', '3', '--quiet', '--scale', '1/64', '--request-scale', '1/8'], {
@@ -32,6 +33,15 @@ describe('self-contained bundle', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/W1 {2}shared system prompt/);
     expect(r.stdout).toMatch(/reference +prefix/);
+    // Verification spread over worker threads (the bundle's verify-worker.mjs) agrees with the backend too.
+    const par = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W3', '--backend', 'reference', '--iters', '2', '--quiet', '--scale', '1/64', '--request-scale', '1/4'], {
+      cwd: tempDir(),
+      encoding: 'utf8',
+      env: { ...process.env, CANOPY_VERIFY_WORKERS: '3', CANOPY_BENCH_DEBUG: '1' },
+    });
+    expect(par.status, par.stderr).toBe(0);
+    expect(par.stderr).toMatch(/verifying 16 queries with 3 worker threads/);
+    expect(par.stdout).toMatch(/reference +prefix .* \d\.\de-\d+/);
     const list = spawnSync(process.execPath, [join(out, 'bench.mjs'), 'list'], { cwd: tempDir(), encoding: 'utf8' });
     expect(list.status, list.stderr).toBe(0);
     // every optional backend is either loaded or skipped with a reason; the bundle itself never crashes on them
