@@ -15,6 +15,7 @@ import {
   type TimingResult,
 } from '@canopy/core';
 import { loadAddon, type NativeContext, type NativePlanDesc, type NativePlanHandle } from './native.js';
+import { balancePlan } from './balance.js';
 import { KERNEL_ROWS, preparePlan, type KvShape } from './prepare.js';
 
 /**
@@ -30,6 +31,9 @@ export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
 export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
   strategy?: LaunchStrategy;
+  /** Split work items whose CTAs would run far longer than an even share of the chip (see
+   * balance.ts). Default: true unless CANOPY_CUDA_BALANCE=0. */
+  balance?: boolean;
   /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
    * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
   wgmma?: boolean;
@@ -75,6 +79,7 @@ function sameArrays(a: NativePlanDesc, b: NativePlanDesc): boolean {
 
 interface CachedPlan {
   desc: NativePlanDesc;
+  balanced: boolean;
   handle: NativePlanHandle;
 }
 
@@ -85,6 +90,7 @@ export class CudaBackend implements AttentionBackend {
   readonly device: string;
   strategy: LaunchStrategy;
   wgmma: boolean;
+  balance: boolean;
   private ctx: NativeContext | undefined;
   private kv: KvShape | undefined;
   /** Plans seen before, by identity: re-running one uploads nothing but the queries. */
@@ -93,10 +99,11 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = true) {
     this.ctx = ctx;
     this.strategy = strategy;
     this.wgmma = wgmma;
+    this.balance = balance;
     const info = ctx.info();
     this.device = info.description;
     this.capabilities = {
@@ -155,11 +162,13 @@ export class CudaBackend implements AttentionBackend {
     const kv = this.kv;
     if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
-    if (hit && hit.desc.wgmma === this.wgmma) return hit.handle;
-    const desc = preparePlan(plan, kv, { wgmma: this.wgmma });
+    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance) return hit.handle;
+    // Two CTA slots per SM: what the 8-warp and the 4-warp decode tiles both fit.
+    const effective = this.balance ? balancePlan(plan, { slots: 2 * this.capabilities.parallelUnits }) : plan;
+    const desc = preparePlan(effective, kv, { wgmma: this.wgmma });
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
-      entry = { desc, handle: ctx.createPlan(desc) };
+      entry = { desc, balanced: this.balance, handle: ctx.createPlan(desc) };
       this.recent.unshift(entry);
       // Older entries may still be referenced through byPlan; their memory goes with the handle's finalizer.
       if (this.recent.length > CudaBackend.RECENT) this.recent.length = CudaBackend.RECENT;
@@ -224,7 +233,8 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
     throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
   }
   const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
-  return new CudaBackend(ctx, strategy, wgmma);
+  const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE !== '0';
+  return new CudaBackend(ctx, strategy, wgmma, balance);
 }
 
 export const cudaBackendFactory: BackendFactory = {

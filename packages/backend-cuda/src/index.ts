@@ -16,3 +16,4 @@ export {
 } from './backend.js';
 export { ADDON_FILE, addonCandidates, addonPath, loadAddon, resetAddonCache } from './native.js';
 export { KERNEL_ROWS, kernelWarps, preparePlan, rowGroupsFor, type KvShape } from './prepare.js';
+export { balancePlan, ctaCostUs, type BalanceOptions } from './balance.js';

@@ -10,6 +10,7 @@ import {
   referenceAttention,
   softmaxScale,
   SeededRng,
+  validatePlan,
   type BackendCapabilities,
   type PagedKvCache,
   type Plan,
@@ -17,7 +18,7 @@ import {
 import { buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { KERNEL_ROWS, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
+import { KERNEL_ROWS, balancePlan, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -148,6 +149,48 @@ describe('preparePlan executed as the kernels read it matches referenceAttention
       });
     }
   }
+});
+
+describe('balancePlan splits long items into a plan that still means the same', () => {
+  for (const c of conformanceCases()) {
+    for (const [pname, planner] of Object.entries(planners)) {
+      it(`${c.name} [${pname}]`, () => {
+        const batch = buildCaseBatch(c);
+        const cache = randomKvCache(batch.numPages, batch.pageSize, c.config, 11);
+        const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+        const queries = randomQueries(nq, c.config, 12);
+        const plan = planner(batch, CAPS);
+        // Few slots and tiny pieces: force splits even on these small cases.
+        const bal = balancePlan(plan, { slots: 2, minTokens: 4, targetFraction: 0.05 });
+        validatePlan(bal, batch);
+        const tokens = (p: Plan) => p.segTokens.reduce((a, b) => a + b, 0);
+        expect(tokens(bal)).toBe(tokens(plan));
+        const longest = (p: Plan) => Math.max(0, ...Array.from({ length: p.numItems }, (_, i) => p.segTokens.slice(p.itemSegBegin[i], p.itemSegBegin[i + 1]).reduce((a, b) => a + b, 0)));
+        expect(longest(bal)).toBeLessThanOrEqual(longest(plan));
+        const got = emulate(bal, preparePlan(bal, cache), cache, queries, 'sorted');
+        const ref = referenceAttention(batch, cache, queries);
+        expect(maxErr(got.out, ref.out)).toBeLessThan(1e-9);
+        expect(maxErr(got.lse, ref.lse)).toBeLessThan(1e-9);
+      });
+    }
+  }
+  it('splits a long item into pieces of at least minTokens', () => {
+    const c = conformanceCases().find((x) => x.name.startsWith('one request, d256, GQA 4'))!;
+    const batch = buildCaseBatch(c);
+    const plan = planners.perRequest(batch, CAPS);
+    const bal = balancePlan(plan, { slots: 1, minTokens: 16, targetFraction: 0.01 });
+    validatePlan(bal, batch);
+    expect(bal.numItems).toBeGreaterThan(plan.numItems);
+    const sizes = (p: Plan) =>
+      Array.from({ length: p.numItems }, (_, i) => p.segTokens.slice(p.itemSegBegin[i], p.itemSegBegin[i + 1]).reduce((a, b) => a + b, 0));
+    // Pieces are never cut below minTokens (items the planner made shorter stay as they were).
+    expect(Math.min(...sizes(bal))).toBeGreaterThanOrEqual(Math.min(16, ...sizes(plan)));
+  });
+  it('leaves a balanced plan alone', () => {
+    const c = conformanceCases()[0];
+    const plan = planners.prefix(buildCaseBatch(c), CAPS);
+    expect(balancePlan(plan, { slots: 1 })).toBe(plan);
+  });
 });
 
 describe('any tile id runs', () => {

@@ -28,7 +28,7 @@ import {
 } from '@canopy/core';
 import { batchFromTree, describeBackendConformance, type TreeSpec } from '@canopy/backend-testkit';
 import { planners, prefixPlanner } from '@canopy/planner';
-import { KERNEL_ROWS, preparePlan, cudaAvailability, createCudaBackend, type CudaBackend, type LaunchStrategy } from '../../src/index.js';
+import { KERNEL_ROWS, balancePlan, preparePlan, cudaAvailability, createCudaBackend, type CudaBackend, type LaunchStrategy } from '../../src/index.js';
 import { runCollected, type TestResult } from './vitest-shim.js';
 
 declare const __CANOPY_COMMIT__: string;
@@ -42,7 +42,8 @@ const flag = (name: string) => args.includes(`--${name}`);
 const outPath = arg('out', 'cuda-result.json')!;
 const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
-const wgmmaModes = arg('wgmma', '1,0')!.split(',').map((x) => x === '1');
+const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => x === '1');
+const balanceModes = arg('balance', '1,0')!.split(',').map((x) => x === '1');
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',');
 const iters = Number(arg('iters', '100'));
 // Extra prefix-planner variants with cost-model overrides, e.g. --variants pu264:fpb80,fpb40
@@ -186,9 +187,12 @@ async function bench(backend: CudaBackend) {
     for (const [pname, planner] of Object.entries({ ...(planners as Record<string, Planner>), ...variants })) {
       const plan = planner(batch, backend.capabilities);
       validatePlan(plan, batch);
-      for (const [strategy, wgmma] of strategies.flatMap((st) => wgmmaModes.map((w) => [st, w] as const))) {
+      for (const [strategy, wgmma, balance] of strategies.flatMap((st) =>
+        wgmmaModes.flatMap((w) => balanceModes.map((b) => [st, w, b] as const)),
+      )) {
         backend.strategy = strategy;
         backend.wgmma = wgmma;
+        backend.balance = balance;
         const got = await backend.run(plan, queries);
         const H = CONFIG.numQoHeads;
         const D = CONFIG.headDim;
@@ -214,6 +218,7 @@ async function bench(backend: CudaBackend) {
           planner: pname,
           strategy,
           wgmma,
+          balance,
           numItems: plan.numItems,
           numPartials: plan.numPartials,
           medianUs: med,
@@ -230,7 +235,7 @@ async function bench(backend: CudaBackend) {
         };
         rows.push(row);
         log(
-          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
+          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${balance ? 'bal' : '   '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
         );
         result.workloads = rows;
         save();
@@ -266,9 +271,13 @@ async function main() {
         const plan = planner(batch, caps);
         validatePlan(plan, batch);
         const t1 = performance.now();
-        const d = preparePlan(plan, { numPages: batch.numPages, pageSize: 16, numKvHeads: 8, headDim: 128 });
-        const t2 = performance.now();
-        log(`${id} ${pname}: ${plan.numItems} items, ${d.workSorted.length / 4} units (rg groups ${Array.from(d.groupCount)}), ${d.tokRow.length} tokens read, ${d.mergeQueries.length} merged queries; plan ${(t1 - t0).toFixed(0)} ms, prepare ${(t2 - t1).toFixed(0)} ms`);
+        for (const bal of [false, true]) {
+          const eff = bal ? balancePlan(plan, { slots: 264 }) : plan;
+          validatePlan(eff, batch);
+          const d = preparePlan(eff, { numPages: batch.numPages, pageSize: 16, numKvHeads: 8, headDim: 128 });
+          const t2 = performance.now();
+          log(`${id} ${pname}${bal ? '+balance' : ''}: ${eff.numItems} items, ${d.workSorted.length / 4} units (rg groups ${Array.from(d.groupCount)}), ${d.tokRow.length} tokens read, ${d.mergeQueries.length} merged queries; plan ${(t1 - t0).toFixed(0)} ms, prepare ${(t2 - t1).toFixed(0)} ms`);
+        }
       }
     }
     return;
@@ -333,9 +342,9 @@ async function main() {
     summary.push({
       workload: id,
       prefixUs: pre.medianUs,
-      prefixStrategy: `${pre.strategy}${pre.wgmma ? '+wgmma' : ''}`,
+      prefixStrategy: `${pre.strategy}${pre.wgmma ? '+wgmma' : ''}${pre.balance ? '+balance' : ''}`,
       perRequestUs: per.medianUs,
-      perRequestStrategy: `${per.strategy}${per.wgmma ? '+wgmma' : ''}`,
+      perRequestStrategy: `${per.strategy}${per.wgmma ? '+wgmma' : ''}${per.balance ? '+balance' : ''}`,
       speedup: (per.medianUs as number) / (pre.medianUs as number),
       prefixGBs: pre.gbsUnique,
       prefixPctFloor: pre.pctOfFloor,
@@ -347,8 +356,12 @@ async function main() {
   const byConfig: Record<string, number> = {};
   for (const s of strategies) {
     for (const w of wgmmaModes) {
-      const sel = rows.filter((r) => r.strategy === s && r.wgmma === w);
-      byConfig[`${s}-${w ? 'wgmma' : 'mma'}`] = Math.exp(sel.reduce((a, r) => a + Math.log(r.medianUs as number), 0) / Math.max(1, sel.length));
+      for (const b of balanceModes) {
+        const sel = rows.filter((r) => r.strategy === s && r.wgmma === w && r.balance === b);
+        byConfig[`${s}-${w ? 'wgmma' : 'mma'}${b ? '-balance' : ''}`] = Math.exp(
+          sel.reduce((a, r) => a + Math.log(r.medianUs as number), 0) / Math.max(1, sel.length),
+        );
+      }
     }
   }
   result.configGeomeanUs = byConfig;
