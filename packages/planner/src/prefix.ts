@@ -16,6 +16,9 @@ export interface PrefixPlannerOptions {
   maxChunksPerNode?: number;
   /** Fuse tiny nodes into their children when the model says it is cheaper. Default true. */
   fuse?: boolean;
+  /** Largest node (with what it carries from fused ancestors) that may be pushed into several
+   * children, in tokens. Default 64. Chains (one child) fuse at any size. */
+  fuseMaxTokens?: number;
   /**
    * Treat a page id at a given index as naming the whole prefix before it (true of a paged KV
    * cache whose pages are immutable and hold one prefix each, as with prefix caching): the tree
@@ -85,6 +88,7 @@ export function emitPrefixPlan(
   const minChunk = Math.max(1, opts.minChunkTokens ?? 128);
   const maxChunks = Math.max(1, opts.maxChunksPerNode ?? 256);
   const fuse = opts.fuse ?? true;
+  const fuseMax = opts.fuseMaxTokens ?? 64;
   const g = config.numQoHeads / config.numKvHeads;
   const HK = config.numKvHeads;
   const P = model.parallelUnits;
@@ -165,6 +169,8 @@ export function emitPrefixPlan(
   const rowsOf = (nq: number): number => Math.ceil(nq / nbOf(nq)) * g;
 
   // ---- fusion: push a node's KV down into its children's columns when cheaper
+  const sib = model.siblingByteFactor;
+  const byteSlope = cost.kvBytesTok / cost.bwUnit;
   const carry = I(112, N);
   const colPb = I(113, N);
   const pushed = I(97, N);
@@ -187,10 +193,14 @@ export function emitPrefixPlan(
         carry[k] = carry[p] + tok[p];
         colPb[k] = colPb[p];
       } else colPb[k] = tree.pb[order[k]];
-      if (numKids[k] > 0 && childVis[k] === vcnt[k]) {
-        const T = carry[k] + tok[k];
+      const Tk = carry[k] + tok[k];
+      if (numKids[k] > 0 && childVis[k] === vcnt[k] && (numKids[k] === 1 || Tk <= fuseMax)) {
+        const T = Tk;
         const nb = nbOf(vcnt[k]);
-        const sep = (HK * nb * (c0 + T * perTok(rowsOf(vcnt[k])))) / P + (vcnt[k] * mergePerPartial) / bwTot;
+        // own items: nb blocks (siblings' bytes discounted as in the split model below) and one
+        // more partial per query to merge; pushed: every child block reads the T tokens again
+        const a = perTok(rowsOf(vcnt[k]));
+        const sep = (HK * (nb * c0 + T * (nb * a - (nb - 1) * (1 - sib) * byteSlope))) / P + (vcnt[k] * mergePerPartial) / bwTot;
         const push = (HK * T * pushSlope[k]) / P;
         if (push < sep) pushed[k] = 1;
       }
@@ -211,8 +221,6 @@ export function emitPrefixPlan(
   let Wmax = 0;
   {
     let c = 0;
-    const sib = model.siblingByteFactor;
-    const byteSlope = cost.kvBytesTok / cost.bwUnit;
     for (let k = 0; k < N; k++) {
       if (pushed[k]) continue;
       const T = carry[k] + tok[k];

@@ -20,6 +20,7 @@ export const arbOpts: fc.Arbitrary<PrefixPlannerOptions> = fc.record({
   maxChunksPerNode: fc.constantFrom(1, 3, 256),
   fuse: fc.boolean(),
   trustPageIds: fc.boolean(),
+  fuseMaxTokens: fc.constantFrom(0, 8, 64, 100000),
   cost: fc.record({
     itemOverheadUs: fc.constantFrom(0.001, 0.05, 1, 50),
     flopPerByte: fc.constantFrom(1, 100),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planToJSON, uniqueKvTokens, validatePlan } from '@canopy/core';
+import { planToJSON, REFERENCE_CAPABILITIES, uniqueKvTokens, validatePlan } from '@canopy/core';
 import { buildTokenTree, explainPlan, perRequestPlanner, planMetrics, planners, prefixPlanner } from '../src/index.js';
 import { H100_CAPS, W_TABLE, workload, type WorkloadId } from './workloads.js';
 
@@ -17,6 +17,10 @@ describe('canonical workloads W1–W5', () => {
         const m = planMetrics(plan, batch, H100_CAPS);
         expect(m.kvTokensRead).toBe(W_TABLE[id].unique);
         expect(m.distinctKvTokensRead).toBe(W_TABLE[id].unique);
+        // also when planned for the reference backend (one unit): no shared node is fused away
+        const ref = prefixPlanner(batch, REFERENCE_CAPABILITIES);
+        validatePlan(ref, batch);
+        expect(planMetrics(ref, batch, REFERENCE_CAPABILITIES).kvTokensRead).toBe(W_TABLE[id].unique);
         const base = perRequestPlanner(batch, H100_CAPS);
         validatePlan(base, batch);
         const mb = planMetrics(base, batch, H100_CAPS);
