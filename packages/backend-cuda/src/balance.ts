@@ -20,7 +20,7 @@ export interface BalanceOptions {
   slots: number;
   /** No piece shorter than this many tokens. Default 256. */
   minTokens?: number;
-  /** Target longest CTA as a fraction of the per-slot average. Default 1/3. */
+  /** Target longest CTA as a fraction of the per-slot average. Default 1/2. */
   targetFraction?: number;
 }
 
@@ -33,7 +33,7 @@ export function ctaCostUs(tokens: number, rg: number): number {
 
 export function balancePlan(plan: Plan, opts: BalanceOptions): Plan {
   const minTokens = opts.minTokens ?? 256;
-  const frac = opts.targetFraction ?? 1 / 3;
+  const frac = opts.targetFraction ?? 1 / 2;
   const G = plan.config.numQoHeads / plan.config.numKvHeads;
   const HK = plan.config.numKvHeads;
   const n = plan.numItems;

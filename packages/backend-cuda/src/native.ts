@@ -45,6 +45,9 @@ export interface NativePlanDesc {
   maxRg: number;
   /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
   wgmma: boolean;
+  /** Estimated CTA-µs of the 4- and 8-warp families (sizes the persistent grids). */
+  costWarps4: number;
+  costWarps8: number;
   groupCount: Int32Array;
   workGrouped: Int32Array;
   workSorted: Int32Array;
