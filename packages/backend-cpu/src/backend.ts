@@ -35,16 +35,21 @@ export interface CpuBackendOptions {
   planCacheSize?: number;
   /**
    * Use the WebAssembly SIMD inner loops (default true where WebAssembly SIMD and shared memory
-   * exist, the head dim is a multiple of 16 and the pools fit a 2 GiB wasm memory); false: plain
-   * JavaScript loops.
+   * exist, the head dim is a multiple of 16 and the f32 pools fit a 4 GiB wasm memory); false:
+   * plain JavaScript loops.
    */
   simd?: boolean;
   /** Rows (queries × GQA group) per SIMD pass; bounds the per-thread scratch. Default 128. */
   rowsMax?: number;
 }
 
-/** Largest shared wasm memory the SIMD path allocates (pools + scratch); above it: JavaScript loops. */
-const WASM_MAX_BYTES = 2 ** 31;
+/**
+ * Largest shared wasm memory the SIMD path allocates (pools + scratch): 65,535 pages, just under
+ * the 4 GiB of wasm32; above it, JavaScript loops. Offsets past 2^31 wrap to negative i32 values
+ * in JavaScript and are read back as the same unsigned addresses by wasm (checked by hand with
+ * f16 pools decoding to 2.3 GB, against referenceAttention; too slow for the unit tests).
+ */
+const WASM_MAX_BYTES = 65535 * 65536;
 
 /** Head dims the kernel is tested with; any multiple of 4 works. */
 export const CPU_HEAD_DIMS = [16, 32, 64, 80, 96, 128, 256];
