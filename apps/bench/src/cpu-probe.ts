@@ -46,5 +46,5 @@ export function probeCpu(): DeviceProbe & { source: string } {
   }
   const peakTflops = (N * 8 * 2) / (bestF * 1e9);
   if (sink === 42) console.log(''); // keep the loops from being optimised away
-  return { readBandwidthGBs, peakTflops, peakUnits: 'JavaScript f64 multiply-add, one thread', source: 'CPU estimate (bench JavaScript probe)' };
+  return { readBandwidthGBs, peakTflops, peakUnits: 'JavaScript f64 multiply-add per thread', source: 'CPU estimate (bench JavaScript probe)' };
 }

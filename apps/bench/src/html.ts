@@ -168,7 +168,7 @@ export async function renderHtml(run: BenchRun): Promise<string> {
   for (const b of run.backends) {
     parts.push(
       `<tr><td class="l">${esc(b.name)}</td><td class="l">${b.used ? 'used' : `skipped: ${esc(b.reason)}`}</td><td class="l">${esc(b.device ?? '')}</td><td>${
-        b.probe?.readBandwidthGBs ? b.probe.readBandwidthGBs.toFixed(1) : '–'
+        b.probe?.readBandwidthGBs ? b.probe.readBandwidthGBs.toFixed(b.probe.readBandwidthGBs >= 100 ? 0 : 2) : '–'
       }</td><td>${b.probe?.peakTflops ? `${fmtTflops(b.probe.peakTflops)} ${esc(b.probe.peakUnits ?? '')}` : '–'}</td><td class="l">${esc(b.probe?.source ?? '')}</td></tr>`,
     );
   }

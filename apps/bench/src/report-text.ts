@@ -18,6 +18,10 @@ export function fmtFlops(f: number): string {
 
 const int = (n: number): string => n.toLocaleString('en-US');
 
+export function fmtGBs(g: number): string {
+  return `${g >= 100 ? g.toFixed(0) : g >= 10 ? g.toFixed(1) : g.toFixed(2)} GB/s`;
+}
+
 interface Style {
   bold: (s: string) => string;
   dim: (s: string) => string;
@@ -72,7 +76,7 @@ export function renderRun(run: BenchRun, color = false): string {
         continue;
       }
       const parts: string[] = [];
-      if (f.bytesUs !== null) parts.push(`bytes ${fmtUs(f.bytesUs)} at ${f.readBandwidthGBs!.toFixed(0)} GB/s`);
+      if (f.bytesUs !== null) parts.push(`bytes ${fmtUs(f.bytesUs)} at ${fmtGBs(f.readBandwidthGBs!)}`);
       if (f.flopsUs !== null) parts.push(`FLOPs ${fmtUs(f.flopsUs)} at ${fmtTflops(f.peakTflops!)}`);
       lines.push(st.dim(`  floor (${r.backend}): ${parts.join(', ')} → ${fmtUs(f.floorUs)}, ${f.bound}-bound${f.source.startsWith('CPU') ? ' (CPU estimate)' : ''}`));
     }

@@ -110,7 +110,12 @@ async function probeBackend(backend: AttentionBackend, factory: BackendFactory):
     }
   }
   if (p.readBandwidthGBs === undefined && p.peakTflops === undefined && isCpuClass(factory, backend.device)) {
-    return probeCpu();
+    // The JavaScript probe measures one thread; a backend that spreads work over threads gets
+    // that arithmetic rate times its parallel units (bandwidth is shared, so it stays).
+    const cpu = probeCpu();
+    const units = Math.max(1, backend.capabilities.parallelUnits || 1);
+    if (units === 1) return cpu;
+    return { ...cpu, peakTflops: cpu.peakTflops! * units, peakUnits: `${cpu.peakUnits} × ${units} parallel units`, source: `${cpu.source}, × ${units} units` };
   }
   if (p.readBandwidthGBs === undefined && backend.capabilities.readBandwidthGBs !== undefined) {
     p = { ...p, readBandwidthGBs: backend.capabilities.readBandwidthGBs };
@@ -247,7 +252,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     info.device = backend.device;
     info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
     if (!cfg.quiet) {
-      const bw = probe.readBandwidthGBs ? `${probe.readBandwidthGBs.toFixed(probe.readBandwidthGBs < 100 ? 1 : 0)} GB/s read` : 'read bandwidth unknown';
+      const bw = probe.readBandwidthGBs ? `${probe.readBandwidthGBs >= 100 ? probe.readBandwidthGBs.toFixed(0) : probe.readBandwidthGBs.toFixed(2)} GB/s read` : 'read bandwidth unknown';
       const pk = probe.peakTflops ? `${fmtTflops(probe.peakTflops)} (${probe.peakUnits ?? 'units not given'})` : 'arithmetic peak unknown';
       io.err(`${factory.name}: ${backend.device}; ${bw}, ${pk} [${probe.source}]`);
     }
