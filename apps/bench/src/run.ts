@@ -16,6 +16,7 @@ import {
   validateBatch,
   validatePlan,
   visibleKvTokens,
+  CanopyError,
   type AttentionBackend,
   type Batch,
   type BackendFactory,
@@ -240,15 +241,25 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy; cpuClass: boolean }> = [];
   for (const factory of selection.factories) {
     debug(io, `creating ${factory.name}`);
-    const backend = await factory.create();
-    debug(io, `probing ${factory.name}`);
-    const probe = await probeBackend(backend, factory);
-    debug(io, `probed ${factory.name}`);
+    const info = backends.find((b) => b.name === factory.name)!;
+    let backend: AttentionBackend;
+    let probe: ProbeResult;
+    try {
+      backend = await factory.create();
+      debug(io, `probing ${factory.name}`);
+      probe = await probeBackend(backend, factory);
+      debug(io, `probed ${factory.name}`);
+    } catch (e) {
+      // A backend that probed available but fails to start is skipped, not fatal to the others.
+      info.used = false;
+      info.reason = `failed to start: ${(e as Error).message}`;
+      io.err(`${factory.name} skipped: ${info.reason}`);
+      continue;
+    }
     const cpuClass = isCpuClass(factory, backend.device);
     const base = cpuClass ? CPU_POLICY : GPU_POLICY;
     const policy: TimingPolicy = { ...base, ...(cfg.iters ? { fixedIters: cfg.iters, warmup: Math.min(base.warmup, cfg.iters) } : {}), ...(cfg.budgetMs ? { budgetMs: cfg.budgetMs } : {}) };
     live.push({ factory, backend, probe, policy, cpuClass });
-    const info = backends.find((b) => b.name === factory.name)!;
     info.device = backend.device;
     info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
     if (!cfg.quiet) {
@@ -258,6 +269,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     }
   }
 
+  if (live.length === 0) throw new CanopyError('no-backend', `no backend could be started: ${backends.map((b) => `${b.name}: ${b.reason}`).join('; ')}`);
   const scaleFor = (l: { cpuClass: boolean }): WorkloadScale => cfg.scale ?? (l.cpuClass ? cfg.cpuScale : FULL_SCALE);
   const distinctScales = new Set(live.map((l) => scaleKey(scaleFor(l))));
   for (const l of live) {

@@ -167,6 +167,23 @@ describe('wrong results get no time', () => {
   });
 });
 
+describe('a backend that fails to start', () => {
+  it('is skipped with its reason while the others run', async () => {
+    const dir = tempDir();
+    const fixture = join(here, 'fixtures', 'broken-backend.mjs');
+    const r = await runCli(['--workload', 'W1', '--backend-module', fixture, '--backend', 'failing,reference', ...TINY.slice(2), '--json', join(dir, 'r.json')]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/failing skipped: failed to start: device lost during init/);
+    const run: BenchRun = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(schemaErrors(run)).toBe('');
+    expect(run.backends.find((b) => b.name === 'failing')).toMatchObject({ used: false, reason: 'failed to start: device lost during init' });
+    expect(run.records.map((x) => x.backend)).toEqual(['reference', 'reference']);
+    const only = await runCli(['--workload', 'W1', '--backend-module', fixture, '--backend', 'failing', ...TINY.slice(2)]);
+    expect(only.code).toBe(2);
+    expect(only.err).toMatch(/no backend could be started: .*failing: failed to start: device lost during init/);
+  });
+});
+
 describe('compare', () => {
   it('ratios between two runs, regressions past the threshold', async () => {
     const dir = tempDir();
