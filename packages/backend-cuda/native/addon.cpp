@@ -631,17 +631,11 @@ class Context : public Napi::ObjectWrap<Context> {
         st->outLse.alloc(rowsQ * sizeof(float));
         st->partO.alloc(rowsP * st->headDim * sizeof(float));
         st->partLse.alloc(rowsP * sizeof(float));
-        // Each family gets a share of the chip's CTA slots in proportion to its estimated work
-        // (at least one CTA): a family launched first must not take every slot while the other waits.
+        // Both families get full-chip grids: sizing them by estimated work share measured slower
+        // (docs/benchmarks/cuda-h100-v7-*.json), the hardware interleaves the two grids' CTAs.
         const int sms = core_->prop.multiProcessorCount;
-        const double c4 = std::max(0.0, d.Get("costWarps4").ToNumber().DoubleValue());
-        const double c8 = std::max(0.0, d.Get("costWarps8").ToNumber().DoubleValue());
-        const double share1 = (c4 + c8) > 0 ? (st->firstWarps == 8 ? c8 : c4) / (c4 + c8) : 0.5;
-        const int full0 = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * sms;
-        const int full1 = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * sms;
-        const bool both = st->numFirst > 0 && st->numFirst < st->numWork;
-        st->persistentGrid[0] = both ? std::max(1, int(std::lround(full0 * share1))) : full0;
-        st->persistentGrid[1] = both ? std::max(1, int(std::lround(full1 * (1.0 - share1)))) : full1;
+        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * sms;
+        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * sms;
         // Outputs and partials start poisoned (NaN) so anything a plan fails to write shows.
         CANOPY_CUDA(cudaMemset(st->out.ptr, 0xff, st->out.bytes));
         CANOPY_CUDA(cudaMemset(st->outLse.ptr, 0xff, st->outLse.bytes));

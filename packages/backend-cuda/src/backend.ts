@@ -26,13 +26,14 @@ import { KERNEL_ROWS, preparePlan, type KvShape } from './prepare.js';
  * the H100 (see README and docs/benchmarks/cuda-h100-*.json).
  */
 export type LaunchStrategy = 'streams' | 'persistent';
-export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
+export const DEFAULT_STRATEGY: LaunchStrategy = 'persistent';
 
 export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
   strategy?: LaunchStrategy;
   /** Split work items whose CTAs would run far longer than an even share of the chip (see
-   * balance.ts). Default: true unless CANOPY_CUDA_BALANCE=0. */
+   * balance.ts). Default: false (it helps 'streams' but measured slower with 'persistent', the
+   * default strategy); CANOPY_CUDA_BALANCE=1 turns it on. */
   balance?: boolean;
   /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
    * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
@@ -99,7 +100,7 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = true) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = false) {
     this.ctx = ctx;
     this.strategy = strategy;
     this.wgmma = wgmma;
@@ -233,7 +234,7 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
     throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
   }
   const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
-  const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE !== '0';
+  const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE === '1';
   return new CudaBackend(ctx, strategy, wgmma, balance);
 }
 

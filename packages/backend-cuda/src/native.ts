@@ -1,13 +1,14 @@
 /**
  * Locating and loading the compiled addon (`canopy_cuda.node`).
  *
- * The addon is optional: it exists only where `pnpm --filter @canopy/backend-cuda build:native`
- * ran with nvcc. Loading never throws; `loadAddon()` reports why it could not load and
- * `cudaAvailability()` adds what the CUDA runtime says about devices.
+ * The addon is optional: it comes from a prebuilt platform package or from an explicit
+ * `build:native` with nvcc (order in loader.ts). Loading never throws; `loadAddon()` reports
+ * why it could not load and `cudaAvailability()` adds what the CUDA runtime says about devices.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { addonCandidateList, loadFirstAddon, packageResolver, platformPackageName, type AddonCandidate, type AddonLoadResult } from './loader.js';
 
 export const ADDON_FILE = 'canopy_cuda.node';
 
@@ -45,9 +46,6 @@ export interface NativePlanDesc {
   maxRg: number;
   /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
   wgmma: boolean;
-  /** Estimated CTA-µs of the 4- and 8-warp families (sizes the persistent grids). */
-  costWarps4: number;
-  costWarps8: number;
   groupCount: Int32Array;
   workGrouped: Int32Array;
   workSorted: Int32Array;
@@ -84,24 +82,33 @@ export interface NativeAddon {
   Context: new (device?: number) => NativeContext;
 }
 
-export type AddonLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string; tried: string[] };
+export type AddonLoad = AddonLoadResult<NativeAddon>;
+
+/** Candidates in load order; see loader.ts (env, prebuilt platform package, beside, local build). */
+function candidateList(): AddonCandidate[] {
+  const rel = (r: string) => {
+    try {
+      return fileURLToPath(new URL(r, import.meta.url));
+    } catch {
+      return undefined; // import.meta.url is not a file: URL (e.g. a browser bundle): nothing to look for here
+    }
+  };
+  return addonCandidateList({
+    envPath: typeof process !== 'undefined' ? process.env.CANOPY_CUDA_ADDON : undefined,
+    platformPackage: platformPackageName(),
+    resolvePackage: packageResolver(import.meta.url),
+    besidePath: rel(`./${ADDON_FILE}`),
+    localBuildPath: rel(`../build/${ADDON_FILE}`),
+  });
+}
 
 /**
- * Where the addon is looked for, in order: `$CANOPY_CUDA_ADDON`, next to this module (a bundled
- * .mjs with the .node beside it), then the package's `build/` (from src/ or dist/).
+ * Where the addon is looked for, in order: `$CANOPY_CUDA_ADDON`, the prebuilt platform package
+ * (`@canopy/backend-cuda-linux-x64-gnu`, …) when installed, next to this module (a bundled .mjs
+ * with the .node beside it), then the package's `build/` (from src/ or dist/).
  */
 export function addonCandidates(): string[] {
-  const out: string[] = [];
-  const env = typeof process !== 'undefined' ? process.env.CANOPY_CUDA_ADDON : undefined;
-  if (env) out.push(env);
-  for (const rel of [`./${ADDON_FILE}`, `../build/${ADDON_FILE}`]) {
-    try {
-      out.push(fileURLToPath(new URL(rel, import.meta.url)));
-    } catch {
-      // import.meta.url is not a file: URL (e.g. a browser bundle): nothing to look for here
-    }
-  }
-  return out;
+  return candidateList().map((c) => c.path);
 }
 
 /** Path of the built addon, or undefined when none exists (for bundling it next to an app). */
@@ -114,29 +121,8 @@ let cached: AddonLoad | undefined;
 /** Load the addon once; never throws. */
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
-  const tried = addonCandidates();
-  const found = tried.find((p) => existsSync(p));
-  if (!found) {
-    cached = {
-      ok: false,
-      tried,
-      reason:
-        `CUDA addon ${ADDON_FILE} not built (looked in ${tried.join(', ')}); build it with ` +
-        '`pnpm --filter @canopy/backend-cuda build:native` on a machine with nvcc, or set CANOPY_CUDA_ADDON',
-    };
-    return cached;
-  }
-  try {
-    const require = createRequire(import.meta.url);
-    const addon = require(found) as NativeAddon;
-    if (addon.abiVersion !== 1) {
-      cached = { ok: false, tried, reason: `CUDA addon at ${found} has ABI ${addon.abiVersion}, expected 1: rebuild it` };
-    } else {
-      cached = { ok: true, addon, path: found };
-    }
-  } catch (e) {
-    cached = { ok: false, tried, reason: `CUDA addon at ${found} failed to load: ${(e as Error).message}` };
-  }
+  const require = createRequire(import.meta.url);
+  cached = loadFirstAddon<NativeAddon>(candidateList(), existsSync, (p) => require(p) as NativeAddon, { platformPackage: platformPackageName() });
   return cached;
 }
 

@@ -14,7 +14,6 @@
  * device fault.
  */
 import { CanopyError, softmaxScale, type Plan } from '@canopy/core';
-import { ctaCostUs } from './balance.js';
 import type { NativePlanDesc } from './native.js';
 
 export interface KvShape {
@@ -162,12 +161,6 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
   const fam4 = units.filter((u) => kernelWarps(D, u[3]) === 4).sort((a, b) => cost(b) - cost(a));
   const eightFirst = fam8.length > 0 && (fam4.length === 0 || cost(fam8[0]) >= cost(fam4[0]));
   const sorted = eightFirst ? [...fam8, ...fam4] : [...fam4, ...fam8];
-  // Estimated CTA-µs of each family: the persistent grids split the chip in this proportion,
-  // so compute-bound 8-warp tiles and memory-bound 4-warp tiles run side by side.
-  let costWarps4 = 0;
-  let costWarps8 = 0;
-  for (const u of fam4) costWarps4 += ctaCostUs(u[4], u[3]);
-  for (const u of fam8) costWarps8 += ctaCostUs(u[4], u[3]);
   return {
     numQueries: nQ,
     numQoHeads: H,
@@ -177,8 +170,6 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
     wgmma: opts.wgmma ?? false,
-    costWarps4,
-    costWarps8,
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),
