@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -25,14 +25,17 @@ describe('self-contained bundle', () => {
     expect(existsSync(join(out, 'verify-worker.mjs'))).toBe(true);
     expect(sizeOf(out)).toBeLessThan(40 * 2 ** 20);
     // Run it from a directory outside the workspace, so nothing resolves from the repo's node_modules.
-    const r = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W1', '--backend', 'reference', '--iters', '3', '--quiet', '--scale', '1/64', '--request-scale', '1/8'], {
-      cwd: tempDir(),
+    const cwd = tempDir();
+    const r = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W1', '--backend', 'reference', '--iters', '3', '--quiet', '--scale', '1/64', '--request-scale', '1/8', '--html', 'r.html'], {
+      cwd,
       encoding: 'utf8',
       env: { ...process.env, NODE_PATH: '' },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/W1 {2}shared system prompt/);
     expect(r.stdout).toMatch(/reference +prefix/);
+    // the charting library works bundled (no canvas, no network)
+    expect(readFileSync(join(cwd, 'r.html'), 'utf8')).toContain('<svg');
     // Verification spread over worker threads (the bundle's verify-worker.mjs) agrees with the backend too.
     const par = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'W3', '--backend', 'reference', '--iters', '2', '--quiet', '--scale', '1/64', '--request-scale', '1/4'], {
       cwd: tempDir(),
