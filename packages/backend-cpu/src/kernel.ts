@@ -307,7 +307,7 @@ export function makeKernel(): Kernel {
       }
       for (let t0 = 0; t0 < maxVis; t0 += B) {
         const nb = maxVis - t0 < B ? maxVis - t0 : B;
-        for (let j = 0; j < nb; j++) I[tokEl + j] = tokBase[tb + t0 + j];
+        for (let j = 0; j < nb; j++) I[tokEl + j] = tokBase[tb + t0 + j] * 4; // byte offsets (wrap as u32 past 2^31)
         // one call triple per head present in this pass (rows of a head are contiguous)
         for (let r = 0; r < rows; ) {
           const hh = ((R0 + r) / perHead) | 0;

@@ -11,7 +11,8 @@
  *     scores → weights, running max/sum and rescale factors (online softmax; see smFunction)
  *
  * All pointers are byte offsets into one shared memory (imported as env.mem) that also holds the
- * f32 K and V pools; tok[t] is a token's element offset (KV head included) into a pool. D4 is the
+ * f32 K and V pools; tok[t] is a token's byte offset into a pool (KV head 0; the head's offset is
+ * added to kOff/vOff by the caller). D4 is the
  * head dim in bytes and must be a multiple of 64 (head dims divisible by 16): the loops consume
  * 16 floats (4 vectors) per step. WebAssembly has no exp instruction: sm evaluates a degree-6
  * polynomial for 2^f times 2^n built from exponent bits (relative error ~1e-7, f32 level).
@@ -157,7 +158,8 @@ const OFFS = [0, 16, 32, 48] as const;
 
 /**
  * qk: rows go in pairs that share every K load (GQA rows of one KV head read the same tokens);
- * an odd last row goes alone. Per token: 4 independent accumulators per row over 16-float steps.
+ * an odd last row goes alone. Tokens go four at a time (a q load serves four tokens; the four
+ * dot products are reduced together by a transposing add), the last nb % 4 one at a time.
  */
 function qkFunction(): Fn {
   const f = new Fn(
@@ -171,6 +173,9 @@ function qkFunction(): Fn {
       ['sa', I32],
       ['sb', I32],
       ['ka', I32],
+      ['k1', I32],
+      ['k2', I32],
+      ['k3', I32],
       ['a0', V128],
       ['a1', V128],
       ['a2', V128],
@@ -180,10 +185,15 @@ function qkFunction(): Fn {
       ['b2', V128],
       ['b3', V128],
       ['k', V128],
+      ['qv', V128],
+      ['qw', V128],
     ],
   );
   const A = ['a0', 'a1', 'a2', 'a3'];
   const Bv = ['b0', 'b1', 'b2', 'b3'];
+  const KA = ['ka', 'k1', 'k2', 'k3'];
+  /** i8x16.shuffle picking f32 lanes (0–3: first operand, 4–7: second). */
+  const shuffle32 = (lanes: number[]) => f.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
   /** Horizontal sum of 4 accumulators, stored as f32 at `addr`. */
   const hsumStore = (acc: string[], addr: () => void) => {
     addr();
@@ -191,32 +201,91 @@ function qkFunction(): Fn {
     f.get(acc[0]).lane(0).get(acc[0]).lane(1).op(0x92).get(acc[0]).lane(2).get(acc[0]).lane(3).op(0x92).op(0x92);
     f.op(0x38, 2, 0);
   };
-  const body = (pair: boolean) => {
+  /** [Σ acc0, Σ acc1, Σ acc2, Σ acc3] by a transposing add, stored as 4 f32 at `addr`. */
+  const hsum4Store = (acc: string[], addr: () => void) => {
+    addr();
+    // u = (a0₀+a0₂, a0₁+a0₃, a1₀+a1₂, a1₁+a1₃), v likewise for a2, a3
+    f.get(acc[0]).get(acc[1]);
+    shuffle32([0, 1, 4, 5]);
+    f.get(acc[0]).get(acc[1]);
+    shuffle32([2, 3, 6, 7]);
+    f.add4().set(acc[0]);
+    f.get(acc[2]).get(acc[3]);
+    shuffle32([0, 1, 4, 5]);
+    f.get(acc[2]).get(acc[3]);
+    shuffle32([2, 3, 6, 7]);
+    f.add4().set(acc[2]);
+    f.get(acc[0]).get(acc[2]);
+    shuffle32([0, 2, 4, 6]);
+    f.get(acc[0]).get(acc[2]);
+    shuffle32([1, 3, 5, 7]);
+    f.add4();
+    f.vstore(0);
+  };
+  const rowSetup = () => {
     f.get('qPtr').get('r').get('D4').op(0x6c, 0x6a).set('qa'); // qa = qPtr + r * D4
     f.get('qa').get('D4').op(0x6a).set('qb');
     f.get('scPtr').get('r').get('scStride').op(0x6c, 0x6a).set('sa');
     f.get('sa').get('scStride').op(0x6a).set('sb');
+  };
+  /** Four tokens at once: each q vector load serves 4 tokens (and each K load 2 rows). */
+  const fourTokens = (pair: boolean) => {
+    KA.forEach((ka, j) => {
+      // kaj = kOff + tok[t + j]
+      f.get('kOff').addr4('tokPtr', 't').op(0x28, 2, 4 * j).op(0x6a).set(ka);
+    });
+    for (const x of pair ? [...A, ...Bv] : A) f.vzero().set(x);
+    f.i32(0).set('d');
+    f.doWhile(
+      () => {
+        f.get('qa').get('d').op(0x6a).vload(0).set('qv');
+        if (pair) f.get('qb').get('d').op(0x6a).vload(0).set('qw');
+        KA.forEach((ka, j) => {
+          f.get(ka).get('d').op(0x6a).vload(0).set('k');
+          f.get(A[j]).get('qv').get('k').mul4().add4().set(A[j]);
+          if (pair) f.get(Bv[j]).get('qw').get('k').mul4().add4().set(Bv[j]);
+        });
+        f.get('d').i32(16).op(0x6a).set('d');
+      },
+      () => f.get('d').get('D4').op(0x48),
+    );
+    hsum4Store(A, () => f.addr4('sa', 't'));
+    if (pair) hsum4Store(Bv, () => f.addr4('sb', 't'));
+  };
+  /** One token: 4 accumulators over 16-float steps. */
+  const oneToken = (pair: boolean) => {
+    f.get('kOff').addr4('tokPtr', 't').op(0x28, 2, 0).op(0x6a).set('ka');
+    for (const x of pair ? [...A, ...Bv] : A) f.vzero().set(x);
+    f.i32(0).set('d');
+    f.doWhile(
+      () => {
+        OFFS.forEach((off, j) => {
+          f.get('ka').get('d').op(0x6a).vload(off).set('k');
+          f.get(A[j]).get('qa').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(A[j]);
+          if (pair) f.get(Bv[j]).get('qb').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(Bv[j]);
+        });
+        f.get('d').i32(64).op(0x6a).set('d');
+      },
+      () => f.get('d').get('D4').op(0x48), // i32.lt_s
+    );
+    hsumStore(A, () => f.addr4('sa', 't'));
+    if (pair) hsumStore(Bv, () => f.addr4('sb', 't'));
+  };
+  const body = (pair: boolean) => {
+    rowSetup();
     f.i32(0).set('t');
+    // while t + 4 <= nb: four tokens
+    f.whileNot(
+      () => f.get('t').i32(4).op(0x6a).get('nb').op(0x4a), // t + 4 > nb
+      () => {
+        fourTokens(pair);
+        f.get('t').i32(4).op(0x6a).set('t');
+      },
+    );
     f.whileNot(
       () => f.get('t').get('nb').op(0x4e),
       () => {
-        // ka = kOff + tok[t] * 4
-        f.get('kOff').addr4('tokPtr', 't').op(0x28, 2, 0).i32(2).op(0x74, 0x6a).set('ka');
-        for (const x of pair ? [...A, ...Bv] : A) f.vzero().set(x);
-        f.i32(0).set('d');
-        f.doWhile(
-          () => {
-            OFFS.forEach((off, j) => {
-              f.get('ka').get('d').op(0x6a).vload(off).set('k');
-              f.get(A[j]).get('qa').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(A[j]);
-              if (pair) f.get(Bv[j]).get('qb').get('d').op(0x6a).vload(off).get('k').mul4().add4().set(Bv[j]);
-            });
-            f.get('d').i32(64).op(0x6a).set('d');
-          },
-          () => f.get('d').get('D4').op(0x48), // i32.lt_s
-        );
-        hsumStore(A, () => f.addr4('sa', 't'));
-        if (pair) hsumStore(Bv, () => f.addr4('sb', 't'));
+        oneToken(pair);
         f.get('t').i32(1).op(0x6a).set('t');
       },
     );
@@ -288,10 +357,10 @@ function pvFunction(): Fn {
         f.whileNot(
           () => f.get('t').get('nb').op(0x4e),
           () => {
-            f.addr4('wa', 't').op(0x2a, 2, 0).splat().set('sa');
-            if (pair) f.addr4('wb', 't').op(0x2a, 2, 0).splat().set('sb');
-            // va = vOff + tok[t] * 4 + d
-            f.get('vOff').addr4('tokPtr', 't').op(0x28, 2, 0).i32(2).op(0x74, 0x6a).get('d').op(0x6a).set('va');
+            f.addr4('wa', 't').simd(0x09, 2, 0).set('sa'); // v128.load32_splat
+            if (pair) f.addr4('wb', 't').simd(0x09, 2, 0).set('sb');
+            // va = vOff + tok[t] + d
+            f.get('vOff').addr4('tokPtr', 't').op(0x28, 2, 0).op(0x6a).get('d').op(0x6a).set('va');
             OFFS.forEach((off, j) => {
               f.get('va').vload(off).set('v');
               f.get(X[j]).get('sa').get('v').mul4().add4().set(X[j]);
