@@ -34,10 +34,12 @@ export async function attwTarball(tarball) {
   const attwDir = dirname(toolRequire.resolve('@arethetypeswrong/cli/package.json'));
   const bin = join(attwDir, JSON.parse(readFileSync(join(attwDir, 'package.json'), 'utf8')).bin.attw);
   try {
-    await run(process.execPath, [bin, tarball, '--profile', 'esm-only', '--no-definitely-typed', '--format', 'ascii', '--no-color', '--no-emoji'], {
+    const { stdout } = await run(process.execPath, [bin, tarball, '--profile', 'esm-only', '--no-definitely-typed', '--format', 'ascii', '--no-color', '--no-emoji'], {
       maxBuffer: 16 << 20,
       env: { ...process.env, FORCE_COLOR: '0' },
     });
+    // attw exits 0 for a package without types; every package of ours must ship them.
+    if (/does not contain types/.test(stdout)) return [`no types found in the tarball: ${stdout.trim().split('\n')[0]}`];
     return [];
   } catch (e) {
     const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
