@@ -100,11 +100,15 @@ function speedupChart(run: BenchRun): TopLevelSpec | null {
 /** Sweep: median time against the swept value, one line per backend · planner, floor dashed. */
 function sweepChart(run: BenchRun): TopLevelSpec | null {
   if (!run.sweep) return null;
-  const rows = run.records
-    .filter((r) => r.sweep && r.timeUs)
-    .map((r) => ({ value: r.sweep!.value, run: `${r.backend} · ${r.planner}`, median: r.timeUs!.median, floor: r.floor.floorUs, backend: r.backend }));
-  const floors = [...new Map(run.records.filter((r) => r.sweep && r.floor.floorUs !== null).map((r) => [`${r.backend}|${r.sweep!.value}`, { value: r.sweep!.value, run: `${r.backend} · floor`, median: r.floor.floorUs }])).values()];
-  if (rows.length === 0) return null;
+  const timed = run.records.filter((r) => r.sweep && r.timeUs);
+  if (timed.length === 0) return null;
+  const u = timeUnit(Math.max(...timed.map((r) => r.timeUs!.median)));
+  const rows = timed.map((r) => ({ value: r.sweep!.value, run: `${r.backend} · ${r.planner}`, median: r.timeUs!.median / u.div, backend: r.backend }));
+  const floors = [
+    ...new Map(
+      run.records.filter((r) => r.sweep && r.floor.floorUs !== null).map((r) => [`${r.backend}|${r.sweep!.value}`, { value: r.sweep!.value, run: `${r.backend} · floor`, median: r.floor.floorUs! / u.div }]),
+    ).values(),
+  ];
   const xScale = run.sweep.values.every((v) => v > 0) ? { type: 'log' as const, base: 2 } : { type: 'symlog' as const };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -116,7 +120,7 @@ function sweepChart(run: BenchRun): TopLevelSpec | null {
         mark: { type: 'line', point: true },
         encoding: {
           x: { field: 'value', type: 'quantitative', title: run.sweep.dim, scale: xScale },
-          y: { field: 'median', type: 'quantitative', title: 'time per decode step (µs)', scale: { type: 'log' } },
+          y: { field: 'median', type: 'quantitative', title: `time per decode step (${u.label}, median; dashed: floor)`, scale: { type: 'log' } },
           color: { field: 'run', type: 'nominal', legend: { orient: 'bottom', title: null, labelLimit: 400 } },
         },
       },
