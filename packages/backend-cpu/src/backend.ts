@@ -8,6 +8,7 @@ import {
   type AttentionBackend,
   type AttentionOutput,
   type BackendCapabilities,
+  type DeviceProbe,
   type PagedKvCache,
   type Plan,
   type RunOptions,
@@ -545,6 +546,54 @@ export class CpuBackend implements AttentionBackend {
       }
       return { timesUs, clock: 'wall' as const };
     });
+  }
+
+  /**
+   * Ceilings for the bench's roofline, measured on the calling thread with the kernel's own code:
+   * read bandwidth = one f32x4 streaming pass over 64 MiB (best of 4; one thread, so a lower
+   * bound on what all workers can pull); arithmetic = the SIMD score loop (qk, 2 FLOP per
+   * multiply-add) on a cache-resident block, times the worker count.
+   */
+  async probe(): Promise<DeviceProbe> {
+    this.check();
+    const module = wasmModule();
+    if (!module) return {};
+    const bytes = 64 << 20;
+    const memory = new WebAssembly.Memory({ initial: bytes / 65536 + 64, maximum: bytes / 65536 + 64, shared: true });
+    const ex = new WebAssembly.Instance(module, { env: { mem: memory } }).exports as unknown as {
+      qk: (...a: number[]) => void;
+      stream: (ptr: number, bytes: number) => number;
+    };
+    const f32 = new Float32Array(memory.buffer);
+    for (let i = 0; i < f32.length; i += 1024) f32[i] = 1; // touch every page
+    let best = Infinity;
+    for (let pass = 0; pass < 5; pass++) {
+      const t0 = performance.now();
+      ex.stream(64 << 10, bytes);
+      if (pass > 0) best = Math.min(best, performance.now() - t0);
+    }
+    // qk: 128 rows × 64 tokens × d128 in the first 4 MiB (q at 0, K block at 1 MiB)
+    const rows = 128;
+    const nb = 64;
+    const D = 128;
+    const tok = new Int32Array(memory.buffer, 512 << 10, nb);
+    for (let t = 0; t < nb; t++) tok[t] = t * D * 4;
+    const run = () => ex.qk(rows, D * 4, nb, 512 << 10, 0, 600 << 10, nb * 4, 1 << 20);
+    run();
+    let bestF = Infinity;
+    const reps = 50;
+    for (let pass = 0; pass < 4; pass++) {
+      const t0 = performance.now();
+      for (let i = 0; i < reps; i++) run();
+      bestF = Math.min(bestF, performance.now() - t0);
+    }
+    const flops = 2 * rows * nb * D * reps;
+    const units = Math.max(1, this.workers.length);
+    return {
+      readBandwidthGBs: bytes / (best * 1e6),
+      peakTflops: (flops / (bestF * 1e9)) * units,
+      peakUnits: `WebAssembly f32x4 mul+add (score loop) × ${units} thread${units === 1 ? '' : 's'}`,
+    };
   }
 
   /** Terminates the worker threads and releases the pools. Idempotent. */

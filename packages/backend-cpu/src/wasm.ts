@@ -506,19 +506,46 @@ function smFunction(): Fn {
   return f;
 }
 
+/**
+ * Probe loop (see `CpuBackend.probe`): stream(ptr, bytes) sums f32x4 loads over
+ * [ptr, ptr + bytes) (bytes a multiple of 64) and returns an f32 so the reads cannot be dropped.
+ */
+function streamFunction(): Fn {
+  const f = new Fn(['ptr', 'bytes'], [['e', I32], ['s0', V128], ['s1', V128], ['s2', V128], ['s3', V128]]);
+  for (const x of ['s0', 's1', 's2', 's3']) f.vzero().set(x);
+  f.get('ptr').get('bytes').op(0x6a).set('e');
+  f.doWhile(
+    () => {
+      OFFS.forEach((off, j) => f.get(`s${j}`).get('ptr').vload(off).add4().set(`s${j}`));
+      f.get('ptr').i32(64).op(0x6a).set('ptr');
+    },
+    () => f.get('ptr').get('e').op(0x49), // i32.lt_u
+  );
+  f.get('s0').get('s1').add4().get('s2').get('s3').add4().add4().lane(0);
+  return f;
+}
+
 /** The module's bytes: imports a shared memory `env.mem` of `maxPages` pages at most. */
 export function kernelWasmBytes(maxPages = 65536): Uint8Array<ArrayBuffer> {
   const qk = qkFunction();
   const pv = pvFunction();
   const sm = smFunction();
   // sections hold a count of entries, then the entries
-  const fnType = (n: number) => [0x60, ...uleb(n), ...new Array(n).fill(I32), ...uleb(0)];
-  const types = section(1, [...uleb(3), ...fnType(qk.params.length), ...fnType(pv.params.length), ...fnType(sm.params.length)]);
+  const stream = streamFunction();
+  const fnType = (n: number, results: number[] = []) => [0x60, ...uleb(n), ...new Array(n).fill(I32), ...uleb(results.length), ...results];
+  const types = section(1, [
+    ...uleb(4),
+    ...fnType(qk.params.length),
+    ...fnType(pv.params.length),
+    ...fnType(sm.params.length),
+    ...fnType(stream.params.length, [F32]),
+  ]);
   // shared memory limits: flag 3 = has maximum + shared
   const imports = section(2, [...uleb(1), ...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)]);
-  const funcs = section(3, [...uleb(3), 0, 1, 2]);
-  const exports = section(7, [...uleb(3), ...str('qk'), 0x00, 0, ...str('pv'), 0x00, 1, ...str('sm'), 0x00, 2]);
-  const code = section(10, [...uleb(3), ...qk.encode(), ...pv.encode(), ...sm.encode()]);
+  const funcs = section(3, [...uleb(4), 0, 1, 2, 3]);
+  const names = ['qk', 'pv', 'sm', 'stream'];
+  const exports = section(7, [...uleb(names.length), ...names.flatMap((n, i) => [...str(n), 0x00, i])]);
+  const code = section(10, [...uleb(4), ...qk.encode(), ...pv.encode(), ...sm.encode(), ...stream.encode()]);
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...code]);
 }
 

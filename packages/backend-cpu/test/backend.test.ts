@@ -109,6 +109,15 @@ describe('CpuBackend', () => {
     for (const x of t.timesUs) expect(x).toBeGreaterThan(0);
   });
 
+  it('probe() measures bandwidth and the SIMD arithmetic rate', async () => {
+    const b = await make({ workers: 2 });
+    const p = await b.probe!();
+    expect(p.readBandwidthGBs).toBeGreaterThan(0.1);
+    expect(p.peakTflops).toBeGreaterThan(1e-4);
+    expect(p.peakTflops).toBeLessThan(10);
+    expect(p.peakUnits).toMatch(/f32x4.*2 threads/);
+  });
+
   it('raises CanopyError naming the problem', async () => {
     const b = await make({ workers: 1 });
     await expect(b.run(plan, queries)).rejects.toThrow(/setKvCache\(\) first/);
