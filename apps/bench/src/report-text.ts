@@ -108,6 +108,7 @@ export function renderRun(run: BenchRun, color = false): string {
     for (const l of table(SUMMARY_HEADER, sum.map(summaryCells))) lines.push(`  ${l}`);
   }
   lines.push('');
+  for (const n of run.notes) lines.push(st.dim(`Note: ${n}`));
   lines.push(
     st.dim(
       'GB/s: unique KV bytes / median time. % floor: max(unique bytes / read bandwidth, FLOPs / peak) / time. KV read / unique: bytes the plan reads over the bytes a perfect plan reads once.',

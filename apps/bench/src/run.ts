@@ -281,6 +281,11 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     }
   }
 
+  if (live.some((l) => l.factory.name === 'reference')) {
+    notes.push(
+      'reference: the JavaScript reference executor computes every (query, KV token) pair on its own, so a plan that reads shared KV once cannot make it faster; its times show the plans run correctly, not what sharing buys (that is for GPU backends)',
+    );
+  }
   const total = cfg.workloads.length * live.length * cfg.planners.length;
   const progress = new Progress(io, total, cfg.quiet);
   const records: BenchRecord[] = [];
