@@ -62,9 +62,12 @@ const outDir = process.env.CANOPY_BUNDLE_DIR ?? join(app, 'bundle');
 const LIMIT = 40 * 1024 * 1024;
 const portable = process.argv.includes('--portable');
 
+// The commit baked into the bundle (results name it); "-dirty" when tracked files had changes.
 function commit() {
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${sha}-dirty` : sha;
   } catch {
     return 'unknown';
   }
