@@ -130,6 +130,22 @@ describe('a run: table, JSON records, HTML', () => {
   });
 });
 
+describe('model presets and config overrides', () => {
+  it('--model, --kv-dtype and --page-size reshape the workload', async () => {
+    const dir = tempDir();
+    const r = await runCli(['--workload', 'W1', '--model', 'Qwen2-7B', '--kv-dtype', 'f32', '--page-size', '32', ...TINY, '--planner', 'prefix', '--json', join(dir, 'r.json')]);
+    expect(r.code, r.err).toBe(0);
+    const run: BenchRun = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(run.options.model).toBe('Qwen2-7B');
+    const rec = run.records[0];
+    expect(rec.config).toMatchObject({ numQoHeads: 28, numKvHeads: 4, headDim: 128, pageSize: 32, kvDtype: 'f32' });
+    expect(rec.uniqueKvBytes).toBe(rec.uniqueKvTokens * 2 * 4 * 128 * 4);
+    expect(rec.verification.tolerance).toBe(1e-4);
+    expect(rec.verification.passed).toBe(true);
+    expect(r.out).toMatch(/28\/4\/128 f32/);
+  });
+});
+
 describe('partial results', () => {
   it('the run document is handed out after every record (the CLI rewrites --json), marked incomplete', async () => {
     const { parseCli } = await import('../src/args.js');
