@@ -88,6 +88,11 @@ export async function consumerTest(opts = {}) {
     log(`npm install of ${tarballs.size} tarballs: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const f of readdirSync(fixtureDir)) copyFileSync(join(fixtureDir, f), join(app, f));
 
+    // A fresh install has no CUDA addon: no prebuilt package is published yet and nothing is
+    // built at install time. Keep a developer's explicit addon path out of the consumer runs.
+    const runEnv = { ...process.env };
+    delete runEnv.CANOPY_CUDA_ADDON;
+
     // Every package imports from the fresh project and exports something.
     const importer = [
       'const out = {};',
@@ -95,14 +100,14 @@ export async function consumerTest(opts = {}) {
       'console.log(JSON.stringify(out));',
     ].join('\n');
     writeFileSync(join(app, 'imports.mjs'), importer);
-    summary.imports = JSON.parse((await sh(process.execPath, ['imports.mjs'], { cwd: app })).stdout.trim().split('\n').pop());
+    summary.imports = JSON.parse((await sh(process.execPath, ['imports.mjs'], { cwd: app, env: runEnv })).stdout.trim().split('\n').pop());
     const empty = Object.entries(summary.imports).filter(([, n]) => n === 0);
     if (empty.length) throw new Error(`packages with no exports when installed: ${empty.map(([n]) => n).join(', ')}`);
     log(`imports: ${JSON.stringify(summary.imports)}`);
 
     // The ESM run and the TypeScript check/compile are independent: overlap them.
     const tsc = createRequire(join(repoRoot, 'package.json')).resolve('typescript/bin/tsc');
-    const esmRun = sh(process.execPath, ['consumer.mjs'], { cwd: app });
+    const esmRun = sh(process.execPath, ['consumer.mjs'], { cwd: app, env: runEnv });
     const tsBuild = (async () => {
       await sh(process.execPath, [tsc, '--noEmit', '-p', 'tsconfig.json'], { cwd: app });
       await sh(process.execPath, [tsc, '-p', 'tsconfig.json', '--noEmit', 'false'], { cwd: app });
@@ -110,7 +115,7 @@ export async function consumerTest(opts = {}) {
     const [esm] = await Promise.all([esmRun, tsBuild]);
     summary.esm = JSON.parse(esm.stdout.trim().split('\n').pop());
     log(`consumer.mjs: ${JSON.stringify(summary.esm)}`);
-    summary.ts = JSON.parse((await sh(process.execPath, ['out/consumer.js'], { cwd: app })).stdout.trim().split('\n').pop());
+    summary.ts = JSON.parse((await sh(process.execPath, ['out/consumer.js'], { cwd: app, env: runEnv })).stdout.trim().split('\n').pop());
     log(`consumer.ts (tsc --noEmit passed): ${JSON.stringify(summary.ts)}`);
     return summary;
   } finally {

@@ -128,8 +128,8 @@ export function loadFirstAddon<A extends { abiVersion?: unknown }>(
   }
   if (failures.length) return { ok: false, tried, reason: failures.join('; ') };
   const prebuilt = opts.platformPackage
-    ? `install the prebuilt ${opts.platformPackage} (an optional dependency, skipped if it could not be installed), `
-    : 'no prebuilt binary exists for this platform; ';
+    ? `the prebuilt addon package ${opts.platformPackage} is not installed (install it where it is published for your release), `
+    : 'no prebuilt addon exists for this platform; ';
   return {
     ok: false,
     tried,

@@ -71,7 +71,7 @@ describe('loadFirstAddon branches', () => {
     if (!result.ok) {
       expect(result.reason).toMatch(/^CUDA addon canopy_cuda.node not built/);
       expect(result.reason).toContain(paths.local);
-      expect(result.reason).toContain(`install the prebuilt ${PREBUILT}`);
+      expect(result.reason).toContain(`the prebuilt addon package ${PREBUILT} is not installed`);
       expect(result.reason).toContain('build:native');
       expect(result.tried).toEqual([paths.beside, paths.local]);
     }

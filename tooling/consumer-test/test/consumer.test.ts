@@ -13,6 +13,9 @@ it('installed tarballs work in a fresh ESM + TypeScript project', async () => {
   expect(s.esm.maxErr).toBeLessThan(1e-4);
   expect(s.esm.kvTokensRead).toBeLessThan(s.esm.kvTokensWithoutSharing / 4);
   expect(s.ts.maxErr).toBeLessThan(1e-4);
-  // No GPU toolchain is assumed: the CUDA package installed and answers with a reason either way.
-  expect(typeof s.ts.cuda.reason).toBe('string');
+  // Installing @canopy/backend-cuda built and downloaded nothing: it reports itself unavailable,
+  // with where it looked and how to get an addon (prebuilt package or build:native).
+  expect(s.ts.cuda.available).toBe(false);
+  expect(s.ts.cuda.reason).toMatch(/^CUDA addon canopy_cuda\.node not built \(looked in .*node_modules\/@canopy\/backend-cuda\/build\/canopy_cuda\.node\)/);
+  expect(s.ts.cuda.reason).toMatch(/build:native/);
 }, 600_000);
