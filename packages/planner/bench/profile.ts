@@ -6,6 +6,11 @@ const id = process.env.W ?? 'W4';
 const b = id === 'tree1024' ? bigTree() : workload(id as WorkloadId);
 const nb = nextDecodeBatch(b);
 const st = createPlannerState(b, H100_CAPS);
+{
+  const w = clonePlannerState(st);
+  stepPlanner(w, nb);
+  st.planBuffers = w.planBuffers.map((x) => new Int32Array(x.length));
+}
 const n = Number(process.env.N ?? 2000);
 const phase = process.env.PHASE ?? 'all';
 const time = (name: string, f: (i: number) => void, pre?: (i: number) => void): void => {

@@ -88,6 +88,11 @@ export function benchmarkPlanning(
     if (i >= warmup) trusted.push(dt);
   }
   const base = createPlannerState(batch, capabilities, opts.options);
+  // Steady state: a state that has stepped before owns its two plan buffers (see
+  // PrefixPlannerOptions.recyclePlans); give the replayed state buffers of that size.
+  const warm = clonePlannerState(base);
+  stepPlanner(warm, next);
+  base.planBuffers = warm.planBuffers.map((b) => new Int32Array(b.length));
   const step: number[] = [];
   for (let i = 0; i < warmup + iters; i++) {
     const s = clonePlannerState(base);

@@ -27,6 +27,15 @@ export interface PrefixPlannerOptions {
    * Default false: every page is compared (with a native memcmp where available).
    */
   trustPageIds?: boolean;
+  /**
+   * Incremental steps (`stepPlanner`) write their plans into two buffers owned by the state, used
+   * in turn: the plan of step t stays intact while step t + 1 is planned (a backend may still be
+   * executing it) and is overwritten by step t + 2. Copy a plan (for example
+   * `planFromJSON(planToJSON(plan))`) to keep it longer. Fresh, zero-filled memory costs more than
+   * the rest of a step (page faults on every use). Default true; false gives every step its own
+   * arrays. Full builds (`prefixPlanner`, `createPlannerState`) always return fresh arrays.
+   */
+  recyclePlans?: boolean;
   /** Run core's full `validateBatch` first (always done for explicit trees). Default false: the
    * planner checks what it reads (page ids, token counts, query counts) as it goes. */
   validate?: boolean;
@@ -73,6 +82,82 @@ function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config:
 }
 
 /**
+ * The split search (see README "Split"): writes each column's KV chunk count into colK. Columns
+ * that cannot be split (kmax 1) add a constant; only the others are re-evaluated for each target
+ * τ = Wmax / k. Total work only grows as τ shrinks, so the search stops once the total alone
+ * exceeds the best predicted time. Shared by full builds and incremental patches, so both decide
+ * identically (same operations in the same order).
+ */
+export function splitSearch(
+  C: number,
+  colW: Float64Array,
+  colSum: Float64Array,
+  colKmax: Int32Array,
+  colNb: Int32Array,
+  colVis: Int32Array,
+  colK: Int32Array,
+  HK: number,
+  c0: number,
+  P: number,
+  mergeLaunchUs: number,
+  mergePerPartial: number,
+  bwTot: number,
+  NQ: number,
+): void {
+  let Wmax = 0;
+  for (let c = 0; c < C; c++) if (colW[c] > Wmax && colKmax[c] > 1) Wmax = colW[c];
+  let constSum = 0;
+  let constMax = 0;
+  let basePartials = 0;
+  const split = I(96, C, false);
+  let S = 0;
+  for (let c = 0; c < C; c++) {
+    basePartials += colVis[c];
+    if (colKmax[c] === 1) {
+      constSum += HK * (colNb[c] * c0 + colSum[c]);
+      if (colW[c] > constMax) constMax = colW[c];
+    } else split[S++] = c;
+  }
+  let bestPred = Infinity;
+  let bestTau = Infinity;
+  if (Wmax > 0) {
+    for (const kc of K_CANDIDATES) {
+      const tau = Wmax / kc;
+      let sum = constSum;
+      let mx = constMax;
+      let extraPartials = 0;
+      for (let z = 0; z < S; z++) {
+        const c = split[z];
+        const W = colW[c];
+        let k = 1;
+        if (W > tau) {
+          k = Math.ceil(W / tau);
+          if (k > colKmax[c]) k = colKmax[c];
+          extraPartials += (k - 1) * colVis[c];
+        }
+        sum += HK * (k * colNb[c] * c0 + colSum[c]);
+        const w = W / k;
+        if (w > mx) mx = w;
+      }
+      const total = sum / P;
+      const merge = basePartials + extraPartials > NQ ? mergeLaunchUs + (extraPartials * mergePerPartial) / bwTot : 0;
+      const pred = Math.max(total, mx + c0) + merge;
+      if (pred < bestPred - 1e-9) {
+        bestPred = pred;
+        bestTau = tau;
+      }
+      if (total > bestPred) break;
+    }
+  }
+  for (let c = 0; c < C; c++) {
+    const W = colW[c];
+    let k = 1;
+    if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
+    colK[c] = k;
+  }
+}
+
+/**
  * Emit the plan of a radix tree in canonical order. Shared by fresh builds and incremental steps,
  * so both give identical plans for identical trees.
  */
@@ -82,6 +167,7 @@ export function emitPrefixPlan(
   batch: Batch,
   caps: BackendCapabilities,
   opts: PrefixPlannerOptions,
+  alloc?: (ints: number) => Int32Array,
 ): Plan {
   const config = batch.config;
   const { model, cost, tiles } = modelFor(caps, opts, config);
@@ -218,7 +304,6 @@ export function emitPrefixPlan(
   const colKmax = I(119, C);
   const colW = F(122, C); // max-CTA work (µs, without c0) of the unsplit column
   const colSum = F(123, C); // Σ CTA work over blocks (µs, without c0), per KV head
-  let Wmax = 0;
   {
     let c = 0;
     for (let k = 0; k < N; k++) {
@@ -233,65 +318,13 @@ export function emitPrefixPlan(
       colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
       colW[c] = T * a;
       colSum[c] = T * (nb * a - (nb - 1) * (1 - sib) * byteSlope);
-      if (colW[c] > Wmax && colKmax[c] > 1) Wmax = colW[c];
       c++;
     }
   }
+  const colVis = I(124, C);
+  for (let c = 0; c < C; c++) colVis[c] = vcnt[colNode[c]];
   const colK = I(120, C);
-  {
-    // Columns that cannot be split (kmax 1) add a constant; only the others are re-evaluated for
-    // each target τ = Wmax / k. Total work only grows as τ shrinks, so the search stops once the
-    // total alone exceeds the best predicted time.
-    let constSum = 0;
-    let constMax = 0;
-    let basePartials = 0;
-    const split = I(96, C, false);
-    let S = 0;
-    for (let c = 0; c < C; c++) {
-      basePartials += vcnt[colNode[c]];
-      if (colKmax[c] === 1) {
-        constSum += HK * (colNb[c] * c0 + colSum[c]);
-        if (colW[c] > constMax) constMax = colW[c];
-      } else split[S++] = c;
-    }
-    let bestPred = Infinity;
-    let bestTau = Infinity;
-    if (Wmax > 0) {
-      for (const kc of K_CANDIDATES) {
-        const tau = Wmax / kc;
-        let sum = constSum;
-        let mx = constMax;
-        let extraPartials = 0;
-        for (let z = 0; z < S; z++) {
-          const c = split[z];
-          const W = colW[c];
-          let k = 1;
-          if (W > tau) {
-            k = Math.ceil(W / tau);
-            if (k > colKmax[c]) k = colKmax[c];
-            extraPartials += (k - 1) * vcnt[colNode[c]];
-          }
-          sum += HK * (k * colNb[c] * c0 + colSum[c]);
-          const w = W / k;
-          if (w > mx) mx = w;
-        }
-        const total = sum / P;
-        const merge = basePartials + extraPartials > NQ ? model.mergeLaunchUs + (extraPartials * mergePerPartial) / bwTot : 0;
-        const pred = Math.max(total, mx + c0) + merge;
-        if (pred < bestPred - 1e-9) {
-          bestPred = pred;
-          bestTau = tau;
-        }
-        if (total > bestPred) break;
-      }
-    }
-    for (let c = 0; c < C; c++) {
-      const W = colW[c];
-      let k = 1;
-      if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
-      colK[c] = k;
-    }
-  }
+  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ);
 
   // ---- emit items
   let maxItems = 0;
@@ -307,7 +340,10 @@ export function emitPrefixPlan(
   // The plan's arrays are views into one fresh buffer, each with room for its upper bound
   // (exact for decode; prefill masking and chunk cuts may leave a little unused), written in
   // place: no second copy of the large arrays.
-  const out = new Int32Array(2 * NQ + 5 * maxItems + 2 * (maxItems + 1) + 2 * maxIq + 3 * maxSegs + NQ + 1);
+  // `alloc` (incremental steps) hands out a recycled buffer: its contents are stale, so every
+  // array below is written in full up to its used length (mergeBegin is zeroed for counting).
+  const outInts = 2 * NQ + 5 * maxItems + 2 * (maxItems + 1) + 2 * maxIq + 3 * maxSegs + NQ + 1;
+  const out = alloc ? alloc(outInts) : new Int32Array(outInts);
   let at = 0;
   const view = (n: number): Int32Array => {
     const v = out.subarray(at, at + n);
@@ -329,6 +365,7 @@ export function emitPrefixPlan(
   const segSlot = view(maxSegs);
   const segTokens = view(maxSegs);
   const mergeBegin = view(NQ + 1);
+  if (alloc) mergeBegin.fill(0);
   const mergeSlots = view(maxIq);
   itemSegBegin[0] = 0;
   itemQueryBegin[0] = 0;
@@ -352,7 +389,11 @@ export function emitPrefixPlan(
     const start = pos[k] - carry[k];
     const align = T / K >= 2 * pageSize;
     // page cursor over the column's pages
-    let s = colPb[k];
+    const cpb = colPb[k];
+    const lastPage = tree.pe[x] - 1 - cpb;
+    // every page but the last holds pageSize tokens (each holds at most that many)
+    const fullPages = T - tks[cpb + lastPage] === lastPage * pageSize;
+    let s = cpb;
     let off = 0; // column offset of page s's first token
     let a = 0;
     for (let j = 0; j < K; j++) {
@@ -363,7 +404,12 @@ export function emitPrefixPlan(
       const sb = ns;
       const s0 = s;
       const off0 = off;
-      while (off + tks[s] < b) off += tks[s++];
+      if (fullPages) {
+        // pages before the column's last are full: the page holding offset b - 1 is direct
+        const e = cpb + Math.min(((b - 1) / pageSize) | 0, lastPage);
+        off = (e - cpb) * pageSize;
+        s = e;
+      } else while (off + tks[s] < b) off += tks[s++];
       const cnt = s - s0 + 1;
       if (cnt >= 32) {
         segPage.set(ids.subarray(s0, s + 1), ns);

@@ -22,6 +22,10 @@ export interface PlannerState {
   steps: number;
   /** Full rebuilds a step fell back to (explicit trees, page-size changes, key collisions). */
   rebuilds: number;
+  /** The two plan buffers steps write into in turn (see `PrefixPlannerOptions.recyclePlans`). */
+  planBuffers: Int32Array[];
+  /** Which of them the next step writes. */
+  nextBuffer: number;
 }
 
 /** What changed between two consecutive batches. */
@@ -78,7 +82,18 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
   const plan = emitPrefixPlan(tree, order, batch, capabilities, options);
-  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0 };
+  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0 };
+}
+
+/** A buffer of at least `ints` int32s for the next step's plan: the older of the state's two
+ * (never the one the current plan lives in). Grown with headroom so that growing leaves do not
+ * reallocate every step. */
+function stepBuffer(state: PlannerState, ints: number): Int32Array {
+  const i = state.nextBuffer;
+  state.nextBuffer = 1 - i;
+  let b = state.planBuffers[i];
+  if (!b || b.length < ints) state.planBuffers[i] = b = new Int32Array(Math.ceil(ints * 1.25) + 64);
+  return b;
 }
 
 function sameConfig(a: Batch, b: Batch): boolean {
@@ -206,15 +221,19 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
 
   state.order = t.canonicalOrder();
   state.batch = next;
-  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options);
+  const recycle = state.options.recyclePlans !== false;
+  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, recycle ? (n) => stepBuffer(state, n) : undefined);
   state.steps++;
   return state.plan;
 }
 
 /** Copy a state (benchmarks replay one step from the same state many times). */
 export function clonePlannerState(state: PlannerState): PlannerState {
-  const { batch, capabilities, options, plan, steps, rebuilds } = state;
-  return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds };
+  const { batch, capabilities, options, plan, steps, rebuilds, nextBuffer } = state;
+  // The copy gets its own plan buffers (of the same sizes): sharing them would let one state
+  // overwrite the other's plans.
+  const planBuffers = state.planBuffers.map((b) => new Int32Array(b.length));
+  return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds, planBuffers, nextBuffer };
 }
 
 /** The token tree of a state (canonical node order: the ids `plan.itemNode` refers to). */
