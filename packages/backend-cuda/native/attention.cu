@@ -281,8 +281,14 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   }
   __syncthreads();
 
+  // maxLim bounds the tiles to stream; below minLim (over the real rows) no row needs masking,
+  // so those tiles skip the mask arithmetic. Padding rows (past numRows) are never written.
   int maxLim = 0;
-  for (int r = 0; r < R; ++r) maxLim = max(maxLim, sLim[r]);
+  int minLim = ntok;
+  for (int r = 0; r < R; ++r) {
+    maxLim = max(maxLim, sLim[r]);
+    if (rowBase + r < numRows) minLim = min(minLim, sLim[r]);
+  }
   const int nTiles = (maxLim + kKT - 1) / kKT;
   int limA[MT], limB[MT];
 #pragma unroll
@@ -368,6 +374,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
 
     // Mask (positions at or past the row's limit, and the zero-filled tail) and online softmax.
     const int tokBase = j * kKT + ks * NT + 2 * (lane & 3);
+    const bool needMask = (j + 1) * kKT > minLim;  // CTA-uniform
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float mxA = -INFINITY, mxB = -INFINITY;
@@ -375,9 +382,11 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       for (int n = 0; n < SN; ++n) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int tok = tokBase + n * 8 + e;
-          if (tok >= limA[mt]) s[mt][n][e] = -INFINITY;
-          if (tok >= limB[mt]) s[mt][n][2 + e] = -INFINITY;
+          if (needMask) {
+            const int tok = tokBase + n * 8 + e;
+            if (tok >= limA[mt]) s[mt][n][e] = -INFINITY;
+            if (tok >= limB[mt]) s[mt][n][2 + e] = -INFINITY;
+          }
           mxA = fmaxf(mxA, s[mt][n][e]);
           mxB = fmaxf(mxB, s[mt][n][2 + e]);
         }
@@ -407,12 +416,15 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       }
       lA[mt] = lA[mt] * alphaA + sumA;
       lB[mt] = lB[mt] * alphaB + sumB;
+      // Once the running maxima settle, alpha is exactly 1 for the whole warp: skip the rescale.
+      if (!__all_sync(0xffffffffu, alphaA == 1.f && alphaB == 1.f)) {
 #pragma unroll
-      for (int dn = 0; dn < DN; ++dn) {
-        o[mt][dn][0] *= alphaA;
-        o[mt][dn][1] *= alphaA;
-        o[mt][dn][2] *= alphaB;
-        o[mt][dn][3] *= alphaB;
+        for (int dn = 0; dn < DN; ++dn) {
+          o[mt][dn][0] *= alphaA;
+          o[mt][dn][1] *= alphaA;
+          o[mt][dn][2] *= alphaB;
+          o[mt][dn][3] *= alphaB;
+        }
       }
     }
 
