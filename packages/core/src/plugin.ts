@@ -130,8 +130,12 @@ async function importModule(specifier: string, cwd: string | undefined): Promise
  */
 async function resolveFrom(specifier: string, dir: string): Promise<string | undefined> {
   // computed specifiers: bundlers for the browser must not try to resolve node: builtins
-  const nodeModule = (await import(/* @vite-ignore */ ['node', 'module'].join(':'))) as typeof import('node:module');
-  const fs = (await import(/* @vite-ignore */ ['node', 'fs'].join(':'))) as typeof import('node:fs');
+  // structural types: core type-checks without @types/node
+  const nodeModule = (await import(/* @vite-ignore */ ['node', 'module'].join(':'))) as { createRequire(path: string): { resolve(id: string): string } };
+  const fs = (await import(/* @vite-ignore */ ['node', 'fs'].join(':'))) as {
+    existsSync(path: string): boolean;
+    readFileSync(path: string, encoding: 'utf8'): string;
+  };
   const base = dir.replace(/[\\/]*$/, '');
   const parts = specifier.split('/');
   const nameLen = specifier.startsWith('@') ? 2 : 1;
