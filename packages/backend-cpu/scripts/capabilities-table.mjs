@@ -85,7 +85,9 @@ export async function generate() {
   for (const b of BACKENDS) {
     const m = mods[b.key];
     if (m.error) {
-      missing.push(`- **${b.key}** (\`${b.pkg}\`): its sources could not be loaded (${m.error}).`);
+      // the reason goes to stderr only: the document must not depend on the machine
+      console.error(`capabilities-table: ${b.pkg}: ${m.error}`);
+      missing.push(`- **${b.key}** (\`${b.pkg}\`): its sources could not be loaded when this file was generated.`);
       continue;
     }
     const caps = m.mod[`${b.prefix}_CAPABILITIES`];
