@@ -69,11 +69,14 @@ function F(slot: number, n: number): Float64Array {
   } else a.fill(0, 0, n);
   return a;
 }
+function configKey(config: Batch['config']): string {
+  return `${config.numQoHeads}/${config.numKvHeads}/${config.headDim}/${config.kvDtype}`;
+}
 // The model objects depend only on (capabilities, options, config); consecutive plans of one
 // state reuse them. Capabilities and options objects are treated as immutable once planned with.
 let lastModel: { caps: BackendCapabilities; menu: unknown; units: number; bw: number | undefined; opts: PrefixPlannerOptions; cfg: string; model: CostModelParams; cost: CtaCost; tiles: TileChooser } | undefined;
 function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config: Batch['config']): { model: CostModelParams; cost: CtaCost; tiles: TileChooser } {
-  const cfg = `${config.numQoHeads}/${config.numKvHeads}/${config.headDim}/${config.kvDtype}`;
+  const cfg = configKey(config);
   const l = lastModel;
   if (l && l.caps === caps && l.menu === caps.tileMenu && l.units === caps.parallelUnits && l.bw === caps.readBandwidthGBs && l.opts === opts && l.cfg === cfg) return l;
   const model = costModel(caps, opts.cost);
@@ -168,6 +171,7 @@ export function emitPrefixPlan(
   caps: BackendCapabilities,
   opts: PrefixPlannerOptions,
   alloc?: (ints: number) => Int32Array,
+  layout?: PlanLayout,
 ): Plan {
   const config = batch.config;
   const { model, cost, tiles } = modelFor(caps, opts, config);
@@ -376,7 +380,9 @@ export function emitPrefixPlan(
   let lastRows = -1;
   let lastT = -1;
   let lastTile = 0;
+  const colItem = I(125, C + 1, false);
   for (let c = 0; c < C; c++) {
+    colItem[c] = ni;
     const k = colNode[c];
     const x = order[k];
     const req = batch.requests[tree.src[x]];
@@ -479,6 +485,7 @@ export function emitPrefixPlan(
       a = b;
     }
   }
+  colItem[C] = ni;
   // partial slots: item i's queries take slots [itemQueryBegin[i], itemQueryBegin[i + 1])
   for (let z = 0; z < nqi; z++) mergeBegin[itemQueries[z] + 1]++;
   for (let q = 0; q < NQ; q++) mergeBegin[q + 1] += mergeBegin[q];
@@ -489,7 +496,7 @@ export function emitPrefixPlan(
   // partial slots: item i's queries take slots [itemQueryBegin[i], itemQueryBegin[i + 1])
   itemPartialBase.set(itemQueryBegin.subarray(0, ni));
 
-  return {
+  const plan: Plan = {
     version: CONTRACT_VERSION,
     planner: 'prefix',
     config: { ...config },
@@ -512,4 +519,279 @@ export function emitPrefixPlan(
     mergeBegin,
     mergeSlots: mergeSlots.subarray(0, nqi),
   };
+  if (layout) {
+    // What an append-only step needs to patch this plan (see patchAppendPlan).
+    const isParent = I(126, N);
+    for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
+    layout.ensure(C);
+    layout.C = C;
+    layout.plan = plan;
+    layout.inputs = [caps, caps.tileMenu, caps.parallelUnits, caps.readBandwidthGBs, opts, configKey(config)];
+    let patchable = NQ === R;
+    const colA = F(127, C);
+    const colCoef = F(128, C);
+    for (let c = 0; c < C; c++) {
+      const k = colNode[c];
+      const leaf = isParent[k] === 0;
+      const a = perTok(rowsOf(vcnt[k]));
+      colA[c] = a;
+      colCoef[c] = colNb[c] * a - (colNb[c] - 1) * (1 - sib) * byteSlope;
+      layout.colPool[c] = order[k];
+      layout.colLeaf[c] = leaf ? 1 : 0;
+      layout.colCarry[c] = carry[k];
+      layout.colPb[c] = colPb[k];
+      if (leaf && (colK[c] !== 1 || colNb[c] !== 1 || vcnt[k] !== 1 || colItem[c + 1] - colItem[c] !== 1)) patchable = false;
+    }
+    layout.colItem.set(colItem.subarray(0, C + 1));
+    layout.colT.set(colT.subarray(0, C));
+    layout.colKmax.set(colKmax.subarray(0, C));
+    layout.colNb.set(colNb.subarray(0, C));
+    layout.colVis.set(colVis.subarray(0, C));
+    layout.colK.set(colK.subarray(0, C));
+    layout.colW.set(colW.subarray(0, C));
+    layout.colSum.set(colSum.subarray(0, C));
+    layout.colA.set(colA.subarray(0, C));
+    layout.colCoef.set(colCoef.subarray(0, C));
+    layout.patchable = patchable;
+    layout.g = g;
+    layout.params = [HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks];
+  }
+  return plan;
+}
+
+/**
+ * Per-column record of the last plan a state emitted: enough to redo the split search for new
+ * leaf lengths and to patch the plan when nothing else changed (an append-only decode step).
+ */
+export class PlanLayout {
+  C = 0;
+  /** The plan this layout describes (a patch starts from it). */
+  plan: Plan | undefined;
+  /** What the cost model was built from (capabilities, menu, units, bandwidth, options, config):
+   * a patch needs all of them unchanged. */
+  inputs: unknown[] = [];
+  /** Every request has one query and every leaf column is one item (one chunk, one row block). */
+  patchable = false;
+  g = 1;
+  /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks. */
+  params: number[] = [];
+  cap = 0;
+  colPool = new Int32Array(0);
+  colLeaf = new Uint8Array(0);
+  colCarry = new Int32Array(0);
+  colPb = new Int32Array(0);
+  colItem = new Int32Array(0);
+  colT = new Int32Array(0);
+  colKmax = new Int32Array(0);
+  colNb = new Int32Array(0);
+  colVis = new Int32Array(0);
+  colK = new Int32Array(0);
+  colW = new Float64Array(0);
+  colSum = new Float64Array(0);
+  colA = new Float64Array(0);
+  colCoef = new Float64Array(0);
+
+  ensure(C: number): void {
+    if (this.cap >= C + 1) return;
+    const n = Math.ceil((C + 1) * 1.25) + 8;
+    this.cap = n;
+    this.colPool = new Int32Array(n);
+    this.colLeaf = new Uint8Array(n);
+    this.colCarry = new Int32Array(n);
+    this.colPb = new Int32Array(n);
+    this.colItem = new Int32Array(n);
+    this.colT = new Int32Array(n);
+    this.colKmax = new Int32Array(n);
+    this.colNb = new Int32Array(n);
+    this.colVis = new Int32Array(n);
+    this.colK = new Int32Array(n);
+    this.colW = new Float64Array(n);
+    this.colSum = new Float64Array(n);
+    this.colA = new Float64Array(n);
+    this.colCoef = new Float64Array(n);
+  }
+
+  clone(): PlanLayout {
+    const l = new PlanLayout();
+    Object.assign(l, this);
+    for (const f of ['colPool', 'colLeaf', 'colCarry', 'colPb', 'colItem', 'colT', 'colKmax', 'colNb', 'colVis', 'colK', 'colW', 'colSum', 'colA', 'colCoef'] as const) {
+      (l as unknown as Record<string, Int32Array | Uint8Array | Float64Array>)[f] = this[f].slice();
+    }
+    l.params = this.params.slice();
+    l.inputs = this.inputs.slice();
+    return l;
+  }
+}
+
+/**
+ * An append-only decode step (same requests in the same order, one query each, every request's
+ * exclusive leaf extended in place; tree structure unchanged) as a patch of the previous plan:
+ * shared columns keep their items, segments, query lists and merge lists (copied in bulk); only
+ * the leaf items are rewritten (their pages, their tile) and every query's KV limit. The split
+ * search is redone with the new leaf lengths first; when it changes any column's chunk count, or
+ * the layout does not qualify, this returns null and the caller emits the plan in full. The result
+ * equals `emitPrefixPlan` of the same tree (tested).
+ */
+export function patchAppendPlan(
+  tree: RadixTree,
+  batch: Batch,
+  caps: BackendCapabilities,
+  opts: PrefixPlannerOptions,
+  L: PlanLayout,
+  alloc?: (ints: number) => Int32Array,
+): Plan | null {
+  const prev = L.plan;
+  if (!L.patchable || !prev) return null;
+  const reqs = batch.requests;
+  const R = reqs.length;
+  if (prev.numQueries !== R) return null;
+  for (let r = 0; r < R; r++) if (reqs[r].numQueries !== 1) return null;
+  const config = batch.config;
+  const inp = L.inputs;
+  if (inp[0] !== caps || inp[1] !== caps.tileMenu || inp[2] !== caps.parallelUnits || inp[3] !== caps.readBandwidthGBs || inp[4] !== opts || inp[5] !== configKey(config)) return null;
+  const { cost, tiles } = modelFor(caps, opts, config);
+  const C = L.C;
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks] = L.params;
+  const { colLeaf, colPool, colCarry, colPb, colItem, colT, colKmax, colW, colSum, colA, colCoef } = L;
+  for (let c = 0; c < C; c++) {
+    if (colLeaf[c] === 0) continue;
+    // same expressions as the full build's column setup
+    const T = colCarry[c] + tree.tokens[colPool[c]];
+    colT[c] = T;
+    colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colW[c] = T * colA[c];
+    colSum[c] = T * colCoef[c];
+  }
+  const K = I(129, C, false);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
+  for (let c = 0; c < C; c++) if (K[c] !== L.colK[c]) return null;
+
+  const pSegBegin = prev.itemSegBegin;
+  const NI = prev.numItems;
+  let NS = pSegBegin[NI];
+  for (let c = 0; c < C; c++) {
+    if (colLeaf[c] === 0) continue;
+    const i = colItem[c];
+    NS += tree.pe[colPool[c]] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
+  }
+  const NIQ = prev.numPartials;
+  const NQ = R;
+  const outInts = 2 * NQ + 5 * NI + 2 * (NI + 1) + 2 * NIQ + 3 * NS + NQ + 1;
+  const out = alloc ? alloc(outInts) : new Int32Array(outInts);
+  let at = 0;
+  const view = (n: number): Int32Array => {
+    const v = out.subarray(at, at + n);
+    at += n;
+    return v;
+  };
+  const queryRequest = view(NQ);
+  queryRequest.set(prev.queryRequest);
+  const queryKvLimit = view(NQ);
+  for (let r = 0; r < R; r++) {
+    const x = tree.reqLeaf[r];
+    queryKvLimit[r] = tree.pos[x] + tree.tokens[x];
+  }
+  const itemTile = view(NI);
+  itemTile.set(prev.itemTile);
+  const itemPos = view(NI);
+  itemPos.set(prev.itemPos);
+  const itemSegBegin = view(NI + 1);
+  const itemQueryBegin = view(NI + 1);
+  itemQueryBegin.set(prev.itemQueryBegin);
+  const itemPartialBase = view(NI);
+  itemPartialBase.set(prev.itemPartialBase);
+  const itemNode = view(NI);
+  itemNode.set(prev.itemNode!);
+  const itemQueries = view(NIQ);
+  itemQueries.set(prev.itemQueries);
+  const segPage = view(NS);
+  const segSlot = view(NS);
+  const segTokens = view(NS);
+  const mergeBegin = view(NQ + 1);
+  mergeBegin.set(prev.mergeBegin);
+  const mergeSlots = view(NIQ);
+  mergeSlots.set(prev.mergeSlots);
+
+  const pPage = prev.segPage;
+  const pSlot = prev.segSlot;
+  const pTok = prev.segTokens;
+  const rows = L.g;
+  let lastT = -1;
+  let lastTile = 0;
+  let ns = 0;
+  for (let c = 0; c < C; ) {
+    if (colLeaf[c] === 0) {
+      // a run of shared columns: items and segments as before, segments moved by a constant
+      let c1 = c + 1;
+      while (c1 < C && colLeaf[c1] === 0) c1++;
+      const i0 = colItem[c];
+      const i1 = colItem[c1];
+      const p0 = pSegBegin[i0];
+      const p1 = pSegBegin[i1];
+      const d = ns - p0;
+      for (let i = i0; i < i1; i++) itemSegBegin[i] = pSegBegin[i] + d;
+      if (p1 > p0) {
+        segPage.set(pPage.subarray(p0, p1), ns);
+        segSlot.set(pSlot.subarray(p0, p1), ns);
+        segTokens.set(pTok.subarray(p0, p1), ns);
+      }
+      ns += p1 - p0;
+      c = c1;
+      continue;
+    }
+    // a leaf column: one item over the leaf's pages (and what it carries), whole pages
+    const x = colPool[c];
+    const i = colItem[c];
+    const req = reqs[tree.src[x]];
+    const ids = req.pageIds;
+    const tks = req.pageTokens;
+    const pb = colPb[c];
+    const cnt = tree.pe[x] - pb;
+    itemSegBegin[i] = ns;
+    if (cnt >= 32) {
+      segPage.set(ids.subarray(pb, pb + cnt), ns);
+      segTokens.set(tks.subarray(pb, pb + cnt), ns);
+      segSlot.fill(0, ns, ns + cnt);
+    } else {
+      for (let z = 0; z < cnt; z++) {
+        segPage[ns + z] = ids[pb + z];
+        segTokens[ns + z] = tks[pb + z];
+        segSlot[ns + z] = 0;
+      }
+    }
+    ns += cnt;
+    const T = colT[c];
+    if (T !== lastT) {
+      lastT = T;
+      lastTile = tiles.choose(cost, rows, T);
+    }
+    itemTile[i] = lastTile;
+    c++;
+  }
+  itemSegBegin[NI] = ns;
+  const plan: Plan = {
+    version: CONTRACT_VERSION,
+    planner: 'prefix',
+    config: { ...config },
+    numQueries: NQ,
+    queryRequest,
+    queryKvLimit,
+    tiles: tiles.menu.map((t) => ({ rows: t.rows, kvBlock: t.kvBlock })),
+    numItems: NI,
+    itemTile,
+    itemPos,
+    itemSegBegin,
+    itemQueryBegin,
+    itemQueries,
+    itemPartialBase,
+    itemNode,
+    segPage,
+    segSlot,
+    segTokens,
+    numPartials: NIQ,
+    mergeBegin,
+    mergeSlots,
+  };
+  L.plan = plan;
+  return plan;
 }

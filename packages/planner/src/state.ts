@@ -5,7 +5,7 @@
  * as a fresh build. Plans equal those of a fresh build of the new batch (tested).
  */
 import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
-import { emitPrefixPlan, type PrefixPlannerOptions } from './prefix.js';
+import { emitPrefixPlan, patchAppendPlan, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
 import { buildRadix, RadixTree } from './tree.js';
 
 export interface PlannerState {
@@ -26,6 +26,10 @@ export interface PlannerState {
   planBuffers: Int32Array[];
   /** Which of them the next step writes. */
   nextBuffer: number;
+  /** Per-column record of `plan` (append-only steps patch the plan from it). */
+  layout: PlanLayout;
+  /** Steps that patched the previous plan instead of emitting it in full (for reports, tests). */
+  patched: number;
 }
 
 /** What changed between two consecutive batches. */
@@ -81,8 +85,9 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   if (batch.tree || options.validate) validateBatch(batch);
   const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
-  const plan = emitPrefixPlan(tree, order, batch, capabilities, options);
-  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0 };
+  const layout = new PlanLayout();
+  const plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
+  return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0, layout, patched: 0 };
 }
 
 /** A buffer of at least `ints` int32s for the next step's plan: the older of the state's two
@@ -104,7 +109,7 @@ function sameConfig(a: Batch, b: Batch): boolean {
 
 function rebuild(state: PlannerState, next: Batch): Plan {
   const fresh = createPlannerState(next, state.capabilities, state.options);
-  Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan });
+  Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan, layout: fresh.layout });
   state.steps = 0;
   state.rebuilds++;
   return state.plan;
@@ -126,7 +131,7 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
     // A step that fails half-way (bad page ids, bad delta) leaves the tree half-updated: restore
     // the previous batch's state so the caller can go on, then report the problem.
     const fresh = createPlannerState(prevBatch, state.capabilities, state.options);
-    Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan });
+    Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan, layout: fresh.layout });
     throw e;
   }
 }
@@ -215,25 +220,40 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     t.pe[L] = n1;
     t.tokens[L] += d;
   }
+  const recycle = state.options.recyclePlans !== false;
+  const alloc = recycle ? (n: number): Int32Array => stepBuffer(state, n) : undefined;
+  // Append-only step (nobody finished, joined or forked): the tree kept its shape and node order;
+  // patch the previous plan's leaf items when the split search keeps every chunk count.
+  let appendOnly = finished.length === 0 && joined === 0;
+  for (let i = 0; appendOnly && i < S; i++) if (kind[i] === 1) appendOnly = false;
+  if (appendOnly) {
+    const plan = patchAppendPlan(t, next, state.capabilities, state.options, state.layout, alloc);
+    if (plan) {
+      state.batch = next;
+      state.plan = plan;
+      state.steps++;
+      state.patched++;
+      return plan;
+    }
+  }
   // 6. re-inserted survivors and joined requests enter (index order, as a fresh build would)
   for (let i = 0; i < S; i++) if (kind[i] === 1) t.insert(i, null);
   for (let i = S; i < R1; i++) t.insert(i, null);
 
   state.order = t.canonicalOrder();
   state.batch = next;
-  const recycle = state.options.recyclePlans !== false;
-  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, recycle ? (n) => stepBuffer(state, n) : undefined);
+  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, alloc, state.layout);
   state.steps++;
   return state.plan;
 }
 
 /** Copy a state (benchmarks replay one step from the same state many times). */
 export function clonePlannerState(state: PlannerState): PlannerState {
-  const { batch, capabilities, options, plan, steps, rebuilds, nextBuffer } = state;
+  const { batch, capabilities, options, plan, steps, rebuilds, nextBuffer, patched } = state;
   // The copy gets its own plan buffers (of the same sizes): sharing them would let one state
   // overwrite the other's plans.
   const planBuffers = state.planBuffers.map((b) => new Int32Array(b.length));
-  return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds, planBuffers, nextBuffer };
+  return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds, planBuffers, nextBuffer, layout: state.layout.clone(), patched };
 }
 
 /** The token tree of a state (canonical node order: the ids `plan.itemNode` refers to). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { planToJSON, SeededRng, validatePlan, type Batch, type BatchRequest } from '@canopy/core';
+import { planToJSON, SeededRng, validatePlan, type Batch, type BatchRequest, type Plan } from '@canopy/core';
 import { createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
 import { arbCaps, arbConfig, arbOpts, arbShape, shapeBatch } from './gen.js';
 import { workload, H100_CAPS, bigTree, type WorkloadId } from './workloads.js';
@@ -65,6 +65,36 @@ function randomStep(prev: Batch, rng: SeededRng): { next: Batch; finished: numbe
   return { next: { config: prev.config, numPages: nextPage, pageSize: P, requests }, finished, joined };
 }
 
+/** Every request gains 1..2·pageSize tokens (in its last page when it alone uses it, else in fresh pages); nobody joins or leaves. */
+function appendStep(prev: Batch, rng: SeededRng): Batch {
+  const users = new Map<number, number>();
+  for (const r of prev.requests) for (let i = 0; i < r.pageIds.length; i++) users.set(r.pageIds[i], (users.get(r.pageIds[i]) ?? 0) + 1);
+  let nextPage = prev.numPages;
+  const P = prev.pageSize;
+  const requests: BatchRequest[] = prev.requests.map((r) => {
+    const n = r.pageIds.length;
+    const ids = Array.from(r.pageIds);
+    const tks = Array.from(r.pageTokens);
+    let left = rng.nextFloat() < 0.7 ? 1 : 1 + (rng.nextU32() % (2 * P));
+    if (users.get(ids[n - 1]) === 1 && tks[n - 1] < P) {
+      const k = Math.min(left, P - tks[n - 1]);
+      tks[n - 1] += k;
+      left -= k;
+    }
+    while (left > 0) {
+      const k = Math.min(left, P);
+      ids.push(nextPage++);
+      tks.push(k);
+      left -= k;
+    }
+    return { pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: 1 };
+  });
+  return { config: prev.config, numPages: nextPage, pageSize: P, requests };
+}
+
+let patchedTotal = 0;
+let stepsTotal = 0;
+
 describe('incremental planning', () => {
   it('a sequence of steps gives exactly the plans of fresh builds (random trees, finishes, joins, forks)', () => {
     fc.assert(
@@ -105,6 +135,62 @@ describe('incremental planning', () => {
       }
       validatePlan(state.plan, batch);
       expect(state.steps).toBe(5);
+    }
+  });
+
+  it('append-only steps (random trees, one query per request, several tokens, page fills) patch the previous plan and equal fresh builds', () => {
+    fc.assert(
+      fc.property(
+        arbShape({ maxNodes: 10, maxTok: 300, maxReq: 10, prefill: false }),
+        arbConfig,
+        arbCaps,
+        arbOpts,
+        fc.constantFrom(1, 4, 16),
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        (shape, config, caps, opts, pageSize, seed) => {
+          let batch = shapeBatch(shape, config, pageSize, false);
+          const state = createPlannerState(batch, caps, opts);
+          const rng = new SeededRng(seed);
+          const held: Array<{ plan: Plan; json: unknown }> = [];
+          for (let t = 0; t < 10; t++) {
+            const next = appendStep(batch, rng);
+            const plan = stepPlanner(state, next);
+            validatePlan(plan, next);
+            const json = planToJSON(plan);
+            expect(json).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
+            // double buffering: the previous step's plan is still intact
+            if (held.length) expect(planToJSON(held[held.length - 1].plan)).toEqual(held[held.length - 1].json);
+            held.push({ plan, json });
+            batch = next;
+          }
+          expect(state.rebuilds).toBe(0);
+          patchedTotal += state.patched;
+          stepsTotal += state.steps;
+        },
+      ),
+      { numRuns: 100 },
+    );
+    // many append-only steps take the patch path (about half here: small minChunkTokens in the
+    // random options split leaves into several chunks, which a patch does not handle)
+    expect(patchedTotal).toBeGreaterThan(stepsTotal * 0.3);
+  });
+
+  it('W1–W5 and the 1024-request tree: decode steps patch the plan; recyclePlans: false keeps every plan', () => {
+    for (const b0 of [...(['W1', 'W2', 'W3', 'W4', 'W5'] as WorkloadId[]).map((id) => workload(id)), bigTree()]) {
+      let batch = b0;
+      const state = createPlannerState(batch, H100_CAPS);
+      const keep = createPlannerState(batch, H100_CAPS, { recyclePlans: false });
+      const plans: Plan[] = [];
+      for (let t = 0; t < 3; t++) {
+        batch = nextDecodeBatch(batch);
+        stepPlanner(state, batch);
+        plans.push(stepPlanner(keep, batch));
+      }
+      expect(state.patched).toBe(3);
+      expect(planToJSON(state.plan)).toEqual(planToJSON(prefixPlanner(batch, H100_CAPS)));
+      // without recycling every returned plan stays as it was
+      plans.forEach((p, i) => expect(p.queryKvLimit[0]).toBe(plans[0].queryKvLimit[0] + i));
+      expect(planToJSON(plans[2])).toEqual(planToJSON(state.plan));
     }
   });
 
