@@ -197,11 +197,17 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
 
   // 5. switch to the new batch's requests; placed survivors keep their leaves
   const R1 = next.requests.length;
-  const oldLeaf = t.reqLeaf;
+  // Append-only step (nobody finished, joined or forked): requests keep their indices and leaves,
+  // the tree keeps its shape, node order and `src` (smallest request through each node).
+  let appendOnly = finished.length === 0 && joined === 0;
+  for (let i = 0; appendOnly && i < S; i++) if (kind[i] === 1) appendOnly = false;
   t.requests = next.requests.slice();
-  t.reqLeaf = new Int32Array(R1).fill(-1);
-  for (let i = 0; i < S; i++) if (kind[i] !== 1) t.reqLeaf[i] = oldLeaf[surv[i]];
-  t.refreshSrc(); // src := a placed request through each node
+  if (!appendOnly) {
+    const oldLeaf = t.reqLeaf;
+    t.reqLeaf = new Int32Array(R1).fill(-1);
+    for (let i = 0; i < S; i++) if (kind[i] !== 1) t.reqLeaf[i] = oldLeaf[surv[i]];
+    t.refreshSrc(); // src := a placed request through each node
+  }
   for (let i = 0; i < S; i++) {
     if (kind[i] === 1) continue;
     const o = prev[surv[i]];
@@ -222,10 +228,7 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   }
   const recycle = state.options.recyclePlans !== false;
   const alloc = recycle ? (n: number): Int32Array => stepBuffer(state, n) : undefined;
-  // Append-only step (nobody finished, joined or forked): the tree kept its shape and node order;
-  // patch the previous plan's leaf items when the split search keeps every chunk count.
-  let appendOnly = finished.length === 0 && joined === 0;
-  for (let i = 0; appendOnly && i < S; i++) if (kind[i] === 1) appendOnly = false;
+  // Append-only: patch the previous plan's leaf items when the split search keeps every chunk count.
   if (appendOnly) {
     const plan = patchAppendPlan(t, next, state.capabilities, state.options, state.layout, alloc);
     if (plan) {
