@@ -576,39 +576,44 @@ export class PlanLayout {
   /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks. */
   params: number[] = [];
   cap = 0;
-  colPool = new Int32Array(0);
-  colLeaf = new Uint8Array(0);
-  colCarry = new Int32Array(0);
-  colPb = new Int32Array(0);
-  colItem = new Int32Array(0);
-  colT = new Int32Array(0);
-  colKmax = new Int32Array(0);
-  colNb = new Int32Array(0);
-  colVis = new Int32Array(0);
-  colK = new Int32Array(0);
-  colW = new Float64Array(0);
-  colSum = new Float64Array(0);
-  colA = new Float64Array(0);
-  colCoef = new Float64Array(0);
+  colPool: Int32Array = new Int32Array(0);
+  colLeaf: Uint8Array = new Uint8Array(0);
+  colCarry: Int32Array = new Int32Array(0);
+  colPb: Int32Array = new Int32Array(0);
+  colItem: Int32Array = new Int32Array(0);
+  colT: Int32Array = new Int32Array(0);
+  colKmax: Int32Array = new Int32Array(0);
+  colNb: Int32Array = new Int32Array(0);
+  colVis: Int32Array = new Int32Array(0);
+  colK: Int32Array = new Int32Array(0);
+  colW: Float64Array = new Float64Array(0);
+  colSum: Float64Array = new Float64Array(0);
+  colA: Float64Array = new Float64Array(0);
+  colCoef: Float64Array = new Float64Array(0);
 
   ensure(C: number): void {
     if (this.cap >= C + 1) return;
     const n = Math.ceil((C + 1) * 1.25) + 8;
     this.cap = n;
-    this.colPool = new Int32Array(n);
-    this.colLeaf = new Uint8Array(n);
-    this.colCarry = new Int32Array(n);
-    this.colPb = new Int32Array(n);
-    this.colItem = new Int32Array(n);
-    this.colT = new Int32Array(n);
-    this.colKmax = new Int32Array(n);
-    this.colNb = new Int32Array(n);
-    this.colVis = new Int32Array(n);
-    this.colK = new Int32Array(n);
-    this.colW = new Float64Array(n);
-    this.colSum = new Float64Array(n);
-    this.colA = new Float64Array(n);
-    this.colCoef = new Float64Array(n);
+    // one allocation: 4 float64 and 9 int32 arrays, then the leaf flags
+    const buf = new ArrayBuffer(n * (4 * 8 + 9 * 4 + 1));
+    let at = 0;
+    const f = (): Float64Array => new Float64Array(buf, (at += n * 8) - n * 8, n);
+    const i = (): Int32Array => new Int32Array(buf, (at += n * 4) - n * 4, n);
+    this.colW = f();
+    this.colSum = f();
+    this.colA = f();
+    this.colCoef = f();
+    this.colPool = i();
+    this.colCarry = i();
+    this.colPb = i();
+    this.colItem = i();
+    this.colT = i();
+    this.colKmax = i();
+    this.colNb = i();
+    this.colVis = i();
+    this.colK = i();
+    this.colLeaf = new Uint8Array(buf, at, n);
   }
 
   clone(): PlanLayout {

@@ -202,6 +202,7 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   let appendOnly = finished.length === 0 && joined === 0;
   for (let i = 0; appendOnly && i < S; i++) if (kind[i] === 1) appendOnly = false;
   t.requests = next.requests.slice();
+  t.byteViews.length = 0;
   if (!appendOnly) {
     const oldLeaf = t.reqLeaf;
     t.reqLeaf = new Int32Array(R1).fill(-1);

@@ -11,28 +11,12 @@
 import { fail, type Batch, type BatchRequest, type TokenTree } from '@canopy/core';
 
 // Node's Buffer (when present) compares long page ranges with a native memcmp; elsewhere a loop.
-// Byte views of each page array are made once (WeakMap) and compared by range.
+// Byte views of each page array are made once per request (RadixTree.bytes) and compared by range.
 type CompareFn = (this: Uint8Array, target: Uint8Array, tStart: number, tEnd: number, sStart: number, sEnd: number) => number;
 const nativeCompare: CompareFn | undefined = (globalThis as { Buffer?: { prototype: { compare: CompareFn } } }).Buffer?.prototype.compare;
 const NATIVE_AT = 48;
-const byteViews = new WeakMap<Int32Array, Uint8Array>();
-
-function bytesOf(a: Int32Array): Uint8Array {
-  let v = byteViews.get(a);
-  if (!v) {
-    v = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    byteViews.set(a, v);
-  }
-  return v;
-}
-
-function rangeEqual(a: Int32Array, b: Int32Array, from: number, to: number): boolean {
-  return a === b || nativeCompare!.call(bytesOf(a), bytesOf(b), from * 4, to * 4, from * 4, to * 4) === 0;
-}
-
 /** First index in [from, to) where the two requests' segments differ, or `to`. */
 export function firstMismatch(ai: Int32Array, at: Int32Array, bi: Int32Array, bt: Int32Array, from: number, to: number): number {
-  if (nativeCompare && to - from >= NATIVE_AT && rangeEqual(ai, bi, from, to) && rangeEqual(at, bt, from, to)) return to;
   let j = from;
   while (j < to && ai[j] === bi[j] && at[j] === bt[j]) j++;
   return j;
@@ -127,6 +111,34 @@ export class RadixTree {
     this.numAlive--;
   }
 
+  /** Byte views of the requests' page arrays for the native compare (ids at 2r, tokens at
+   * 2r + 1), made once per request; reset whenever `requests` is replaced. */
+  byteViews: (Uint8Array | undefined)[] = [];
+
+  private bytes(r: number, tokens: number): Uint8Array {
+    let v = this.byteViews[2 * r + tokens];
+    if (v === undefined) {
+      const req = this.requests[r];
+      const a = tokens ? req.pageTokens : req.pageIds;
+      v = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      this.byteViews[2 * r + tokens] = v;
+    }
+    return v;
+  }
+
+  /** Whether requests a and b hold the same segments at page indices [from, to) (native memcmp). */
+  private rangeEqual(a: number, b: number, from: number, to: number): boolean {
+    if (a === b) return true;
+    const f = from * 4;
+    const e = to * 4;
+    const ra = this.requests[a];
+    const rb = this.requests[b];
+    return (
+      (ra.pageIds === rb.pageIds || nativeCompare!.call(this.bytes(a, 0), this.bytes(b, 0), f, e, f, e) === 0) &&
+      (ra.pageTokens === rb.pageTokens || nativeCompare!.call(this.bytes(a, 1), this.bytes(b, 1), f, e, f, e) === 0)
+    );
+  }
+
   /** Treat a page id as naming its whole prefix (see PrefixPlannerOptions.trustPageIds). */
   trustPageIds = false;
 
@@ -145,6 +157,7 @@ export class RadixTree {
     t.numAlive = this.numAlive;
     t.epoch = this.epoch;
     t.requests = this.requests.slice();
+    t.byteViews = [];
     t.reqLeaf = this.reqLeaf.slice();
     t.trustPageIds = this.trustPageIds;
     return t;
@@ -308,7 +321,8 @@ export class RadixTree {
           else hi = mid;
         }
         j = lo;
-      } else j = firstMismatch(sids, stk, ids, tk, i + 1, lim);
+      } else if (nativeCompare && lim - i - 1 >= NATIVE_AT && this.rangeEqual(this.src[c], r, i + 1, lim)) j = lim;
+      else j = firstMismatch(sids, stk, ids, tk, i + 1, lim);
       let x = c;
       if (j < pe) x = this.split(c, j);
       this.refCount[x]++;
