@@ -140,8 +140,15 @@ __host__ __device__ constexpr int rowStride() {
 // warps per SM to hide latency: docs/benchmarks/cuda-h100-v3-mt2-*.json), so MT is 1; the code
 // keeps MT general.
 __host__ __device__ constexpr int mtFor(int /*d*/, int /*rg*/) { return 1; }
+#ifndef CANOPY_KT8
+#define CANOPY_KT8 32
+#endif
 __host__ __device__ constexpr int warpsFor(int d, int rg) { return rg <= 2 ? 4 : mtFor(d, rg) == 2 ? 4 : 8; }
-__host__ __device__ constexpr int ktFor(int d, int rg) { return mtFor(d, rg) == 2 ? 32 : 64; }
+// 8-warp tiles of head dim ≤ 128 stream 32-token stages (3 deep): half the S registers under
+// their 128-register cap, leaving the scheduler room to overlap fragment loads with MMAs.
+__host__ __device__ constexpr int ktFor(int d, int rg) {
+  return mtFor(d, rg) == 2 ? 32 : (warpsFor(d, rg) == 8 && d <= 128 ? CANOPY_KT8 : 64);
+}
 // 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
 // registers for its O accumulators, and fits one CTA per SM in shared memory anyway.
 __host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
