@@ -3,7 +3,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { 'plan-bench': 'bench/plan-bench.ts', profile: 'bench/profile.ts', 'explain-w2': 'bench/explain-w2.ts', summary: 'bench/summary.ts', 'model-vs-device': 'bench/model-vs-device.ts' },
+  entry: { 'plan-bench': 'bench/plan-bench.ts', profile: 'bench/profile.ts', 'explain-w2': 'bench/explain-w2.ts', summary: 'bench/summary.ts', 'w3-small': 'bench/w3-small.ts', 'model-vs-device': 'bench/model-vs-device.ts' },
   outDir: '.bench-build',
   format: ['esm'],
   platform: 'node',

@@ -295,6 +295,34 @@ export function emitPrefixPlan(
         if (push < sep) pushed[k] = 1;
       }
     }
+    // The pass above prices a push at one read per child block, but a child may be pushed too:
+    // the node's tokens are then read by every column below that child (W3 at 1/16 on one unit
+    // with fuseMaxTokens ≥ 250: the shared root went to all 64 leaves, as many reads as
+    // perRequest). Children first, re-price each push with the columns its tokens finally land
+    // in, and keep the node's own items when that is not cheaper; then redo carries.
+    const dest = F(130, N); // Σ per-token cost of the blocks a pushed node's tokens are read by
+    for (let k = N - 1; k >= 0; k--) {
+      const nb = nbOf(vcnt[k]);
+      const a = perTok(rowsOf(vcnt[k]));
+      if (pushed[k]) {
+        const T = carry[k] + tok[k];
+        const sep = (HK * (nb * c0 + T * (nb * a - (nb - 1) * (1 - sib) * byteSlope))) / P + (vcnt[k] * mergePerPartial) / bwTot;
+        const push = (HK * T * dest[k]) / P;
+        if (!(push < sep)) pushed[k] = 0;
+      }
+      const p = par[k];
+      if (p >= 0) dest[p] += pushed[k] ? dest[k] : nb * a;
+    }
+    for (let k = 0; k < N; k++) {
+      const p = par[k];
+      if (p >= 0 && pushed[p]) {
+        carry[k] = carry[p] + tok[p];
+        colPb[k] = colPb[p];
+      } else {
+        carry[k] = 0;
+        colPb[k] = tree.pb[order[k]];
+      }
+    }
   } else {
     for (let k = 0; k < N; k++) colPb[k] = tree.pb[order[k]];
   }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planToJSON, REFERENCE_CAPABILITIES, uniqueKvTokens, validatePlan } from '@canopy/core';
 import { buildTokenTree, explainPlan, perRequestPlanner, planMetrics, planners, prefixPlanner } from '../src/index.js';
-import { H100_CAPS, W_TABLE, workload, type WorkloadId } from './workloads.js';
+import { H100_CAPS, treeBatch, W_TABLE, workload, type WorkloadId } from './workloads.js';
 
 const IDS: WorkloadId[] = ['W1', 'W2', 'W3', 'W4', 'W5'];
 
@@ -94,6 +94,35 @@ describe('canonical workloads W1–W5', () => {
     const batch = workload('W1');
     expect(planners.prefix(batch, H100_CAPS).planner).toBe('prefix');
     expect(planners.perRequest(batch, H100_CAPS).planner).toBe('perRequest');
+  });
+});
+
+describe('fusion prices what a push really reads', () => {
+  it('W3 at 1/16 tokens on one unit: the 250-token shared root is never pushed down to the 64 leaves', () => {
+    // root 250 → 4 × 16 → 16 × 16 → 64 leaves of 8: the 16-token nodes are pushed into the
+    // leaves, so pushing the root along would read it 64 times (as perRequest does); the push is
+    // priced at its real destinations. (With fuseMaxTokens ≥ 250 the model may still push the
+    // root into its 4 children: 4 reads of 250 tokens cost less than 2 more CTAs per KV head at
+    // itemOverheadUs = 1 on one unit.)
+    const parent = [-1, 0, 0, 0, 0];
+    const tokens = [250, 16, 16, 16, 16];
+    for (let p = 1; p <= 4; p++) for (let i = 0; i < 4; i++) (parent.push(p), tokens.push(16));
+    const requestNode = Array.from({ length: 64 }, (_, r) => 5 + Math.floor(r / 4));
+    const batch = treeBatch({ parent, tokens, requestNode, ownTokens: 8 });
+    const caps = REFERENCE_CAPABILITIES;
+    const base = planMetrics(perRequestPlanner(batch, caps), batch, caps);
+    for (const fuseMaxTokens of [64, 300, 1e9]) {
+      const plan = prefixPlanner(batch, caps, { fuseMaxTokens });
+      validatePlan(plan, batch);
+      // distinct KV ranges that read the root's first token
+      const rootReads = new Set<number>();
+      for (let i = 0; i < plan.numItems; i++) if (plan.itemPos[i] === 0) rootReads.add(plan.itemNode![i]);
+      expect(rootReads.size).toBeLessThanOrEqual(4);
+      if (fuseMaxTokens === 64) expect(Array.from(plan.itemNode!)).toContain(0);
+      const m = planMetrics(plan, batch, caps);
+      expect(m.kvTokensRead).toBeLessThan(base.kvTokensLoaded / 4);
+      expect(m.predictedTimeUs).toBeLessThan(base.predictedTimeUs);
+    }
   });
 });
 
