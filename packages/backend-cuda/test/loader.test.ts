@@ -2,7 +2,7 @@
 // package, next to the module, local build, unavailable; plus fall-through when a candidate exists
 // but does not load. I/O is injected (no GPU or nvcc needed); one test resolves a platform
 // package through a real node_modules folder.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -137,5 +137,6 @@ describe('resolving an installed platform package through node_modules', () => {
     expect(resolve('@canopy/backend-cuda-linux-x64-gnu')).toBe(join(plat, 'canopy_cuda.node'));
     expect(resolve('@canopy/backend-cuda-linux-arm64-gnu')).toBeUndefined();
     expect(packageResolver('https://example.com/x.js')('@canopy/backend-cuda-linux-x64-gnu')).toBeUndefined();
+    rmSync(root, { recursive: true, force: true });
   });
 });

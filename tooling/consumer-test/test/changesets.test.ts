@@ -4,14 +4,18 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { changesetPackages, checkChangesets, resolveBase } from '../../../scripts/packaging/check-changesets.mjs';
 import { repoRoot } from '../../../scripts/packaging/lib.mjs';
 
 const script = join(repoRoot, 'scripts/packaging/check-changesets.mjs');
 
+const scratch: string[] = [];
+afterAll(() => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function repo() {
   const root = mkdtempSync(join(tmpdir(), 'canopy-changesets-'));
+  scratch.push(root);
   const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'commit.gpgsign=false', ...args], { cwd: root, encoding: 'utf8' });
   const write = (rel: string, text: string) => {
     mkdirSync(dirname(join(root, rel)), { recursive: true });

@@ -1,16 +1,24 @@
 // The prebuilt CUDA platform package (scripts/packaging/make-cuda-platform-package.mjs): layout
 // as CONTRIBUTING.md documents it, installable only where os/cpu/libc match, and found by Node's
 // resolution from inside @canopy/backend-cuda the way the addon loader looks it up.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { TARGETS, currentTarget, makePlatformPackage } from '../../../scripts/packaging/make-cuda-platform-package.mjs';
+
+const scratch: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'canopy-cuda-plat-'));
+  scratch.push(d);
+  return d;
+};
+afterAll(() => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('make-cuda-platform-package', () => {
   it('writes the documented layout, resolvable from the depending package', () => {
-    const root = mkdtempSync(join(tmpdir(), 'canopy-cuda-plat-'));
+    const root = tempDir();
     const addon = join(root, 'canopy_cuda.node');
     writeFileSync(addon, 'stand-in for the shared object');
     const out = join(root, 'app/node_modules/@canopy/backend-cuda-linux-x64-gnu');
@@ -34,7 +42,7 @@ describe('make-cuda-platform-package', () => {
   });
 
   it('refuses unknown targets and a missing addon', () => {
-    const root = mkdtempSync(join(tmpdir(), 'canopy-cuda-plat-'));
+    const root = tempDir();
     expect(() => makePlatformPackage({ addon: join(root, 'x.node'), target: 'darwin-arm64', out: root, version: '0.1.0' })).toThrow(/no prebuilt CUDA target "darwin-arm64"/);
     expect(() => makePlatformPackage({ addon: join(root, 'x.node'), target: 'linux-x64-gnu', out: root, version: '0.1.0' })).toThrow(/build:native/);
   });

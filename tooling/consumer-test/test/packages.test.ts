@@ -25,7 +25,8 @@ beforeAll(async () => {
     attw.set(name, p);
   });
 });
-afterAll(() => rmSync(dest, { recursive: true, force: true }));
+const scratch: string[] = [];
+afterAll(() => [dest, ...scratch].forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const packedManifest = (tgz: string) => JSON.parse(execFileSync('tar', ['-xzOf', tgz, 'package/package.json'], { encoding: 'utf8' }));
 const packedFiles = (tgz: string) => execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -63,6 +64,7 @@ describe.each(pkgs.map((p) => [p.name]))('%s', (name) => {
 describe('the linters catch broken packages', () => {
   const broken = (edit: (pkg: Record<string, any>) => void, dropFile?: string) => {
     const work = mkdtempSync(join(tmpdir(), 'canopy-broken-'));
+    scratch.push(work);
     execFileSync('tar', ['-xzf', tarballs.get('@canopy/merge')!, '-C', work]);
     const file = join(work, 'package/package.json');
     const pkg = JSON.parse(readFileSync(file, 'utf8'));
