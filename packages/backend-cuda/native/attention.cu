@@ -141,11 +141,12 @@ __host__ __device__ constexpr int rowStride() {
 // keeps MT general.
 __host__ __device__ constexpr int mtFor(int /*d*/, int /*rg*/) { return 1; }
 #ifndef CANOPY_KT8
-#define CANOPY_KT8 32
+#define CANOPY_KT8 64
 #endif
 __host__ __device__ constexpr int warpsFor(int d, int rg) { return rg <= 2 ? 4 : mtFor(d, rg) == 2 ? 4 : 8; }
-// 8-warp tiles of head dim ≤ 128 stream 32-token stages (3 deep): half the S registers under
-// their 128-register cap, leaving the scheduler room to overlap fragment loads with MMAs.
+// KV tokens per stage. CANOPY_KT8 = 32 for the 8-warp tiles (3 stages deep, half the S
+// registers under their 128-register cap) measured 20–25% slower on the H100 than 64
+// (docs/benchmarks/cuda-h100-v8-kt32-*.json): twice the barriers per token.
 __host__ __device__ constexpr int ktFor(int d, int rg) {
   return mtFor(d, rg) == 2 ? 32 : (warpsFor(d, rg) == 8 && d <= 128 ? CANOPY_KT8 : 64);
 }
