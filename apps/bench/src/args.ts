@@ -28,6 +28,7 @@ const COMMON = {
   scale: { type: 'string' },
   'request-scale': { type: 'string' },
   full: { type: 'boolean' },
+  timeout: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   color: { type: 'boolean' },
   'no-color': { type: 'boolean' },
@@ -132,6 +133,8 @@ Measurement:
       --iters N        exactly N timed iterations (default: adaptive until the median is stable)
       --scale F        multiply every node's tokens by F (0 < F ≤ 1), on every backend
       --request-scale F   keep a fraction F of the requests (evenly spread)
+      --timeout S      seconds one backend call may take before the backend counts as hung and
+                       is skipped for the rest of the run (default 120 on GPUs, 900 on CPUs)
       --full           run the reference backend at full size too (default there: tokens ×1/16,
                        requests ×1/8; GPU backends always run full size unless --scale is given)
 

@@ -61,6 +61,7 @@ export function runConfig(o: Options, argv: string[], workloads: WorkloadInput[]
     iters: intOption(o.iters, 'iters', 1),
     ...scaleOptions(o),
     dump: o.dump,
+    timeoutS: intOption(o.timeout, 'timeout', 1),
     quiet: !!o.quiet,
     model: o.model ? modelPreset(o.model).label : null,
     command: argv,

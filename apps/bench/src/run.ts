@@ -63,6 +63,9 @@ export interface RunConfig {
   command: string[];
   /** Override the timing budget per record, ms (tests). */
   budgetMs?: number;
+  /** Seconds one backend call (upload, run, or a timing batch beyond its budget) may take before
+   * the backend counts as hung (default 120 s on GPUs, 900 s on CPU-class backends). */
+  timeoutS?: number;
   /** Called with the run so far after every record (the CLI rewrites --json then). */
   onRecord?: (partial: BenchRun) => void;
 }
@@ -198,6 +201,28 @@ function readText(p: string): string {
   return readFileSync(p, 'utf8');
 }
 
+/** Set when a backend hung: its native work may keep the process alive, so the CLI exits explicitly. */
+export let hungBackends = false;
+
+class TimeoutError extends Error {}
+
+/** Wait for `p`, but at most `ms`; on timeout call `onTimeout` and throw (the call itself cannot be cancelled). */
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new TimeoutError(`${what} did not finish within ${Math.round(ms / 1000)} s (the backend counts as hung; --timeout S changes the limit)`));
+    }, ms);
+    timer.unref?.();
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Speedups against perRequest on the same workload, backend and scale (and sweep point). */
 function fillSpeedups(records: BenchRecord[]): void {
   for (const r of records) {
@@ -238,7 +263,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   }));
 
   // Create each backend and measure its ceilings once per run.
-  const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy; cpuClass: boolean }> = [];
+  const live: Array<{ factory: BackendFactory; backend: AttentionBackend; probe: ProbeResult; policy: TimingPolicy; cpuClass: boolean; timeoutMs: number; dead?: string }> = [];
   for (const factory of selection.factories) {
     debug(io, `creating ${factory.name}`);
     const info = backends.find((b) => b.name === factory.name)!;
@@ -259,7 +284,8 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     const cpuClass = isCpuClass(factory, backend.device);
     const base = cpuClass ? CPU_POLICY : GPU_POLICY;
     const policy: TimingPolicy = { ...base, ...(cfg.iters ? { fixedIters: cfg.iters, warmup: Math.min(base.warmup, cfg.iters) } : {}), ...(cfg.budgetMs ? { budgetMs: cfg.budgetMs } : {}) };
-    live.push({ factory, backend, probe, policy, cpuClass });
+    const timeoutMs = (cfg.timeoutS ?? (cpuClass ? 900 : 120)) * 1000;
+    live.push({ factory, backend, probe, policy, cpuClass, timeoutMs });
     info.device = backend.device;
     info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
     if (!cfg.quiet) {
@@ -323,10 +349,18 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
           }
         }
         const { batch } = inst;
-        progress.update(`${w.id} ${l.factory.name}: uploading KV`);
-        debug(io, `${w.id}: setKvCache on ${l.factory.name}`);
-        await l.backend.setKvCache(inst.cache);
-        debug(io, `${w.id}: KV set`);
+        // A backend that hung earlier is not called again; a failed upload fails this workload's records.
+        let unusable = l.dead;
+        if (!unusable) {
+          progress.update(`${w.id} ${l.factory.name}: uploading KV`);
+          debug(io, `${w.id}: setKvCache on ${l.factory.name}`);
+          try {
+            await withTimeout(l.backend.setKvCache(inst.cache), l.timeoutMs, 'setKvCache', () => (l.dead = 'hung in setKvCache'));
+            debug(io, `${w.id}: KV set`);
+          } catch (e) {
+            unusable = `setKvCache failed: ${(e as Error).message}`;
+          }
+        }
         const bpt = kvBytesPerToken(batch.config);
         const uniq = uniqueKvTokens(batch);
         const noShare = visibleKvTokens(batch);
@@ -368,6 +402,8 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             speedupVsPerRequest: null,
           };
           try {
+            if (l.dead) throw new Error(`skipped: the backend ${l.dead} earlier in this run`);
+            if (unusable) throw new Error(unusable);
             const planner = getPlanner(plannerName);
             const tp = performance.now();
             const plan = planner(batch, l.backend.capabilities);
@@ -379,7 +415,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             rec.planKvBytes = rec.planKvTokens * bpt;
             debug(io, `${label}: planned (${plan.numItems} items), running`);
             progress.update(label, 'running');
-            const result = await l.backend.run(plan, inst.queries);
+            const result = await withTimeout(l.backend.run(plan, inst.queries), l.timeoutMs, 'run', () => (l.dead = 'hung in run()'));
             debug(io, `${label}: ran, verifying`);
             progress.update(label, 'verifying');
             inst.ref ??= await referenceSampleAsync(batch, inst.cache, inst.queries, (m) => debug(io, m));
@@ -397,7 +433,12 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
               progress.note(`ERROR ${label}: ${rec.failure} — no time reported`);
             } else {
               debug(io, `${label}: verified, timing`);
-              const t = await timePlan(l.backend, plan, inst.queries, l.policy, (done, target) => progress.update(label, `timing ${done}/${target}`));
+              const t = await withTimeout(
+                timePlan(l.backend, plan, inst.queries, l.policy, (done, target) => progress.update(label, `timing ${done}/${target}`)),
+                l.timeoutMs + l.policy.budgetMs,
+                'timing',
+                () => (l.dead = 'hung while timing'),
+              );
               rec.timeUs = { median: t.median, p10: t.p10, p90: t.p90, min: t.min, iters: t.iters, clock: t.clock, medianRelCi: Number.isFinite(t.medianRelCi) ? t.medianRelCi : -1, stable: t.stable };
               rec.bandwidthGBs = rec.uniqueKvBytes / (t.median * 1e3);
               rec.pctOfFloor = floor.floorUs !== null ? (floor.floorUs / t.median) * 100 : null;
@@ -416,7 +457,9 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     }
   } finally {
     progress.clear();
-    for (const l of live) await l.backend.dispose().catch(() => undefined);
+    // A hung backend may never finish its work: do not wait for it (the CLI exits regardless).
+    for (const l of live) if (!l.dead) await l.backend.dispose().catch(() => undefined);
+    if (live.some((l) => l.dead)) hungBackends = true;
   }
 
   fillSpeedups(records);

@@ -200,6 +200,24 @@ describe('a backend that fails to start', () => {
   });
 });
 
+describe('a backend that hangs', () => {
+  it('times out, is skipped for the rest of the run, and the others still run', async () => {
+    const dir = tempDir();
+    const fixture = join(here, 'fixtures', 'broken-backend.mjs');
+    const r = await runCli(['--workload', 'W1,W3', '--backend-module', fixture, '--backend', 'hanging,reference', '--timeout', '1', ...TINY.slice(2), '--json', join(dir, 'r.json')]);
+    expect(r.code).toBe(1);
+    const run: BenchRun = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    const hanging = run.records.filter((x) => x.backend === 'hanging');
+    expect(hanging.map((x) => x.failure)).toEqual([
+      'error: run did not finish within 1 s (the backend counts as hung; --timeout S changes the limit)',
+      'error: skipped: the backend hung in run() earlier in this run',
+      'error: skipped: the backend hung in run() earlier in this run',
+      'error: skipped: the backend hung in run() earlier in this run',
+    ]);
+    expect(run.records.filter((x) => x.backend === 'reference' && x.timeUs !== null)).toHaveLength(4);
+  });
+});
+
 describe('compare', () => {
   it('ratios between two runs, regressions past the threshold', async () => {
     const dir = tempDir();
