@@ -134,7 +134,8 @@ Measurement:
       --scale F        multiply every node's tokens by F (0 < F ≤ 1), on every backend
       --request-scale F   keep a fraction F of the requests (evenly spread)
       --timeout S      seconds one backend call may take before the backend counts as hung and
-                       is skipped for the rest of the run (default 120 on GPUs, 900 on CPUs)
+                       is skipped for the rest of the run (default 120 on GPUs, 300 on CPUs,
+                       3600 on CPUs at full size)
       --full           run the reference backend at full size too (default there: tokens ×1/16,
                        requests ×1/8; GPU backends always run full size unless --scale is given)
 

@@ -64,7 +64,8 @@ export interface RunConfig {
   /** Override the timing budget per record, ms (tests). */
   budgetMs?: number;
   /** Seconds one backend call (upload, run, or a timing batch beyond its budget) may take before
-   * the backend counts as hung (default 120 s on GPUs, 900 s on CPU-class backends). */
+   * the backend counts as hung (default 120 s on GPUs, 300 s on CPU-class backends at their
+   * default scale, 3600 s at full size). */
   timeoutS?: number;
   /** Called with the run so far after every record (the CLI rewrites --json then). */
   onRecord?: (partial: BenchRun) => void;
@@ -284,7 +285,9 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     const cpuClass = isCpuClass(factory, backend.device);
     const base = cpuClass ? CPU_POLICY : GPU_POLICY;
     const policy: TimingPolicy = { ...base, ...(cfg.iters ? { fixedIters: cfg.iters, warmup: Math.min(base.warmup, cfg.iters) } : {}), ...(cfg.budgetMs ? { budgetMs: cfg.budgetMs } : {}) };
-    const timeoutMs = (cfg.timeoutS ?? (cpuClass ? 900 : 120)) * 1000;
+    // Scaled-down CPU runs take seconds; full-size ones on the JavaScript reference take minutes.
+    const cpuFull = isFullScale(cfg.scale ?? cfg.cpuScale);
+    const timeoutMs = (cfg.timeoutS ?? (cpuClass ? (cpuFull ? 3600 : 300) : 120)) * 1000;
     live.push({ factory, backend, probe, policy, cpuClass, timeoutMs });
     info.device = backend.device;
     info.probe = { readBandwidthGBs: probe.readBandwidthGBs ?? null, peakTflops: probe.peakTflops ?? null, peakUnits: probe.peakUnits ?? null, source: probe.source };
