@@ -1,7 +1,7 @@
 /** Planning-speed measurement (CPU): full build and incremental decode step. */
 import type { BackendCapabilities, Batch, BatchRequest } from '@canopy/core';
 import type { PrefixPlannerOptions } from './prefix.js';
-import { clonePlannerState, createPlannerState, stepPlanner } from './state.js';
+import { clonePlannerState, createPlannerState, stepPlanner, type StepDelta } from './state.js';
 
 /**
  * The next decode step of a batch: every request gains one token. It goes into the request's last
@@ -48,9 +48,14 @@ export interface PlanningBenchmark {
   fullBuildUs: Quantiles;
   /** The same with `trustPageIds` (divergence found by binary search), µs. */
   fullBuildTrustedUs: Quantiles;
-  /** stepPlanner from the state of `batch` to `nextDecodeBatch(batch)` (no request joins or
-   * leaves), µs. The state is cloned before each timed step (not timed). */
+  /** stepPlanner for an append-only decode step (`nextDecodeBatch`: every request gains one
+   * token, nobody joins or leaves), from a state that has already stepped twice (its recycled
+   * plan buffers hold the last two plans), µs. The state is cloned before each timed step (not
+   * timed). */
   incrementalStepUs: Quantiles;
+  /** stepPlanner for a step in which request 0 finishes and a fork of the last request joins
+   * (tree update plus a full emit of the plan), µs. */
+  joinFinishStepUs: Quantiles;
 }
 
 function quantiles(xs: number[]): Quantiles {
@@ -87,19 +92,32 @@ export function benchmarkPlanning(
     const dt = nowUs() - t0;
     if (i >= warmup) trusted.push(dt);
   }
+  // Steady state: the replayed state has stepped twice already (batch → b1 → b2), so its two
+  // plan buffers exist and hold the plans of the last two steps, as in a decode loop.
+  const b1 = nextDecodeBatch(batch);
+  const b2 = nextDecodeBatch(b1);
+  const b3 = nextDecodeBatch(b2);
   const base = createPlannerState(batch, capabilities, opts.options);
-  // Steady state: a state that has stepped before owns its two plan buffers (see
-  // PrefixPlannerOptions.recyclePlans); give the replayed state buffers of that size.
-  const warm = clonePlannerState(base);
-  stepPlanner(warm, next);
-  base.planBuffers = warm.planBuffers.map((b) => new Int32Array(b.length));
-  const step: number[] = [];
-  for (let i = 0; i < warmup + iters; i++) {
-    const s = clonePlannerState(base);
-    const t0 = nowUs();
-    stepPlanner(s, next);
-    const dt = nowUs() - t0;
-    if (i >= warmup) step.push(dt);
-  }
-  return { requests: batch.requests.length, explicitTreeDropped, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step) };
+  stepPlanner(base, b1);
+  stepPlanner(base, b2);
+  const timeStep = (next: Batch, delta: StepDelta): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < warmup + iters; i++) {
+      const s = clonePlannerState(base);
+      const t0 = nowUs();
+      stepPlanner(s, next, delta);
+      const dt = nowUs() - t0;
+      if (i >= warmup) out.push(dt);
+    }
+    return out;
+  };
+  const step = timeStep(b3, {});
+  // A step where request 0 finishes and a request joins: a fork of the last request (its pages
+  // up to its last one, then a fresh page of one token).
+  const last = b3.requests[b3.requests.length - 1];
+  const n = last.pageIds.length;
+  const fork: BatchRequest = { pageIds: Int32Array.of(...last.pageIds.subarray(0, n - 1), b3.numPages), pageTokens: Int32Array.of(...last.pageTokens.subarray(0, n - 1), 1), numQueries: 1 };
+  const joinBatch: Batch = { config: b3.config, numPages: b3.numPages + 1, pageSize: b3.pageSize, requests: [...b3.requests.slice(1), fork] };
+  const join = timeStep(joinBatch, { finished: [0], joined: 1 });
+  return { requests: batch.requests.length, explicitTreeDropped, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step), joinFinishStepUs: quantiles(join) };
 }

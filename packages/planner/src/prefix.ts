@@ -553,6 +553,7 @@ export function emitPrefixPlan(
     for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
     layout.ensure(C);
     layout.C = C;
+    layout.gen = ++layoutGen;
     layout.plan = plan;
     layout.inputs = [caps, caps.tileMenu, caps.parallelUnits, caps.readBandwidthGBs, opts, configKey(config)];
     let patchable = NQ === R;
@@ -591,8 +592,48 @@ export function emitPrefixPlan(
  * Per-column record of the last plan a state emitted: enough to redo the split search for new
  * leaf lengths and to patch the plan when nothing else changed (an append-only decode step).
  */
+let layoutGen = 0;
+
+/**
+ * A recycled plan buffer of a planner state. Patches write the segment arrays at fixed places
+ * (capacity `segCap` each) and remember where each column's segments went: a buffer holds the
+ * plan of two steps ago, so a shared column whose segments already sit at the same place (same
+ * layout generation: no full emit since) is not copied again, and a leaf rewrites only from its
+ * last page of then on (the caller promises earlier pages do not change).
+ */
+export class PlanBuffer {
+  data: Int32Array = new Int32Array(0);
+  /** Layout generation the recorded positions belong to; -1: nothing known (full emits). */
+  gen = -1;
+  segCap = 0;
+  /** Offset of segPage in `data` when the positions were recorded. */
+  segAt = -1;
+  colPos: Int32Array = new Int32Array(0);
+  colCnt: Int32Array = new Int32Array(0);
+
+  /** At least `ints` int32s, contents unknown (for a full emit). */
+  take(ints: number): Int32Array {
+    this.gen = -1;
+    if (this.data.length < ints) this.data = new Int32Array(Math.ceil(ints * 1.25) + 64);
+    return this.data;
+  }
+
+  clone(): PlanBuffer {
+    const b = new PlanBuffer();
+    b.data = this.data.slice();
+    b.gen = this.gen;
+    b.segCap = this.segCap;
+    b.segAt = this.segAt;
+    b.colPos = this.colPos.slice();
+    b.colCnt = this.colCnt.slice();
+    return b;
+  }
+}
+
 export class PlanLayout {
   C = 0;
+  /** Changes with every full emit (patches keep the shared columns, hence the generation). */
+  gen = 0;
   /** The plan this layout describes (a patch starts from it). */
   plan: Plan | undefined;
   /** What the cost model was built from (capabilities, menu, units, bandwidth, options, config):
@@ -671,7 +712,7 @@ export function patchAppendPlan(
   caps: BackendCapabilities,
   opts: PrefixPlannerOptions,
   L: PlanLayout,
-  alloc?: (ints: number) => Int32Array,
+  buffer?: PlanBuffer,
 ): Plan | null {
   const prev = L.plan;
   if (!L.patchable || !prev) return null;
@@ -709,8 +750,33 @@ export function patchAppendPlan(
   }
   const NIQ = prev.numPartials;
   const NQ = R;
-  const outInts = 2 * NQ + 5 * NI + 2 * (NI + 1) + 2 * NIQ + 3 * NS + NQ + 1;
-  const out = alloc ? alloc(outInts) : new Int32Array(outInts);
+  // Segment arrays at fixed places (capacity segCap each) so that a recycled buffer's segments
+  // of two steps ago can stay where they are.
+  const B = buffer;
+  const pre = 2 * NQ + 5 * NI + 2 * (NI + 1) + NIQ;
+  let known = B !== undefined && B.gen === L.gen && B.segAt === pre && B.segCap >= NS;
+  const segCap = known ? B!.segCap : B ? Math.ceil(NS * 1.25) + 64 : NS;
+  const outInts = pre + 3 * segCap + NQ + 1 + NIQ;
+  let out: Int32Array;
+  if (B) {
+    if (B.data.length < outInts) {
+      B.data = new Int32Array(Math.ceil(outInts * 1.25) + 64);
+      known = false;
+    }
+    out = B.data;
+    if (!known) {
+      if (B.colPos.length < C) {
+        B.colPos = new Int32Array(L.cap);
+        B.colCnt = new Int32Array(L.cap);
+      }
+      B.colPos.fill(-1, 0, C);
+    }
+    B.gen = L.gen;
+    B.segCap = segCap;
+    B.segAt = pre;
+  } else out = new Int32Array(outInts);
+  const colPos = known || B ? B!.colPos : colItem; // colItem: placeholder, unused without a buffer
+  const colCnt = known || B ? B!.colCnt : colItem;
   let at = 0;
   const view = (n: number): Int32Array => {
     const v = out.subarray(at, at + n);
@@ -737,9 +803,10 @@ export function patchAppendPlan(
   itemNode.set(prev.itemNode!);
   const itemQueries = view(NIQ);
   itemQueries.set(prev.itemQueries);
-  const segPage = view(NS);
-  const segSlot = view(NS);
-  const segTokens = view(NS);
+  const segPage = out.subarray(at, at + NS);
+  const segSlot = out.subarray(at + segCap, at + segCap + NS);
+  const segTokens = out.subarray(at + 2 * segCap, at + 2 * segCap + NS);
+  at += 3 * segCap;
   const mergeBegin = view(NQ + 1);
   mergeBegin.set(prev.mergeBegin);
   const mergeSlots = view(NIQ);
@@ -763,7 +830,12 @@ export function patchAppendPlan(
       const p1 = pSegBegin[i1];
       const d = ns - p0;
       for (let i = i0; i < i1; i++) itemSegBegin[i] = pSegBegin[i] + d;
-      if (p1 > p0) {
+      const here = B !== undefined && colPos[c] === ns && colCnt[c] === p1 - p0;
+      if (B) {
+        colPos[c] = ns;
+        colCnt[c] = p1 - p0;
+      }
+      if (p1 > p0 && !here) {
         segPage.set(pPage.subarray(p0, p1), ns);
         segSlot.set(pSlot.subarray(p0, p1), ns);
         segTokens.set(pTok.subarray(p0, p1), ns);
@@ -781,12 +853,20 @@ export function patchAppendPlan(
     const pb = colPb[c];
     const cnt = tree.pe[x] - pb;
     itemSegBegin[i] = ns;
-    if (cnt >= 32) {
-      segPage.set(ids.subarray(pb, pb + cnt), ns);
-      segTokens.set(tks.subarray(pb, pb + cnt), ns);
-      segSlot.fill(0, ns, ns + cnt);
+    // the buffer may hold this leaf's segments of two steps ago at the same place: pages before
+    // the last of then are unchanged
+    let from = 0;
+    if (B !== undefined) {
+      if (colPos[c] === ns && colCnt[c] >= 1 && colCnt[c] <= cnt) from = colCnt[c] - 1;
+      colPos[c] = ns;
+      colCnt[c] = cnt;
+    }
+    if (cnt - from >= 32) {
+      segPage.set(ids.subarray(pb + from, pb + cnt), ns + from);
+      segTokens.set(tks.subarray(pb + from, pb + cnt), ns + from);
+      segSlot.fill(0, ns + from, ns + cnt);
     } else {
-      for (let z = 0; z < cnt; z++) {
+      for (let z = from; z < cnt; z++) {
         segPage[ns + z] = ids[pb + z];
         segTokens[ns + z] = tks[pb + z];
         segSlot[ns + z] = 0;

@@ -5,7 +5,7 @@
  * as a fresh build. Plans equal those of a fresh build of the new batch (tested).
  */
 import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
-import { emitPrefixPlan, patchAppendPlan, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
+import { emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
 import { buildRadix, RadixTree } from './tree.js';
 
 export interface PlannerState {
@@ -23,7 +23,7 @@ export interface PlannerState {
   /** Full rebuilds a step fell back to (explicit trees, page-size changes, key collisions). */
   rebuilds: number;
   /** The two plan buffers steps write into in turn (see `PrefixPlannerOptions.recyclePlans`). */
-  planBuffers: Int32Array[];
+  planBuffers: PlanBuffer[];
   /** Which of them the next step writes. */
   nextBuffer: number;
   /** Per-column record of `plan` (append-only steps patch the plan from it). */
@@ -90,14 +90,13 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0, layout, patched: 0 };
 }
 
-/** A buffer of at least `ints` int32s for the next step's plan: the older of the state's two
- * (never the one the current plan lives in). Grown with headroom so that growing leaves do not
- * reallocate every step. */
-function stepBuffer(state: PlannerState, ints: number): Int32Array {
+/** The buffer for the next step's plan: the older of the state's two (never the one the current
+ * plan lives in). Buffers grow with headroom so that growing leaves do not reallocate every step. */
+function stepBuffer(state: PlannerState): PlanBuffer {
   const i = state.nextBuffer;
   state.nextBuffer = 1 - i;
   let b = state.planBuffers[i];
-  if (!b || b.length < ints) state.planBuffers[i] = b = new Int32Array(Math.ceil(ints * 1.25) + 64);
+  if (!b) state.planBuffers[i] = b = new PlanBuffer();
   return b;
 }
 
@@ -228,10 +227,11 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     t.tokens[L] += d;
   }
   const recycle = state.options.recyclePlans !== false;
-  const alloc = recycle ? (n: number): Int32Array => stepBuffer(state, n) : undefined;
   // Append-only: patch the previous plan's leaf items when the split search keeps every chunk count.
   if (appendOnly) {
-    const plan = patchAppendPlan(t, next, state.capabilities, state.options, state.layout, alloc);
+    const buf = recycle ? stepBuffer(state) : undefined;
+    const plan = patchAppendPlan(t, next, state.capabilities, state.options, state.layout, buf);
+    if (!plan && recycle) state.nextBuffer = 1 - state.nextBuffer; // not used: hand it out again
     if (plan) {
       state.batch = next;
       state.plan = plan;
@@ -246,7 +246,7 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
 
   state.order = t.canonicalOrder();
   state.batch = next;
-  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, alloc, state.layout);
+  state.plan = emitPrefixPlan(t, state.order, next, state.capabilities, state.options, recycle ? (n) => stepBuffer(state).take(n) : undefined, state.layout);
   state.steps++;
   return state.plan;
 }
@@ -254,9 +254,9 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
 /** Copy a state (benchmarks replay one step from the same state many times). */
 export function clonePlannerState(state: PlannerState): PlannerState {
   const { batch, capabilities, options, plan, steps, rebuilds, nextBuffer, patched } = state;
-  // The copy gets its own plan buffers (of the same sizes): sharing them would let one state
-  // overwrite the other's plans.
-  const planBuffers = state.planBuffers.map((b) => new Int32Array(b.length));
+  // The copy gets its own plan buffers (copies: a step of the copy behaves as one of the
+  // original would); sharing them would let one state overwrite the other's plans.
+  const planBuffers = state.planBuffers.map((b) => b.clone());
   return { batch, capabilities, options, tree: state.tree.clone(), order: state.order.slice(), plan, steps, rebuilds, planBuffers, nextBuffer, layout: state.layout.clone(), patched };
 }
 
