@@ -33,6 +33,25 @@ function calibrate(): number {
   return (best * 1e6) / a.length;
 }
 const calBefore = calibrate();
+const loadBefore = loadavg();
+// The input a full build must read: every request's page ids and token counts (the tree build
+// compares them all). Median µs of summing them in a plain loop, for scale.
+function inputReadUs(batch: ReturnType<typeof workload>): number {
+  const xs: number[] = [];
+  for (let r = 0; r < 101; r++) {
+    const t0 = performance.now();
+    let s = 0;
+    for (const q of batch.requests) {
+      const a = q.pageIds;
+      const b = q.pageTokens;
+      for (let i = 0; i < a.length; i++) s += a[i] + b[i];
+    }
+    xs.push(performance.now() - t0);
+    (globalThis as { sink?: number }).sink = s;
+  }
+  xs.sort((a, b) => a - b);
+  return xs[50] * 1e3;
+}
 // Warm the JIT on every shape first, so the first workload measured is not the one that pays for
 // compilation and for the deoptimisations the next shapes cause.
 for (const [, batch] of cases) benchmarkPlanning(batch, H100_CAPS, { iters: 40, warmup: 10 });
@@ -46,11 +65,14 @@ const results = cases.map(([name, batch]) => {
     fullBuildUs: b.fullBuildUs,
     fullBuildTrustedUs: b.fullBuildTrustedUs,
     incrementalStepUs: b.incrementalStepUs,
+    joinFinishStepUs: b.joinFinishStepUs,
+    inputPages: batch.requests.reduce((n, q) => n + q.pageIds.length, 0),
+    inputReadUs: inputReadUs(batch),
     plan: { workItems: m.workItems, uniqueKvTokens: m.uniqueKvTokens, kvTokensRead: m.kvTokensRead, kvTokensLoaded: m.kvTokensLoaded, predictedTimeUs: m.predictedTimeUs },
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  trusted ${b.fullBuildTrustedUs.median.toFixed(1).padStart(7)} µs  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  trusted ${b.fullBuildTrustedUs.median.toFixed(1).padStart(7)} µs  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  join/finish ${b.joinFinishStepUs.median.toFixed(1).padStart(7)} µs  items ${m.workItems}`,
   );
   return row;
 });
@@ -68,8 +90,8 @@ const out = {
   iters,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over iters after warmup',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner from the state of the batch to nextDecodeBatch(batch) (one token appended to every request), state cloned before each timed step. Load average of the machine at the time is recorded: other jobs shared its 2 cores.',
-  loadAverage: loadavg(),
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); the state is cloned before each timed step (not timed). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+  loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
 };

@@ -1,5 +1,6 @@
 // Profiling harness (not committed output): loops one phase for --cpu-prof.
 import { createPlannerState, stepPlanner, clonePlannerState, nextDecodeBatch, emitPrefixPlan } from '../src/index.js';
+import { buildRadix } from '../src/tree.js';
 import { workload, bigTree, H100_CAPS, type WorkloadId } from '../test/workloads.js';
 
 const id = process.env.W ?? 'W4';
@@ -33,3 +34,8 @@ let c = clonePlannerState(st);
 time('step', () => stepPlanner(c, nb3), () => (c = clonePlannerState(st)));
 time('emit', () => emitPrefixPlan(st.tree, st.order, b2, H100_CAPS, {}));
 time('canon', () => st.tree.canonicalOrder());
+time('tree', () => buildRadix(b));
+time('treeTrusted', () => buildRadix(b, true));
+const fresh = buildRadix(b);
+const ord = fresh.canonicalOrder();
+time('emitFresh', () => emitPrefixPlan(fresh, ord, b, H100_CAPS, {}));
