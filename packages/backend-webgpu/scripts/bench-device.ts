@@ -1,0 +1,184 @@
+/**
+ * WebGPU benchmark driver for the device machine (and lavapipe, scaled down): W1–W5 with both
+ * planners on the WebGPU backend, checked against referenceAttention on sampled queries, timed
+ * with GPU timestamps, plus the WGSL read-bandwidth and f32 FMA probes. Writes one JSON.
+ *
+ *   node scripts/bundle-device.mjs            # → .device/webgpu/bench.mjs + dawn.node + index.js
+ *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep]
+ */
+import {
+  attentionFlops,
+  kvBytesPerToken,
+  randomKvCache,
+  randomQueries,
+  referenceAttention,
+  uniqueKvTokens,
+  validatePlan,
+  type Batch,
+  type Planner,
+} from '@canopy/core';
+import { perRequest, prefix } from '@canopy/planner';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildBatch, scaleTree } from '../../../apps/bench/src/tree.js';
+import { builtinWorkload } from '../../../apps/bench/src/workloads.js';
+import { WebGpuBackend, DEFAULT_VARIANTS, type KernelVariant, type WebGpuBackendOptions } from '../src/index.js';
+
+declare const __CANOPY_COMMIT__: string;
+
+const args = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const flag = (name: string): boolean => args.includes(`--${name}`);
+const outPath = opt('out', 'webgpu-bench.json');
+const scale = Number(opt('scale', '1'));
+const iters = Number(opt('iters', '30'));
+const warmup = Number(opt('warmup', '5'));
+const workloads = opt('workloads', 'W1,W2,W3,W4,W5').split(',');
+const samples = Number(opt('samples', '6'));
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+const here = dirname(fileURLToPath(import.meta.url));
+const webgpuPath = opt('webgpu', join(here, 'index.js'));
+
+interface Config {
+  name: string;
+  options: WebGpuBackendOptions;
+}
+
+const configs: Config[] = [{ name: 'default', options: {} }];
+if (flag('sweep')) {
+  const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread });
+  configs.push(
+    { name: 'kvBlock32', options: { variants: DEFAULT_VARIANTS.map((x) => ({ ...x, kvBlock: 32 })) } },
+    { name: 'wide32rows', options: { variants: [v(4, 16, 8, 32), v(16, 16, 2, 32), v(32, 16, 1, 64), v(64, 16, 1, 64)] } },
+    { name: 'dpt32', options: { variants: [v(4, 16, 8, 32), v(16, 16, 2, 32), v(32, 16, 1, 32), v(64, 16, 1, 32)] } },
+    { name: 'noSubgroups', options: { subgroups: false } },
+    { name: 'splitMore', options: { split: { targetUnits: 132 * 16, minChunk: 32 } } },
+    { name: 'splitLess', options: { split: { targetUnits: 132 * 2, minChunk: 256 } } },
+  );
+}
+
+function median(a: Float64Array): number {
+  const s = Array.from(a).sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function main(): Promise<void> {
+  const mod = (await import(webgpuPath)) as { create: (flags: string[]) => GPU };
+  const gpu = mod.create(['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no WebGPU adapter');
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[] };
+  const adapterReport = {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    subgroupMinSize: info.subgroupMinSize,
+    subgroupMaxSize: info.subgroupMaxSize,
+    features: [...(adapter.features as unknown as Iterable<string>)].sort(),
+    subgroupMatrixConfigs: info.subgroupMatrixConfigs ?? null,
+    limits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+    },
+  };
+  log(`adapter: ${JSON.stringify(adapterReport)}`);
+
+  const planners: Record<string, Planner> = { perRequest, prefix };
+  const probeBackend = await WebGpuBackend.create({ gpu });
+  const probe = await probeBackend.probe();
+  log(`probe: ${JSON.stringify(probe)}`);
+  await probeBackend.dispose();
+
+  const results: unknown[] = [];
+  for (const w of workloads) {
+    let spec = builtinWorkload(w);
+    if (scale !== 1) spec = scaleTree(spec, { tokens: scale, requests: 1 });
+    const batch: Batch = buildBatch(spec);
+    const cfg = batch.config;
+    const t0 = performance.now();
+    const cache = randomKvCache(batch.numPages, batch.pageSize, cfg, 42);
+    const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+    const queries = randomQueries(nq, cfg, 43);
+    const uniq = uniqueKvTokens(batch);
+    const uniqueBytes = uniq * kvBytesPerToken(cfg);
+    const flops = attentionFlops(batch);
+    // sampled queries for the correctness check (spread over the batch)
+    const ids = Int32Array.from({ length: Math.min(samples, nq) }, (_, i) => Math.floor((i * (nq - 1)) / Math.max(1, Math.min(samples, nq) - 1)));
+    const ref = referenceAttention(batch, cache, queries, { queryIds: ids });
+    log(`${w}: ${nq} queries, ${uniq} unique KV tokens, ${(uniqueBytes / 1e6).toFixed(1)} MB, ${(flops / 1e9).toFixed(2)} GFLOP (setup ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    const floorBwUs = probe.readBandwidthGBs ? uniqueBytes / (probe.readBandwidthGBs * 1e3) : undefined;
+    const floorFlopUs = probe.peakTflops ? flops / (probe.peakTflops * 1e6) : undefined;
+    for (const c of configs) {
+      const b = await WebGpuBackend.create({ gpu, ...c.options });
+      try {
+        await b.setKvCache(cache);
+        const row: Record<string, unknown> = { workload: w, config: c.name, scale, numQueries: nq, uniqueKvTokens: uniq, uniqueKvBytes: uniqueBytes, flops };
+        for (const [pname, planner] of Object.entries(planners)) {
+          const plan = planner(batch, b.capabilities);
+          validatePlan(plan, batch);
+          const got = await b.run(plan, queries);
+          let maxErr = 0;
+          const H = cfg.numQoHeads;
+          const D = cfg.headDim;
+          ids.forEach((q, k) => {
+            for (let x = 0; x < H * D; x++) maxErr = Math.max(maxErr, Math.abs(got.out[q * H * D + x] - ref.out[k * H * D + x]));
+            for (let h = 0; h < H; h++) maxErr = Math.max(maxErr, Math.abs(got.lse[q * H + h] - ref.lse[k * H + h]));
+          });
+          const t = await b.time(plan, queries, { warmup, iters });
+          const us = median(t.timesUs);
+          const layout = b.layoutOf(plan, queries);
+          row[pname] = {
+            us,
+            minUs: Math.min(...t.timesUs),
+            clock: t.clock,
+            gbs: uniqueBytes / (us * 1e3),
+            pctOfBwFloor: floorBwUs ? (100 * floorBwUs) / us : undefined,
+            pctOfFloor: floorBwUs && floorFlopUs ? (100 * Math.max(floorBwUs, floorFlopUs)) / us : undefined,
+            maxErr,
+            items: plan.numItems,
+            tiles: plan.tiles,
+            ...layout,
+          };
+          log(`  ${c.name} ${pname}: ${us.toFixed(1)} µs, ${(uniqueBytes / (us * 1e3)).toFixed(0)} GB/s, err ${maxErr.toExponential(2)}, ${plan.numItems} items, ${layout.numUnits} units`);
+        }
+        const pr = row.prefix as { us: number } | undefined;
+        const pq = row.perRequest as { us: number } | undefined;
+        if (pr && pq) row.speedup = pq.us / pr.us;
+        row.floorBwUs = floorBwUs;
+        row.floorFlopUs = floorFlopUs;
+        results.push(row);
+      } finally {
+        await b.dispose();
+      }
+    }
+  }
+  const report = {
+    tool: '@canopy/backend-webgpu scripts/bench-device.ts',
+    date: new Date().toISOString(),
+    commit: typeof __CANOPY_COMMIT__ === 'string' ? __CANOPY_COMMIT__ : 'unknown',
+    node: process.version,
+    adapter: adapterReport,
+    probe,
+    iters,
+    warmup,
+    results,
+  };
+  writeFileSync(outPath, JSON.stringify(report, null, 1));
+  log(`wrote ${outPath}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    log(`FAILED: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,615 @@
+import {
+  CanopyError,
+  CONTRACT_VERSION,
+  softmaxScale,
+  type AttentionBackend,
+  type AttentionOutput,
+  type BackendCapabilities,
+  type DeviceProbe,
+  type PagedKvCache,
+  type Plan,
+  type RunOptions,
+  type TimingOptions,
+  type TimingResult,
+} from '@canopy/core';
+import { acquireDevice, type AcquireOptions, type DeviceInfo } from './device.js';
+import { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.js';
+import { WGSL } from './shaders.js';
+import { BufferUsage, MapMode } from './usage.js';
+import { specialize } from './specialize.js';
+import { DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, variantTiles, type KernelVariant, type VariantShape } from './variants.js';
+
+export interface WebGpuBackendOptions extends AcquireOptions {
+  /** Kernel menu override (benchmarks sweep it). */
+  variants?: KernelVariant[];
+  /** Parallel units for the split heuristic and capabilities (default: a guess from the adapter). */
+  parallelUnits?: number;
+  /** Split-KV policy override. */
+  split?: Partial<SplitPolicy>;
+  /** Plans kept uploaded (by object identity) between runs. */
+  planCacheSize?: number;
+  /**
+   * 'shared': KV blocks through workgroup memory, read once per unit (GPUs). 'direct': KV read
+   * straight from the pools, no barriers (default on CPU adapters such as lavapipe, whose shader
+   * compiler takes tens of seconds on the barrier-heavy kernel and gains nothing from it).
+   */
+  tiling?: 'shared' | 'direct';
+}
+
+const PARAMS_STRIDE = 256; // minUniformBufferOffsetAlignment upper bound
+const LOG2E = 1.4426950408889634;
+
+interface KvState {
+  cache: PagedKvCache;
+  k: GPUBuffer;
+  v: GPUBuffer;
+}
+
+interface Prepared {
+  layout: PreparedLayout;
+  buffers: GPUBuffer[];
+  queries: GPUBuffer;
+  outO: GPUBuffer;
+  outLse: GPUBuffer;
+  readback: GPUBuffer;
+  dispatches: Array<{ pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; x: number; y: number }>;
+  outBytes: number;
+  lseBytes: number;
+}
+
+/**
+ * WebGPU backend: WGSL kernels that execute any Canopy plan. One queue submission per run holds
+ * every dispatch: one per kernel variant over all its work units (workgroup id → unit through the
+ * plan buffer), then one merge dispatch for the queries with several partials.
+ */
+export class WebGpuBackend implements AttentionBackend {
+  readonly name = 'webgpu';
+  readonly contractVersion = CONTRACT_VERSION;
+  readonly capabilities: BackendCapabilities;
+  readonly device: string;
+  readonly gpu: DeviceInfo;
+  private readonly variants: KernelVariant[];
+  private readonly policy: SplitPolicy;
+  private readonly planCacheSize: number;
+  private kv: KvState | undefined;
+  private readonly plans = new Map<Plan, Prepared>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly live = new Set<GPUBuffer>();
+  private disposed = false;
+  private readonly timestamps: boolean;
+  readonly tiling: 'shared' | 'direct';
+
+  private constructor(info: DeviceInfo, opts: WebGpuBackendOptions) {
+    this.gpu = info;
+    this.device = info.description;
+    this.variants = (opts.variants ?? DEFAULT_VARIANTS).map((v) => ({ ...v }));
+    const lim = info.device.limits;
+    const units = opts.parallelUnits ?? guessParallelUnits(info);
+    this.policy = { targetUnits: units * 8, minChunk: 64, ...opts.split };
+    this.planCacheSize = opts.planCacheSize ?? 4;
+    this.timestamps = info.features.has('timestamp-query');
+    this.tiling = opts.tiling ?? (info.isCpu ? 'direct' : 'shared');
+    this.capabilities = {
+      kvDtypes: ['f16', 'f32'],
+      headDims: SUPPORTED_HEAD_DIMS.filter((d) => this.variants.every((v) => this.fits(v, d))),
+      tileMenu: variantTiles(this.variants),
+      masks: ['none', 'causal'],
+      gpuTimers: this.timestamps,
+      parallelUnits: units,
+      maxKvPoolBytes: Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize),
+      readBandwidthGBs: info.isNvidia ? 3000 : 20,
+    };
+    info.device.lost.then((l) => {
+      if (!this.disposed && l.reason !== 'destroyed') console.warn(`webgpu: device lost: ${l.message}`);
+    });
+  }
+
+  static async create(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    const info = await acquireDevice(opts);
+    return new WebGpuBackend(info, opts);
+  }
+
+  private useSubgroupsFor(tpr: number): boolean {
+    return this.gpu.features.has('subgroups') && this.gpu.subgroupMinSize >= tpr;
+  }
+
+  /**
+   * The variant as it runs for a head dim on this device: KV blocks are halved until the
+   * workgroup memory fits (d256 on 32 KiB devices), or undefined when nothing fits.
+   */
+  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean } | undefined {
+    const lim = this.gpu.device.limits;
+    const direct = this.tiling === 'direct';
+    // shrink the KV block first, then the token splits (whose combine area does not shrink)
+    for (let splits = direct ? 1 : v.splits; splits >= 1; splits /= 2) {
+      for (let kvBlock = v.kvBlock; kvBlock >= splits && kvBlock % splits === 0; kvBlock /= 2) {
+        let shape: VariantShape;
+        let subgroups: boolean;
+        try {
+          const tpr = variantShape({ ...v, kvBlock, splits }, headDim, this.useSubgroupsFor(1), direct).tpr;
+          subgroups = tpr > 1 && this.useSubgroupsFor(tpr);
+          shape = variantShape({ ...v, kvBlock, splits }, headDim, subgroups, direct);
+        } catch {
+          return undefined;
+        }
+        if (shape.workgroupSize > lim.maxComputeInvocationsPerWorkgroup || shape.workgroupSize > lim.maxComputeWorkgroupSizeX) continue;
+        if (shape.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) return { shape, subgroups };
+      }
+      if (splits % 2 !== 0) break;
+    }
+    return undefined;
+  }
+
+  private fits(v: KernelVariant, headDim: number): boolean {
+    return this.fitted(v, headDim) !== undefined;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new CanopyError('disposed', 'webgpu: backend used after dispose()');
+  }
+
+  private createBuffer(size: number, usage: number, label: string): GPUBuffer {
+    const b = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, label });
+    this.live.add(b);
+    return b;
+  }
+
+  private destroyBuffer(b: GPUBuffer): void {
+    if (this.live.delete(b)) b.destroy();
+  }
+
+  /** Buffers this backend holds now (tests check dispose frees them all). */
+  get liveBuffers(): number {
+    return this.live.size;
+  }
+
+  async setKvCache(cache: PagedKvCache): Promise<void> {
+    this.check();
+    const { numPages, pageSize, numKvHeads, headDim, dtype } = cache;
+    if (dtype !== 'f16' && dtype !== 'f32') throw new CanopyError('unsupported-dtype', `webgpu: KV dtype '${String(dtype)}' is not supported (f16, f32)`);
+    if (!this.capabilities.headDims.includes(headDim)) {
+      throw new CanopyError('unsupported-head-dim', `webgpu: head dim ${headDim} is not supported (supported: ${this.capabilities.headDims.join(', ')})`);
+    }
+    const elems = numPages * pageSize * numKvHeads * headDim;
+    if (cache.k.length !== elems || cache.v.length !== elems) {
+      throw new CanopyError('shape-mismatch', `webgpu: KV pools hold ${cache.k.length}/${cache.v.length} values, [${numPages}, ${pageSize}, ${numKvHeads}, ${headDim}] needs ${elems}`);
+    }
+    const wantArray = dtype === 'f16' ? Uint16Array : Float32Array;
+    if (!(cache.k instanceof wantArray) || !(cache.v instanceof wantArray)) {
+      throw new CanopyError('shape-mismatch', `webgpu: ${dtype} KV pools must be ${wantArray.name}s`);
+    }
+    const bytes = cache.k.byteLength;
+    const limit = this.capabilities.maxKvPoolBytes ?? Infinity;
+    if (bytes > limit) {
+      throw new CanopyError(
+        'kv-too-large',
+        `webgpu: a KV pool of ${bytes} bytes exceeds this device's maxStorageBufferBindingSize/maxBufferSize of ${limit} bytes (${this.device}); use fewer pages per pool`,
+      );
+    }
+    if (this.kv) {
+      this.destroyBuffer(this.kv.k);
+      this.destroyBuffer(this.kv.v);
+      this.kv = undefined;
+    }
+    // the plan layouts do not depend on the KV contents, but their bind groups hold the old pools
+    this.clearPlans();
+    const usage = BufferUsage.STORAGE | BufferUsage.COPY_DST;
+    const k = this.createBuffer(bytes, usage, 'canopy-kv-k');
+    const v = this.createBuffer(bytes, usage, 'canopy-kv-v');
+    this.upload(k, cache.k);
+    this.upload(v, cache.v);
+    this.kv = { cache, k, v };
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  private upload(dst: GPUBuffer, src: ArrayBufferView): void {
+    const u8 = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    const CH = 64 << 20;
+    for (let o = 0; o < u8.byteLength; o += CH) {
+      const n = Math.min(CH, u8.byteLength - o);
+      if (n % 4 === 0) writeBuf(this.gpu.device.queue, dst, o, u8, o, n);
+      else {
+        const pad = new Uint8Array(Math.ceil(n / 4) * 4);
+        pad.set(u8.subarray(o, o + n));
+        writeBuf(this.gpu.device.queue, dst, o, pad);
+      }
+    }
+  }
+
+  private pipeline(kind: 'attention' | 'merge', v: KernelVariant | undefined, plan: Plan): GPUComputePipeline {
+    const cfg = plan.config;
+    const kv = this.kv!;
+    const D = kv.cache.headDim;
+    let key: string;
+    let code: string;
+    if (kind === 'attention') {
+      const f = this.fitted(v!, D);
+      if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v!.rows} does not fit head dim ${D} on this device`);
+      const { shape: s, subgroups: sg } = f;
+      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${this.tiling}`;
+      const existing = this.pipelines.get(key);
+      if (existing) return existing;
+      const files = [
+        sg ? WGSL.reduceSubgroup : WGSL.reduceShared,
+        WGSL.attention,
+        this.tiling === 'direct' ? WGSL.tileDirect : WGSL.tileShared,
+        kv.cache.dtype === 'f16' ? WGSL.kvF16 : WGSL.kvF32,
+      ];
+      code = specialize(files, {
+        HEAD_DIM: D,
+        TPR: s.tpr,
+        SPLITS: s.splits,
+        ROWS: s.rows,
+        WG: s.workgroupSize,
+        KV_BLOCK: s.kvBlock,
+        SMEM_VEC4: s.smemVec4,
+      });
+    } else {
+      key = `m/${D}`;
+      const existing = this.pipelines.get(key);
+      if (existing) return existing;
+      code = specialize([WGSL.merge], { HEAD_DIM: D });
+    }
+    const device = this.gpu.device;
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code, label: key });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+    // compiled on first use and cached; errors surface on the run that needed the pipeline
+    this.pendingErrors.push(
+      device.popErrorScope().then((err) => (err ? new CanopyError('wgsl-error', `webgpu: pipeline ${key} failed: ${err.message}`) : undefined)),
+    );
+    this.pipelines.set(key, pipeline);
+    return pipeline;
+  }
+
+  private pendingErrors: Array<Promise<CanopyError | undefined>> = [];
+
+  private async flushErrors(): Promise<void> {
+    const errs = await Promise.all(this.pendingErrors.splice(0));
+    const e = errs.find((x) => x);
+    if (e) throw e;
+  }
+
+  private prepare(plan: Plan, queries: Float32Array): Prepared {
+    const kv = this.kv;
+    if (!kv) throw new CanopyError('no-kv', 'webgpu: call setKvCache() before run()');
+    const cfg = plan.config;
+    const D = kv.cache.headDim;
+    if (!cfg || cfg.numKvHeads !== kv.cache.numKvHeads || cfg.headDim !== D) {
+      throw new CanopyError('shape-mismatch', `webgpu: plan is for ${cfg?.numKvHeads} KV heads × ${cfg?.headDim} dims, the KV cache holds ${kv.cache.numKvHeads} × ${D}`);
+    }
+    if (cfg.kvDtype !== kv.cache.dtype) throw new CanopyError('shape-mismatch', `webgpu: plan says KV dtype ${cfg.kvDtype}, the KV cache holds ${kv.cache.dtype}`);
+    if (cfg.numQoHeads % cfg.numKvHeads !== 0) throw new CanopyError('invalid-config', `webgpu: ${cfg.numQoHeads} query heads do not split over ${cfg.numKvHeads} KV heads`);
+    const H = cfg.numQoHeads;
+    if (queries.length !== plan.numQueries * H * D) {
+      throw new CanopyError('shape-mismatch', `webgpu: queries have ${queries.length} values, the plan needs [${plan.numQueries}, ${H}, ${D}] = ${plan.numQueries * H * D}`);
+    }
+    const hit = this.plans.get(plan);
+    if (hit) {
+      // refresh LRU order
+      this.plans.delete(plan);
+      this.plans.set(plan, hit);
+      return hit;
+    }
+    const layout = prepareLayout(plan, { numQoHeads: H, numKvHeads: cfg.numKvHeads, numPages: kv.cache.numPages, pageSize: kv.cache.pageSize }, this.variants, this.policy);
+    const S = BufferUsage.STORAGE;
+    const planBuf = this.createBuffer(layout.words.byteLength, S | BufferUsage.COPY_DST, 'canopy-plan');
+    writeBuf(this.gpu.device.queue, planBuf, 0, layout.words);
+    const nDisp = this.variants.length + 1;
+    const params = this.createBuffer(nDisp * PARAMS_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'canopy-params');
+    const qBuf = this.createBuffer(queries.byteLength, S | BufferUsage.COPY_DST, 'canopy-queries');
+    const partO = this.createBuffer(layout.numInternal * H * D * 4, S, 'canopy-part-o');
+    const partLse = this.createBuffer(layout.numInternal * H * 4, S, 'canopy-part-lse');
+    const outBytes = plan.numQueries * H * D * 4;
+    const lseBytes = plan.numQueries * H * 4;
+    const outO = this.createBuffer(outBytes, S | BufferUsage.COPY_SRC, 'canopy-out');
+    const outLse = this.createBuffer(lseBytes, S | BufferUsage.COPY_SRC, 'canopy-out-lse');
+    const readback = this.createBuffer(Math.ceil(outBytes / 16) * 16 + lseBytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-readback');
+
+    const pdata = new Uint32Array((nDisp * PARAMS_STRIDE) / 4);
+    const dispatches: Prepared['dispatches'] = [];
+    const maxX = this.gpu.device.limits.maxComputeWorkgroupsPerDimension;
+    const entries = (p: GPUComputePipeline, slot: number, withKv: boolean): GPUBindGroup => {
+      const e: GPUBindGroupEntry[] = [
+        { binding: 0, resource: { buffer: params, offset: slot * PARAMS_STRIDE, size: 48 } },
+        { binding: 1, resource: { buffer: planBuf } },
+        { binding: 3, resource: { buffer: partO } },
+        { binding: 4, resource: { buffer: partLse } },
+        { binding: 5, resource: { buffer: outO } },
+        { binding: 6, resource: { buffer: outLse } },
+      ];
+      if (withKv) e.push({ binding: 2, resource: { buffer: qBuf } }, { binding: 7, resource: { buffer: kv.k } }, { binding: 8, resource: { buffer: kv.v } });
+      return this.gpu.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: e });
+    };
+    for (let vi = 0; vi < this.variants.length; vi++) {
+      const [first, count] = layout.variantUnits[vi];
+      if (count === 0) continue;
+      const x = Math.min(count, maxX);
+      const y = Math.ceil(count / x);
+      const o = (vi * PARAMS_STRIDE) / 4;
+      pdata.set([first, count, x, layout.offTok, layout.offItemQ, layout.offLimit, layout.offDirect, H / cfg.numKvHeads, H, cfg.numKvHeads], o);
+      new Float32Array(pdata.buffer, (o + 10) * 4, 1)[0] = softmaxScale(cfg) * LOG2E;
+      const p = this.pipeline('attention', this.variants[vi], plan);
+      dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y });
+    }
+    if (layout.mergeCount > 0) {
+      const n = layout.mergeCount * H;
+      const x = Math.min(n, maxX);
+      const y = Math.ceil(n / x);
+      const slot = this.variants.length;
+      pdata.set([layout.mergeCount, x, layout.offMergeQuery, layout.offMergeBegin, layout.offMergeList, H, 0, 0], (slot * PARAMS_STRIDE) / 4);
+      const p = this.pipeline('merge', undefined, plan);
+      dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y });
+    }
+    writeBuf(this.gpu.device.queue, params, 0, pdata);
+    const prepared: Prepared = {
+      layout,
+      buffers: [planBuf, params, qBuf, partO, partLse, outO, outLse, readback],
+      queries: qBuf,
+      outO,
+      outLse,
+      readback,
+      dispatches,
+      outBytes,
+      lseBytes,
+    };
+    this.plans.set(plan, prepared);
+    while (this.plans.size > this.planCacheSize) {
+      const [oldPlan, old] = this.plans.entries().next().value as [Plan, Prepared];
+      this.plans.delete(oldPlan);
+      for (const b of old.buffers) this.destroyBuffer(b);
+    }
+    return prepared;
+  }
+
+  private encodePass(enc: GPUCommandEncoder, p: Prepared, ts?: { set: GPUQuerySet; index: number }): void {
+    const pass = enc.beginComputePass(
+      ts ? { timestampWrites: { querySet: ts.set, beginningOfPassWriteIndex: ts.index, endOfPassWriteIndex: ts.index + 1 } } : {},
+    );
+    for (const d of p.dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.x, d.y);
+    }
+    pass.end();
+  }
+
+  async run(plan: Plan, queries: Float32Array, options: RunOptions = {}): Promise<AttentionOutput> {
+    this.check();
+    const p = this.prepare(plan, queries);
+    const device = this.gpu.device;
+    writeBuf(device.queue, p.queries, 0, queries);
+    const timing = options.timing === true;
+    const useTs = timing && this.timestamps;
+    let qs: GPUQuerySet | undefined;
+    let tsBuf: GPUBuffer | undefined;
+    let tsRead: GPUBuffer | undefined;
+    const enc = device.createCommandEncoder();
+    if (useTs) {
+      qs = device.createQuerySet({ type: 'timestamp', count: 2 });
+      tsBuf = this.createBuffer(16, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+      tsRead = this.createBuffer(16, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+    }
+    this.encodePass(enc, p, qs ? { set: qs, index: 0 } : undefined);
+    if (qs && tsBuf && tsRead) {
+      enc.resolveQuerySet(qs, 0, 2, tsBuf, 0);
+      enc.copyBufferToBuffer(tsBuf, 0, tsRead, 0, 16);
+    }
+    const outAligned = Math.ceil(p.outBytes / 16) * 16;
+    enc.copyBufferToBuffer(p.outO, 0, p.readback, 0, p.outBytes);
+    enc.copyBufferToBuffer(p.outLse, 0, p.readback, outAligned, p.lseBytes);
+    const t0 = performance.now();
+    device.queue.submit([enc.finish()]);
+    await this.flushErrors();
+    let deviceTimeUs: number | undefined;
+    try {
+      if (timing && !useTs) {
+        await device.queue.onSubmittedWorkDone();
+        deviceTimeUs = (performance.now() - t0) * 1000;
+      }
+      await p.readback.mapAsync(MapMode.READ);
+      const bytes = p.readback.getMappedRange();
+      const out = new Float32Array(bytes.slice(0, p.outBytes));
+      const lse = new Float32Array(bytes.slice(outAligned, outAligned + p.lseBytes));
+      p.readback.unmap();
+      // the kernels write the empty state's lse as -1e30; the contract says -Infinity
+      for (let i = 0; i < lse.length; i++) if (lse[i] <= -1e29) lse[i] = Number.NEGATIVE_INFINITY;
+      if (tsRead) {
+        await tsRead.mapAsync(MapMode.READ);
+        const t = new BigInt64Array(tsRead.getMappedRange().slice(0));
+        tsRead.unmap();
+        deviceTimeUs = Number(t[1] - t[0]) / 1000;
+      }
+      return deviceTimeUs === undefined ? { out, lse } : { out, lse, deviceTimeUs };
+    } finally {
+      if (tsBuf) this.destroyBuffer(tsBuf);
+      if (tsRead) this.destroyBuffer(tsRead);
+      qs?.destroy();
+    }
+  }
+
+  async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
+    this.check();
+    const p = this.prepare(plan, queries);
+    const device = this.gpu.device;
+    writeBuf(device.queue, p.queries, 0, queries);
+    const iters = Math.max(1, options.iters | 0);
+    const warm = Math.max(0, options.warmup | 0);
+    if (warm > 0) {
+      const enc = device.createCommandEncoder();
+      for (let i = 0; i < warm; i++) this.encodePass(enc, p);
+      device.queue.submit([enc.finish()]);
+    }
+    await this.flushErrors();
+    await device.queue.onSubmittedWorkDone();
+    const timesUs = new Float64Array(iters);
+    if (!this.timestamps) {
+      for (let i = 0; i < iters; i++) {
+        const enc = device.createCommandEncoder();
+        this.encodePass(enc, p);
+        const t0 = performance.now();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        timesUs[i] = (performance.now() - t0) * 1000;
+      }
+      return { timesUs, clock: 'wall' };
+    }
+    const CH = 1024; // passes per query set (2 timestamps each, maxQuerySetSize is 4096)
+    for (let s = 0; s < iters; s += CH) {
+      const n = Math.min(CH, iters - s);
+      const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
+      const res = this.createBuffer(16 * n, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+      const rd = this.createBuffer(16 * n, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+      try {
+        const enc = device.createCommandEncoder();
+        for (let i = 0; i < n; i++) this.encodePass(enc, p, { set: qs, index: 2 * i });
+        enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
+        enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
+        device.queue.submit([enc.finish()]);
+        await rd.mapAsync(MapMode.READ);
+        const t = new BigInt64Array(rd.getMappedRange().slice(0));
+        rd.unmap();
+        for (let i = 0; i < n; i++) timesUs[s + i] = Number(t[2 * i + 1] - t[2 * i]) / 1000;
+      } finally {
+        this.destroyBuffer(res);
+        this.destroyBuffer(rd);
+        qs.destroy();
+      }
+    }
+    return { timesUs, clock: 'gpu' };
+  }
+
+  /** Streaming read bandwidth and f32 FMA peak, both from WGSL kernels on this device. */
+  async probe(): Promise<DeviceProbe> {
+    this.check();
+    const device = this.gpu.device;
+    const lim = device.limits;
+    const bytes = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, this.gpu.isNvidia ? 1 << 30 : 64 << 20) & ~0xffff;
+    const src = this.createBuffer(bytes, BufferUsage.STORAGE | BufferUsage.COPY_DST, 'canopy-probe-src');
+    const sink = this.createBuffer(64, BufferUsage.STORAGE, 'canopy-probe-sink');
+    const uni = this.createBuffer(2 * PARAMS_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'canopy-probe-params');
+    try {
+      // random-ish contents so the XOR fold never matches the sink condition; written in chunks
+      const chunk = new Uint32Array(1 << 20);
+      for (let i = 0; i < chunk.length; i++) chunk[i] = (Math.imul(i + 1, 2654435761) ^ (i >>> 3)) >>> 0;
+      for (let o = 0; o < bytes; o += chunk.byteLength) writeBuf(device.queue, src, o, chunk, 0, Math.min(chunk.length, (bytes - o) / 4));
+      const nVec = bytes / 16;
+      const groups = this.gpu.isNvidia ? 132 * 32 : 64;
+      const stride = groups * 256;
+      const fmaGroups = this.gpu.isNvidia ? 132 * 64 : 16;
+      const fmaIters = this.gpu.isNvidia ? 4096 : 256;
+      writeBuf(device.queue, uni, 0, new Uint32Array([nVec, stride, 0, 0]));
+      writeBuf(device.queue, uni, PARAMS_STRIDE, new Uint32Array([fmaIters, 0, 0, 0]));
+      const mk = (code: string): GPUComputePipeline =>
+        device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+      const readP = mk(WGSL.probeRead);
+      const fmaP = mk(WGSL.probeFma);
+      const readBG = device.createBindGroup({
+        layout: readP.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: uni, offset: 0, size: 16 } },
+          { binding: 1, resource: { buffer: src } },
+          { binding: 2, resource: { buffer: sink } },
+        ],
+      });
+      const fmaBG = device.createBindGroup({
+        layout: fmaP.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: uni, offset: PARAMS_STRIDE, size: 16 } },
+          { binding: 1, resource: { buffer: sink } },
+        ],
+      });
+      const timeIt = async (pipe: GPUComputePipeline, bg: GPUBindGroup, n: number, reps: number): Promise<number> => {
+        const fake: Prepared = { dispatches: [{ pipeline: pipe, bindGroup: bg, x: n, y: 1 }] } as unknown as Prepared;
+        const times: number[] = [];
+        for (let r = 0; r < reps; r++) times.push(await this.timeDispatch(fake));
+        times.sort((a, b) => a - b);
+        return times[Math.floor(times.length / 2)];
+      };
+      await timeIt(readP, readBG, groups, 2);
+      const readUs = await timeIt(readP, readBG, groups, 7);
+      await timeIt(fmaP, fmaBG, fmaGroups, 1);
+      const fmaUs = await timeIt(fmaP, fmaBG, fmaGroups, 5);
+      const flops = 2 * 4 * 8 * fmaIters * fmaGroups * 256;
+      return {
+        readBandwidthGBs: bytes / (readUs * 1e3),
+        peakTflops: flops / (fmaUs * 1e6),
+        peakUnits: `f32 FMA (WGSL)${this.timestamps ? '' : ', wall clock'}`,
+      };
+    } finally {
+      this.destroyBuffer(src);
+      this.destroyBuffer(sink);
+      this.destroyBuffer(uni);
+    }
+  }
+
+  /** Time one pass of a prepared dispatch list in µs (GPU timestamps when available). */
+  private async timeDispatch(p: Prepared): Promise<number> {
+    const device = this.gpu.device;
+    if (!this.timestamps) {
+      const enc = device.createCommandEncoder();
+      this.encodePass(enc, p);
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) * 1000;
+    }
+    const qs = device.createQuerySet({ type: 'timestamp', count: 2 });
+    const res = this.createBuffer(16, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+    const rd = this.createBuffer(16, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+    try {
+      const enc = device.createCommandEncoder();
+      this.encodePass(enc, p, { set: qs, index: 0 });
+      enc.resolveQuerySet(qs, 0, 2, res, 0);
+      enc.copyBufferToBuffer(res, 0, rd, 0, 16);
+      device.queue.submit([enc.finish()]);
+      await rd.mapAsync(MapMode.READ);
+      const t = new BigInt64Array(rd.getMappedRange().slice(0));
+      rd.unmap();
+      return Number(t[1] - t[0]) / 1000;
+    } finally {
+      this.destroyBuffer(res);
+      this.destroyBuffer(rd);
+      qs.destroy();
+    }
+  }
+
+  /** Work-unit statistics of a plan on this backend (for reports). */
+  layoutOf(plan: Plan, queries: Float32Array): { numUnits: number; numInternal: number; mergeCount: number; variantUnits: Array<[number, number]> } {
+    const l = this.prepare(plan, queries).layout;
+    return { numUnits: l.numUnits, numInternal: l.numInternal, mergeCount: l.mergeCount, variantUnits: l.variantUnits };
+  }
+
+  private clearPlans(): void {
+    for (const p of this.plans.values()) for (const b of p.buffers) this.destroyBuffer(b);
+    this.plans.clear();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    try {
+      await this.gpu.device.queue.onSubmittedWorkDone();
+    } catch {
+      // a lost device has nothing left to wait for
+    }
+    this.clearPlans();
+    for (const b of [...this.live]) this.destroyBuffer(b);
+    this.kv = undefined;
+    this.pipelines.clear();
+    this.disposed = true;
+    if (this.gpu.owned) this.gpu.device.destroy();
+  }
+}
+
+function guessParallelUnits(info: DeviceInfo): number {
+  if (/H100/i.test(info.description)) return 132;
+  if (/H200/i.test(info.description)) return 132;
+  if (info.isNvidia) return 80;
+  if (/llvmpipe|lavapipe|swiftshader/i.test(info.description)) return 4;
+  return 32;
+}
+
+/** queue.writeBuffer for any typed array (TypeScript 5.9 types them over ArrayBufferLike). */
+function writeBuf(queue: GPUQueue, dst: GPUBuffer, offset: number, data: ArrayBufferView, dataOffset?: number, size?: number): void {
+  queue.writeBuffer(dst, offset, data as unknown as GPUAllowSharedBufferSource, dataOffset, size);
+}

@@ -1,0 +1,13 @@
+// The WGSL sources, imported as text (see wgsl.d.ts).
+import attention from './shaders/attention.wgsl';
+import kvF16 from './shaders/kv_f16.wgsl';
+import kvF32 from './shaders/kv_f32.wgsl';
+import merge from './shaders/merge.wgsl';
+import probeFma from './shaders/probe_fma.wgsl';
+import probeRead from './shaders/probe_read.wgsl';
+import reduceShared from './shaders/reduce_shared.wgsl';
+import reduceSubgroup from './shaders/reduce_subgroup.wgsl';
+import tileDirect from './shaders/tile_direct.wgsl';
+import tileShared from './shaders/tile_shared.wgsl';
+
+export const WGSL = { attention, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tileShared };

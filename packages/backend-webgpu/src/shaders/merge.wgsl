@@ -1,0 +1,55 @@
+// Merge each query's partial states (o, lse) into its output: one workgroup per (query, query
+// head), one invocation per vec4 of the head dimension. Queries with a single partial were
+// written directly by the attention kernel and are not listed here.
+const D4: u32 = {{HEAD_DIM}}u / 4u;
+const NEG: f32 = -1e30;
+
+struct MergeParams {
+  count: u32,   // queries to merge
+  gridX: u32,
+  offQuery: u32, // query ids
+  offBegin: u32, // count + 1 offsets into the slot list
+  offList: u32,  // partial slots
+  numQoHeads: u32,
+  pad1: u32,
+  pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: MergeParams;
+@group(0) @binding(1) var<storage, read> planBuf: array<u32>;
+@group(0) @binding(3) var<storage, read_write> partO: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> partLse: array<f32>;
+@group(0) @binding(5) var<storage, read_write> outO: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> outLse: array<f32>;
+
+@compute @workgroup_size(D4)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let id = wid.x + wid.y * params.gridX;
+  let NQO = params.numQoHeads;
+  if (id >= params.count * NQO) {
+    return;
+  }
+  let k = id / NQO;
+  let head = id % NQO;
+  let q = planBuf[params.offQuery + k];
+  let b = planBuf[params.offBegin + k];
+  let e = planBuf[params.offBegin + k + 1u];
+  var mm = NEG;
+  for (var i = b; i < e; i++) {
+    mm = max(mm, partLse[planBuf[params.offList + i] * NQO + head]);
+  }
+  var sum = 0.0;
+  var acc = vec4<f32>(0.0);
+  for (var i = b; i < e; i++) {
+    let p = planBuf[params.offList + i] * NQO + head;
+    let x = partLse[p];
+    let w = select(0.0, exp(x - mm), x > NEG * 0.5);
+    sum += w;
+    acc = fma(vec4<f32>(w), partO[p * D4 + lid], acc);
+  }
+  let ob = q * NQO + head;
+  outO[ob * D4 + lid] = select(vec4<f32>(0.0), acc / sum, sum > 0.0);
+  if (lid == 0u) {
+    outLse[ob] = select(NEG, mm + log(sum), sum > 0.0);
+  }
+}

@@ -1,0 +1,76 @@
+import { CanopyError, type TileShape } from '@canopy/core';
+
+/**
+ * One attention kernel configuration (one compute pipeline per head dim and KV dtype). `rows` rows
+ * (queries × GQA group of one KV head) share each KV block of `kvBlock` tokens loaded into
+ * workgroup memory; `splits` groups of rows take disjoint tokens of a block (few-row units);
+ * `dimsPerThread` sets how many head-dim values each invocation keeps in registers.
+ */
+export interface KernelVariant {
+  rows: number;
+  kvBlock: number;
+  splits: number;
+  dimsPerThread: number;
+}
+
+/** The menu: decode-like items (4 rows = 1 query × GQA 4), small packs, big shared-prefix packs. */
+export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
+  { rows: 4, kvBlock: 16, splits: 8, dimsPerThread: 32 },
+  { rows: 16, kvBlock: 16, splits: 2, dimsPerThread: 32 },
+  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64 },
+];
+
+export const SUPPORTED_HEAD_DIMS = [32, 64, 128, 256];
+
+export interface VariantShape extends KernelVariant {
+  headDim: number;
+  /** lanes per row */
+  tpr: number;
+  workgroupSize: number;
+  /** workgroup memory in vec4<f32> for KV blocks and the split combine */
+  smemVec4: number;
+  /** total workgroup bytes, including the shared-memory reduction when subgroups are missing */
+  workgroupBytes: number;
+}
+
+/**
+ * The shape a variant runs with for a head dim. `direct` (KV read straight from the pools, no
+ * workgroup memory or barriers) runs one token split; without subgroups it keeps whole rows per
+ * invocation so no cross-lane reduction is needed.
+ */
+export function variantShape(v: KernelVariant, headDim: number, useSubgroups: boolean, direct = false): VariantShape {
+  const splits = direct ? 1 : v.splits;
+  const dpt = direct && !useSubgroups ? headDim : Math.min(v.dimsPerThread, headDim);
+  if (headDim % 8 !== 0 || dpt % 4 !== 0 || headDim % dpt !== 0) {
+    throw new CanopyError('unsupported-head-dim', `webgpu: head dim ${headDim} does not split into ${dpt}-value slices`);
+  }
+  const tpr = headDim / dpt;
+  if (v.kvBlock % splits !== 0) throw new CanopyError('bad-variant', `webgpu: kvBlock ${v.kvBlock} is not a multiple of splits ${splits}`);
+  const workgroupSize = v.rows * tpr * splits;
+  const d4 = headDim / 4;
+  const smemVec4 = direct ? 1 : Math.max(2 * v.kvBlock * d4, splits > 1 ? (splits - 1) * v.rows * (d4 + 1) : 0);
+  const reduceBytes = useSubgroups || tpr === 1 ? 0 : workgroupSize * (v.kvBlock / splits) * 4;
+  return { ...v, splits, dimsPerThread: dpt, headDim, tpr, workgroupSize, smemVec4, workgroupBytes: smemVec4 * 16 + 32 + reduceBytes };
+}
+
+export function variantTiles(variants: readonly KernelVariant[]): TileShape[] {
+  return variants.map((v) => ({ rows: v.rows, kvBlock: v.kvBlock }));
+}
+
+/**
+ * The variant that runs a plan tile: the one with exactly its rows, else the smallest with at
+ * least its rows, else the largest (the kernel then loops over row blocks). A tile id is a hint.
+ */
+export function pickVariant(variants: readonly KernelVariant[], tile: TileShape | undefined, rows: number): number {
+  const want = tile ? tile.rows : rows;
+  let best = -1;
+  for (let i = 0; i < variants.length; i++) {
+    const r = variants[i].rows;
+    if (r === want) return i;
+    if (r >= want && (best < 0 || r < variants[best].rows)) best = i;
+  }
+  if (best >= 0) return best;
+  let big = 0;
+  for (let i = 1; i < variants.length; i++) if (variants[i].rows > variants[big].rows) big = i;
+  return big;
+}

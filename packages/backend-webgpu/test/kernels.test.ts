@@ -1,0 +1,64 @@
+import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig } from '@canopy/core';
+import { batchFromTree, type TreeSpec } from '@canopy/backend-testkit';
+import { describe, expect, it } from 'vitest';
+import { WebGpuBackend, DEFAULT_VARIANTS } from '../src/index.js';
+import { gpuAvailability } from './gpu.js';
+import { testPlan } from './plans.js';
+
+const avail = await gpuAvailability();
+const tiles = DEFAULT_VARIANTS.map((v) => ({ rows: v.rows, kvBlock: v.kvBlock }));
+
+function maxErr(got: Float32Array, ref: Float64Array): number {
+  let m = 0;
+  let scale = 1;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i] - ref[i]);
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
+  }
+  return m / scale;
+}
+
+const shared: TreeSpec = {
+  parent: [-1, 0, 0, 1, 1, 2, -1],
+  tokens: [45, 17, 64, 9, 33, 1, 70],
+  requestAt: [3, 4, 5, 1, 2, 6, 3],
+  numQueries: [1, 1, 1, 1, 3, 1, 2],
+};
+
+describe.skipIf(!avail.available)(`webgpu kernels (${avail.reason})`, () => {
+  for (const [dtype, gqa, d, subgroups] of [
+    ['f16', 4, 128, true],
+    ['f32', 4, 128, true],
+    ['f16', 4, 64, false],
+    ['f32', 1, 64, true],
+    ['f16', 8, 256, true],
+  ] as const) {
+    it(`tree and per-request plans match the reference (${dtype}, GQA ${gqa}, d${d}, subgroups ${subgroups})`, async () => {
+      const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
+      const batch = batchFromTree(shared, config, 16, 7);
+      const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3);
+      const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+      const queries = randomQueries(nq, config, 5);
+      const ref = referenceAttention(batch, cache, queries);
+      const b = await WebGpuBackend.create({ subgroups });
+      try {
+        await b.setKvCache(cache);
+        for (const plan of [
+          testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles }),
+          testPlan(batch, { mode: 'tree', chunk: 1000, maxQueries: 64, tiles }),
+          testPlan(batch, { mode: 'request', chunk: 1000, maxQueries: 1, tiles }),
+          testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
+        ]) {
+          validatePlan(plan, batch);
+          const got = await b.run(plan, queries);
+          const tol = dtype === 'f16' ? 2e-3 : 2e-4;
+          expect(maxErr(got.out, ref.out), `out ${plan.planner}`).toBeLessThanOrEqual(tol);
+          expect(maxErr(got.lse, ref.lse), `lse ${plan.planner}`).toBeLessThanOrEqual(tol);
+        }
+      } finally {
+        await b.dispose();
+      }
+    });
+  }
+});
