@@ -182,17 +182,23 @@ struct PlanState {
       for (int i = 0; i < used; ++i) CANOPY_CUDA(cudaStreamWaitEvent(c.main, c.join[i], 0));
     } else {
       CANOPY_CUDA(cudaEventRecord(c.fork, c.main));
-      int offset = 0;
       int used = 0;
       static const int rgs[4] = {1, 2, 4, 8};
-      for (int g = 0; g < 4; ++g) {
+      int groupOffset[4];
+      for (int g = 0, o = 0; g < 4; ++g) {
+        groupOffset[g] = o;
+        o += groupCount[g];
+      }
+      // Largest tiles first: their CTAs are the longest, so they should take SMs before the
+      // short decode tiles fill the chip.
+      for (int g = 3; g >= 0; --g) {
         const int n = groupCount[g];
         if (n == 0) continue;
+        const int offset = groupOffset[g];
         cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
         launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
-        offset += n;
         ++used;
       }
       for (int i = 0; i < used; ++i) CANOPY_CUDA(cudaStreamWaitEvent(c.main, c.join[i], 0));
