@@ -571,6 +571,9 @@ export function emitPrefixPlan(
       layout.colPb[c] = colPb[k];
       if (leaf && (colK[c] !== 1 || colNb[c] !== 1 || vcnt[k] !== 1 || colItem[c + 1] - colItem[c] !== 1)) patchable = false;
     }
+    let nl = 0;
+    for (let c = 0; c < C; c++) if (layout.colLeaf[c]) layout.leafCols[nl++] = c;
+    layout.numLeafCols = nl;
     layout.colItem.set(colItem.subarray(0, C + 1));
     layout.colT.set(colT.subarray(0, C));
     layout.colKmax.set(colKmax.subarray(0, C));
@@ -647,6 +650,9 @@ export class PlanLayout {
   cap = 0;
   colPool: Int32Array = new Int32Array(0);
   colLeaf: Uint8Array = new Uint8Array(0);
+  /** The leaf columns, ascending. */
+  leafCols: Int32Array = new Int32Array(0);
+  numLeafCols = 0;
   colCarry: Int32Array = new Int32Array(0);
   colPb: Int32Array = new Int32Array(0);
   colItem: Int32Array = new Int32Array(0);
@@ -664,8 +670,8 @@ export class PlanLayout {
     if (this.cap >= C + 1) return;
     const n = Math.ceil((C + 1) * 1.25) + 8;
     this.cap = n;
-    // one allocation: 4 float64 and 9 int32 arrays, then the leaf flags
-    const buf = new ArrayBuffer(n * (4 * 8 + 9 * 4 + 1));
+    // one allocation: 4 float64 and 10 int32 arrays, then the leaf flags
+    const buf = new ArrayBuffer(n * (4 * 8 + 10 * 4 + 1));
     let at = 0;
     const f = (): Float64Array => new Float64Array(buf, (at += n * 8) - n * 8, n);
     const i = (): Int32Array => new Int32Array(buf, (at += n * 4) - n * 4, n);
@@ -682,13 +688,14 @@ export class PlanLayout {
     this.colNb = i();
     this.colVis = i();
     this.colK = i();
+    this.leafCols = i();
     this.colLeaf = new Uint8Array(buf, at, n);
   }
 
   clone(): PlanLayout {
     const l = new PlanLayout();
     Object.assign(l, this);
-    for (const f of ['colPool', 'colLeaf', 'colCarry', 'colPb', 'colItem', 'colT', 'colKmax', 'colNb', 'colVis', 'colK', 'colW', 'colSum', 'colA', 'colCoef'] as const) {
+    for (const f of ['colPool', 'colLeaf', 'leafCols', 'colCarry', 'colPb', 'colItem', 'colT', 'colKmax', 'colNb', 'colVis', 'colK', 'colW', 'colSum', 'colA', 'colCoef'] as const) {
       (l as unknown as Record<string, Int32Array | Uint8Array | Float64Array>)[f] = this[f].slice();
     }
     l.params = this.params.slice();
@@ -727,27 +734,29 @@ export function patchAppendPlan(
   const C = L.C;
   const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks] = L.params;
   const { colLeaf, colPool, colCarry, colPb, colItem, colT, colKmax, colW, colSum, colA, colCoef } = L;
-  for (let c = 0; c < C; c++) {
-    if (colLeaf[c] === 0) continue;
+  const pSegBegin = prev.itemSegBegin;
+  const NI = prev.numItems;
+  let NS = pSegBegin[NI];
+  const leaves = L.leafCols;
+  const tTok = tree.tokens;
+  const tPe = tree.pe;
+  for (let z = 0, nl = L.numLeafCols; z < nl; z++) {
+    const c = leaves[z];
+    const x = colPool[c];
     // same expressions as the full build's column setup
-    const T = colCarry[c] + tree.tokens[colPool[c]];
+    const T = colCarry[c] + tTok[x];
     colT[c] = T;
     colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
     colW[c] = T * colA[c];
     colSum[c] = T * colCoef[c];
+    const i = colItem[c];
+    NS += tPe[x] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
   }
   const K = I(129, C, false);
   splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
-  for (let c = 0; c < C; c++) if (K[c] !== L.colK[c]) return null;
+  const prevK = L.colK;
+  for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return null;
 
-  const pSegBegin = prev.itemSegBegin;
-  const NI = prev.numItems;
-  let NS = pSegBegin[NI];
-  for (let c = 0; c < C; c++) {
-    if (colLeaf[c] === 0) continue;
-    const i = colItem[c];
-    NS += tree.pe[colPool[c]] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
-  }
   const NIQ = prev.numPartials;
   const NQ = R;
   // Segment arrays at fixed places (capacity segCap each) so that a recycled buffer's segments
