@@ -69,6 +69,18 @@ function F(slot: number, n: number): Float64Array {
   } else a.fill(0, 0, n);
   return a;
 }
+// Under Node, plan buffers come from Buffer.allocUnsafeSlow: not zero-filled (every element of a
+// plan is written), which saves a pass over the largest memory a plan touches; it never comes
+// from the shared small-buffer pool. Elsewhere a plain Int32Array.
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
+function freshInts(n: number): Int32Array {
+  if (NodeBuffer && n >= 256) {
+    const b = NodeBuffer.allocUnsafeSlow(n * 4);
+    return new Int32Array(b.buffer, b.byteOffset, n);
+  }
+  return new Int32Array(n);
+}
+
 function configKey(config: Batch['config']): string {
   return `${config.numQoHeads}/${config.numKvHeads}/${config.headDim}/${config.kvDtype}`;
 }
@@ -372,10 +384,11 @@ export function emitPrefixPlan(
   // The plan's arrays are views into one fresh buffer, each with room for its upper bound
   // (exact for decode; prefill masking and chunk cuts may leave a little unused), written in
   // place: no second copy of the large arrays.
-  // `alloc` (incremental steps) hands out a recycled buffer: its contents are stale, so every
-  // array below is written in full up to its used length (mergeBegin is zeroed for counting).
+  // `alloc` (incremental steps) hands out a recycled buffer, `freshInts` uninitialised memory:
+  // either way every array below is written in full up to its used length (mergeBegin is zeroed
+  // for counting).
   const outInts = 2 * NQ + 5 * maxItems + 2 * (maxItems + 1) + 2 * maxIq + 3 * maxSegs + NQ + 1;
-  const out = alloc ? alloc(outInts) : new Int32Array(outInts);
+  const out = alloc ? alloc(outInts) : freshInts(outInts);
   let at = 0;
   const view = (n: number): Int32Array => {
     const v = out.subarray(at, at + n);
@@ -397,7 +410,7 @@ export function emitPrefixPlan(
   const segSlot = view(maxSegs);
   const segTokens = view(maxSegs);
   const mergeBegin = view(NQ + 1);
-  if (alloc) mergeBegin.fill(0);
+  mergeBegin.fill(0);
   const mergeSlots = view(maxIq);
   itemSegBegin[0] = 0;
   itemQueryBegin[0] = 0;
@@ -783,7 +796,7 @@ export function patchAppendPlan(
     B.gen = L.gen;
     B.segCap = segCap;
     B.segAt = pre;
-  } else out = new Int32Array(outInts);
+  } else out = freshInts(outInts);
   const colPos = known || B ? B!.colPos : colItem; // colItem: placeholder, unused without a buffer
   const colCnt = known || B ? B!.colCnt : colItem;
   let at = 0;

@@ -194,6 +194,29 @@ describe('incremental planning', () => {
     }
   });
 
+  it('stale contents of a recycled buffer never reach a plan (the next buffer filled with garbage before each step)', () => {
+    fc.assert(
+      fc.property(arbShape({ maxNodes: 8, maxTok: 60, maxReq: 8 }), arbConfig, arbCaps, arbOpts, fc.integer({ min: 1, max: 2 ** 30 }), (shape, config, caps, opts, seed) => {
+        let batch = shapeBatch(shape, config, 4, false);
+        const state = createPlannerState(batch, caps, opts);
+        const rng = new SeededRng(seed);
+        for (let t = 0; t < 6; t++) {
+          const { next, finished, joined } = randomStep(batch, rng);
+          // the buffer the step writes (the other one holds the current plan, which it reads)
+          const b = state.planBuffers[state.nextBuffer];
+          if (b) {
+            b.data.fill(-123456);
+            b.gen = -1; // nothing known about its contents
+          }
+          const plan = stepPlanner(state, next, { finished, joined });
+          expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
+          batch = next;
+        }
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('explicit trees fall back to a full build', () => {
     const b = workload('W2', true);
     const state = createPlannerState(b, H100_CAPS);
