@@ -162,17 +162,29 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   // 2. classify survivors: 0 extend the leaf in place, 1 re-insert, 2 extend and re-key the leaf
   const surv = scratchI32(1, S);
   const kind = scratchI32(2, S);
+  // each survivor's old page count and old last-page tokens (the extension below needs them)
+  const oldN = scratchI32(3, S);
+  const oldLast = scratchI32(4, S);
+  const nreqs = next.requests;
+  const refCount = t.refCount;
+  const tpb = t.pb;
+  const leafOf = t.reqLeaf;
   for (let r = 0, i = 0; r < R0; r++) {
     if (fin[r]) continue;
     surv[i] = r;
     const o = prev[r];
-    const nw = next.requests[i];
-    const n0 = o.pageIds.length;
-    const n1 = nw.pageIds.length;
-    const L = t.reqLeaf[r];
-    const ok = n1 >= n0 && nw.pageIds[n0 - 1] === o.pageIds[n0 - 1] && nw.pageTokens[n0 - 1] >= o.pageTokens[n0 - 1];
-    if (!ok || t.refCount[L] !== 1) kind[i] = 1;
-    else if (t.pb[L] === n0 - 1 && nw.pageTokens[n0 - 1] !== o.pageTokens[n0 - 1]) kind[i] = 2;
+    const nw = nreqs[i];
+    const oTk = o.pageTokens;
+    const nTk = nw.pageTokens;
+    const n0 = oTk.length;
+    const n1 = nTk.length;
+    const L = leafOf[r];
+    const last = oTk[n0 - 1];
+    oldN[i] = n0;
+    oldLast[i] = last;
+    const ok = n1 >= n0 && nw.pageIds[n0 - 1] === o.pageIds[n0 - 1] && nTk[n0 - 1] >= last;
+    if (!ok || refCount[L] !== 1) kind[i] = 1;
+    else if (tpb[L] === n0 - 1 && nTk[n0 - 1] !== last) kind[i] = 2;
     else kind[i] = 0;
     i++;
   }
@@ -208,23 +220,29 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     for (let i = 0; i < S; i++) if (kind[i] !== 1) t.reqLeaf[i] = oldLeaf[surv[i]];
     t.refreshSrc(); // src := a placed request through each node
   }
+  const NP = t.numPages;
+  const PS = t.pageSize;
+  const tpe = t.pe;
+  const ttok = t.tokens;
+  const leaves = t.reqLeaf;
   for (let i = 0; i < S; i++) {
     if (kind[i] === 1) continue;
-    const o = prev[surv[i]];
-    const nw = next.requests[i];
-    const n0 = o.pageIds.length;
-    const n1 = nw.pageIds.length;
-    const L = t.reqLeaf[i];
-    let d = -o.pageTokens[n0 - 1];
+    const nw = nreqs[i];
+    const ids = nw.pageIds;
+    const tks = nw.pageTokens;
+    const n0 = oldN[i];
+    const n1 = ids.length;
+    const L = leaves[i];
+    let d = -oldLast[i];
     for (let s = n0 - 1; s < n1; s++) {
-      const pg = nw.pageIds[s];
-      const k = nw.pageTokens[s];
-      if (!(pg >= 0 && pg < t.numPages) || (pg | 0) !== pg) fail('page-out-of-range', `request ${i} segment ${s}: page id ${pg} out of range [0, ${t.numPages})`);
-      if (!(k >= 1 && k <= t.pageSize) || (k | 0) !== k) fail('bad-segment', `request ${i} segment ${s}: uses ${k} tokens of page ${pg}; must be 1..pageSize (${t.pageSize})`);
+      const pg = ids[s];
+      const k = tks[s];
+      if (!(pg >= 0 && pg < NP) || (pg | 0) !== pg) fail('page-out-of-range', `request ${i} segment ${s}: page id ${pg} out of range [0, ${NP})`);
+      if (!(k >= 1 && k <= PS) || (k | 0) !== k) fail('bad-segment', `request ${i} segment ${s}: uses ${k} tokens of page ${pg}; must be 1..pageSize (${PS})`);
       d += k;
     }
-    t.pe[L] = n1;
-    t.tokens[L] += d;
+    tpe[L] = n1;
+    ttok[L] += d;
   }
   const recycle = state.options.recyclePlans !== false;
   // Append-only: patch the previous plan's leaf items when the split search keeps every chunk count.
