@@ -51,14 +51,18 @@ interface Config {
 
 const configs: Config[] = [{ name: 'default', options: {} }];
 if (flag('sweep')) {
-  const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread });
+  const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number, direct = false): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread, direct });
+  const [d4, r16, r64] = DEFAULT_VARIANTS;
   configs.push(
-    { name: 'kvBlock32', options: { variants: DEFAULT_VARIANTS.map((x) => ({ ...x, kvBlock: 32 })) } },
-    { name: 'wide32rows', options: { variants: [v(4, 16, 8, 32), v(16, 16, 2, 32), v(32, 16, 1, 64), v(64, 16, 1, 64)] } },
-    { name: 'dpt32', options: { variants: [v(4, 16, 8, 32), v(16, 16, 2, 32), v(32, 16, 1, 32), v(64, 16, 1, 32)] } },
-    { name: 'noSubgroups', options: { subgroups: false } },
+    { name: 'dec-kb64-s16', options: { variants: [v(4, 64, 16, 32, true), r16, r64] } },
+    { name: 'dec-dpt16', options: { variants: [v(4, 32, 8, 16, true), r16, r64] } },
+    { name: 'dec-kb16-s4', options: { variants: [v(4, 16, 4, 32, true), r16, r64] } },
+    { name: 'dec-shared', options: { variants: [v(4, 16, 8, 32), r16, r64] } },
+    { name: 'r16-direct', options: { variants: [d4, v(16, 32, 4, 32, true), r64] } },
+    { name: 'r64-kb8', options: { variants: [d4, r16, v(64, 8, 1, 64)] } },
+    { name: 'r128', options: { variants: [d4, r16, r64, v(128, 16, 1, 64)] } },
     { name: 'splitMore', options: { split: { targetUnits: 132 * 16, minChunk: 32 } } },
-    { name: 'splitLess', options: { split: { targetUnits: 132 * 2, minChunk: 256 } } },
+    { name: 'splitMore2', options: { split: { targetUnits: 132 * 32, minChunk: 64 } } },
   );
 }
 
@@ -81,7 +85,11 @@ async function main(): Promise<void> {
     subgroupMinSize: info.subgroupMinSize,
     subgroupMaxSize: info.subgroupMaxSize,
     features: [...(adapter.features as unknown as Iterable<string>)].sort(),
-    subgroupMatrixConfigs: info.subgroupMatrixConfigs ?? null,
+    // class instances with getters: copy the fields so JSON shows them
+    subgroupMatrixConfigs: (info.subgroupMatrixConfigs ?? []).map((c) => {
+      const x = c as Record<string, unknown>;
+      return { componentType: x.componentType, resultComponentType: x.resultComponentType, M: x.M, N: x.N, K: x.K };
+    }),
     limits: {
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
       maxBufferSize: adapter.limits.maxBufferSize,

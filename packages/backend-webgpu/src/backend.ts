@@ -117,23 +117,24 @@ export class WebGpuBackend implements AttentionBackend {
    * The variant as it runs for a head dim on this device: KV blocks are halved until the
    * workgroup memory fits (d256 on 32 KiB devices), or undefined when nothing fits.
    */
-  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean } | undefined {
+  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean; direct: boolean } | undefined {
     const lim = this.gpu.device.limits;
-    const direct = this.tiling === 'direct';
+    const direct = this.tiling === 'direct' || v.direct === true;
+    const oneSplit = this.tiling === 'direct';
     // shrink the KV block first, then the token splits (whose combine area does not shrink)
-    for (let splits = direct ? 1 : v.splits; splits >= 1; splits /= 2) {
+    for (let splits = oneSplit ? 1 : v.splits; splits >= 1; splits /= 2) {
       for (let kvBlock = v.kvBlock; kvBlock >= splits && kvBlock % splits === 0; kvBlock /= 2) {
         let shape: VariantShape;
         let subgroups: boolean;
         try {
-          const tpr = variantShape({ ...v, kvBlock, splits }, headDim, this.useSubgroupsFor(1), direct).tpr;
+          const tpr = variantShape({ ...v, kvBlock, splits }, headDim, this.useSubgroupsFor(1), direct, oneSplit).tpr;
           subgroups = tpr > 1 && this.useSubgroupsFor(tpr);
-          shape = variantShape({ ...v, kvBlock, splits }, headDim, subgroups, direct);
+          shape = variantShape({ ...v, kvBlock, splits }, headDim, subgroups, direct, oneSplit);
         } catch {
           return undefined;
         }
         if (shape.workgroupSize > lim.maxComputeInvocationsPerWorkgroup || shape.workgroupSize > lim.maxComputeWorkgroupSizeX) continue;
-        if (shape.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) return { shape, subgroups };
+        if (shape.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) return { shape, subgroups, direct };
       }
       if (splits % 2 !== 0) break;
     }
@@ -225,14 +226,14 @@ export class WebGpuBackend implements AttentionBackend {
     if (kind === 'attention') {
       const f = this.fitted(v!, D);
       if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v!.rows} does not fit head dim ${D} on this device`);
-      const { shape: s, subgroups: sg } = f;
-      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${this.tiling}`;
+      const { shape: s, subgroups: sg, direct } = f;
+      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${direct ? 'direct' : 'shared'}`;
       const existing = this.pipelines.get(key);
       if (existing) return existing;
       const files = [
         sg ? WGSL.reduceSubgroup : WGSL.reduceShared,
         WGSL.attention,
-        this.tiling === 'direct' ? WGSL.tileDirect : WGSL.tileShared,
+        direct ? WGSL.tileDirect : WGSL.tileShared,
         kv.cache.dtype === 'f16' ? WGSL.kvF16 : WGSL.kvF32,
       ];
       code = specialize(files, {

@@ -11,11 +11,13 @@ export interface KernelVariant {
   kvBlock: number;
   splits: number;
   dimsPerThread: number;
+  /** Read KV straight from the pools instead of through workgroup memory (few-row, decode-like units). */
+  direct?: boolean;
 }
 
 /** The menu: decode-like items (4 rows = 1 query × GQA 4), small packs, big shared-prefix packs. */
 export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
-  { rows: 4, kvBlock: 16, splits: 8, dimsPerThread: 32 },
+  { rows: 4, kvBlock: 32, splits: 8, dimsPerThread: 32, direct: true },
   { rows: 16, kvBlock: 16, splits: 2, dimsPerThread: 32 },
   { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64 },
 ];
@@ -34,12 +36,12 @@ export interface VariantShape extends KernelVariant {
 }
 
 /**
- * The shape a variant runs with for a head dim. `direct` (KV read straight from the pools, no
- * workgroup memory or barriers) runs one token split; without subgroups it keeps whole rows per
- * invocation so no cross-lane reduction is needed.
+ * The shape a variant runs with for a head dim. `direct`: KV read straight from the pools (no KV
+ * in workgroup memory); without subgroups it keeps whole rows per invocation so no cross-lane
+ * reduction is needed. `oneSplit`: no token splits (no barriers at all, for CPU adapters).
  */
-export function variantShape(v: KernelVariant, headDim: number, useSubgroups: boolean, direct = false): VariantShape {
-  const splits = direct ? 1 : v.splits;
+export function variantShape(v: KernelVariant, headDim: number, useSubgroups: boolean, direct = false, oneSplit = false): VariantShape {
+  const splits = oneSplit ? 1 : v.splits;
   const dpt = direct && !useSubgroups ? headDim : Math.min(v.dimsPerThread, headDim);
   if (headDim % 8 !== 0 || dpt % 4 !== 0 || headDim % dpt !== 0) {
     throw new CanopyError('unsupported-head-dim', `webgpu: head dim ${headDim} does not split into ${dpt}-value slices`);
@@ -48,7 +50,8 @@ export function variantShape(v: KernelVariant, headDim: number, useSubgroups: bo
   if (v.kvBlock % splits !== 0) throw new CanopyError('bad-variant', `webgpu: kvBlock ${v.kvBlock} is not a multiple of splits ${splits}`);
   const workgroupSize = v.rows * tpr * splits;
   const d4 = headDim / 4;
-  const smemVec4 = direct ? 1 : Math.max(2 * v.kvBlock * d4, splits > 1 ? (splits - 1) * v.rows * (d4 + 1) : 0);
+  const combine = splits > 1 ? (splits - 1) * v.rows * (d4 + 1) : 0;
+  const smemVec4 = Math.max(1, direct ? combine : Math.max(2 * v.kvBlock * d4, combine));
   const reduceBytes = useSubgroups || tpr === 1 ? 0 : workgroupSize * (v.kvBlock / splits) * 4;
   return { ...v, splits, dimsPerThread: dpt, headDim, tpr, workgroupSize, smemVec4, workgroupBytes: smemVec4 * 16 + 32 + reduceBytes };
 }

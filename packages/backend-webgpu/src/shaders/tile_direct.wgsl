@@ -1,6 +1,8 @@
-// KV straight from the pools: no workgroup memory and no barriers (SPLITS must be 1).
+// KV straight from the pools: no KV in workgroup memory and no barriers in the token loop
+// (workgroup memory only holds the split combine at the end, when SPLITS > 1). Rows of one GQA
+// group read the same K/V, which the cache serves.
 
-var<workgroup> smem: array<vec4<f32>, SMEM4>; // unused (the split combine is compiled out)
+var<workgroup> smem: array<vec4<f32>, SMEM4>;
 
 fn unitTokens(b: u32, lid: u32) -> u32 {
   return planBuf[b + 1u];
