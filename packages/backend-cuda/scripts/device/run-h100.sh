@@ -36,7 +36,7 @@ if [ "$mode" = all ] || [ "$mode" = sanitize ]; then
   echo "racecheck rc=$?"; tail -5 "$OUT/racecheck.log"
   # One JSON with both tools' summaries, the device and the date (the driver JSONs hold the tests).
   {
-    printf '{"device": "%s", "date": "%s",\n' "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" "$(date -u +%FT%TZ)"
+    printf '{"device": "%s", "date": "%s", "commit": "%s",\n' "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)" "$(date -u +%FT%TZ)" "$(grep -o '"commit": *"[^"]*"' "$OUT/memcheck.json" | head -1 | sed 's/.*: *"//; s/"$//')"
     printf ' "memcheck": "%s",\n' "$(grep 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
     printf ' "racecheck": "%s"}\n' "$(grep 'RACECHECK SUMMARY' "$OUT/racecheck.log" | tail -1)"
   } > "$OUT/sanitizer-summary.json"
