@@ -907,11 +907,12 @@ export function patchAppendPlan(
   const plan: Plan = {
     version: CONTRACT_VERSION,
     planner: 'prefix',
-    config: { ...config },
+    // the previous plan's config and tile list (same inputs; plans treat them as read-only)
+    config: prev.config,
     numQueries: NQ,
     queryRequest,
     queryKvLimit,
-    tiles: tiles.menu.map((t) => ({ rows: t.rows, kvBlock: t.kvBlock })),
+    tiles: prev.tiles,
     numItems: NI,
     itemTile,
     itemPos,

@@ -163,26 +163,28 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   const surv = scratchI32(1, S);
   const kind = scratchI32(2, S);
   // each survivor's old page count and old last-page tokens (the extension below needs them)
+  // (read from the tree's record of the previous batch: the old batch's arrays are not touched)
   const oldN = scratchI32(3, S);
   const oldLast = scratchI32(4, S);
   const nreqs = next.requests;
   const refCount = t.refCount;
   const tpb = t.pb;
   const leafOf = t.reqLeaf;
+  const lastN = t.lastN;
+  const lastId = t.lastId;
+  const lastTok = t.lastTok;
   for (let r = 0, i = 0; r < R0; r++) {
     if (fin[r]) continue;
     surv[i] = r;
-    const o = prev[r];
     const nw = nreqs[i];
-    const oTk = o.pageTokens;
     const nTk = nw.pageTokens;
-    const n0 = oTk.length;
+    const n0 = lastN[r];
     const n1 = nTk.length;
     const L = leafOf[r];
-    const last = oTk[n0 - 1];
+    const last = lastTok[r];
     oldN[i] = n0;
     oldLast[i] = last;
-    const ok = n1 >= n0 && nw.pageIds[n0 - 1] === o.pageIds[n0 - 1] && nTk[n0 - 1] >= last;
+    const ok = n1 >= n0 && nw.pageIds[n0 - 1] === lastId[r] && nTk[n0 - 1] >= last;
     if (!ok || refCount[L] !== 1) kind[i] = 1;
     else if (tpb[L] === n0 - 1 && nTk[n0 - 1] !== last) kind[i] = 2;
     else kind[i] = 0;
@@ -195,8 +197,7 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     if (kind[i] !== 2) continue;
     const r = surv[i];
     const L = t.reqLeaf[r];
-    const o = prev[r];
-    const n0 = o.pageIds.length;
+    const n0 = oldN[i];
     if (t.pb[L] !== n0 - 1) {
       kind[i] = 0;
       continue;
@@ -243,6 +244,12 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     }
     tpe[L] = n1;
     ttok[L] += d;
+    if (appendOnly) {
+      // survivor i is request i of both batches: update the record in place
+      lastN[i] = n1;
+      lastId[i] = ids[n1 - 1];
+      lastTok[i] = tks[n1 - 1];
+    }
   }
   const recycle = state.options.recyclePlans !== false;
   // Append-only: patch the previous plan's leaf items when the split search keeps every chunk count.
@@ -261,6 +268,7 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   // 6. re-inserted survivors and joined requests enter (index order, as a fresh build would)
   for (let i = 0; i < S; i++) if (kind[i] === 1) t.insert(i, null);
   for (let i = S; i < R1; i++) t.insert(i, null);
+  if (!appendOnly) t.recordLast();
 
   state.order = t.canonicalOrder();
   state.batch = next;

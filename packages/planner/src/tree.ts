@@ -52,6 +52,26 @@ export class RadixTree {
   requests: BatchRequest[] = [];
   /** Leaf node of each request (-1 while unplaced). */
   reqLeaf: Int32Array = new Int32Array(0);
+  /** Per request: page count, last page id and its token count, as of the batch the tree was
+   * last updated to (a step compares the next batch with these, without touching the old batch). */
+  lastN: Int32Array = new Int32Array(0);
+  lastId: Int32Array = new Int32Array(0);
+  lastTok: Int32Array = new Int32Array(0);
+
+  /** Record lastN/lastId/lastTok of every request (fresh arrays). */
+  recordLast(): void {
+    const R = this.requests.length;
+    this.lastN = new Int32Array(R);
+    this.lastId = new Int32Array(R);
+    this.lastTok = new Int32Array(R);
+    for (let r = 0; r < R; r++) {
+      const q = this.requests[r];
+      const n = q.pageIds.length;
+      this.lastN[r] = n;
+      this.lastId[r] = q.pageIds[n - 1];
+      this.lastTok[r] = q.pageTokens[n - 1];
+    }
+  }
   readonly keyMul: number;
 
   constructor(
@@ -159,6 +179,9 @@ export class RadixTree {
     t.requests = this.requests.slice();
     t.byteViews = [];
     t.reqLeaf = this.reqLeaf.slice();
+    t.lastN = this.lastN.slice();
+    t.lastId = this.lastId.slice();
+    t.lastTok = this.lastTok.slice();
     t.trustPageIds = this.trustPageIds;
     return t;
   }
@@ -515,5 +538,6 @@ export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   t.reqLeaf = new Int32Array(R).fill(-1);
   const bounds = batch.tree ? explicitBounds(batch) : null;
   for (let r = 0; r < R; r++) t.insert(r, bounds ? bounds[r] : null);
+  t.recordLast();
   return t;
 }
