@@ -83,3 +83,5 @@ say "installing Node packages"
 if [ -n "${CI:-}" ]; then pnpm install --frozen-lockfile --reporter=silent; else pnpm install --reporter=silent; fi
 say "building"
 pnpm exec turbo run build --output-logs=errors-only
+# The CUDA addon builds only where nvcc exists (no GPU needed to build); elsewhere it says why not.
+pnpm --filter @canopy/backend-cuda run --silent build:native:if-available
