@@ -17,7 +17,7 @@ const iters = Number(process.env.ITERS ?? 300);
 const cases: Array<[string, ReturnType<typeof workload>]> = [
   ...(['W1', 'W2', 'W3', 'W4', 'W5'] as WorkloadId[]).map((id) => [id, workload(id)] as [string, ReturnType<typeof workload>]),
   ['tree1024', bigTree()],
-];
+].filter(([name]) => !process.env.CASES || process.env.CASES.split(',').includes(name as string)) as Array<[string, ReturnType<typeof workload>]>;
 // Machine-speed reference: ns per element of a plain typed-array sum (≈0.3–0.5 on an idle modern core).
 function calibrate(): number {
   const a = new Int32Array(1 << 20).map((_, i) => i & 1023);
@@ -111,7 +111,7 @@ const out = {
   iters,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over iters after warmup',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); the state is cloned before each timed step (not timed). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
