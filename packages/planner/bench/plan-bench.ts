@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, getPriority, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchmarkPlanning, createPlannerState, nextDecodeBatch, planMetrics, prefixPlanner, perRequestPlanner, stepPlanner } from '../src/index.js';
+import { benchmarkPlanning, createPlannerState, nextDecodeBatch, planMetrics, prefixPlanner, perRequestPlanner, quantiles, stepPlanner } from '../src/index.js';
 import { bigTree, H100_CAPS, workload, type WorkloadId } from '../test/workloads.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -58,34 +58,55 @@ for (const [, batch] of cases) benchmarkPlanning(batch, H100_CAPS, { iters: 40, 
 // A decode loop: one state stepped through consecutive batches, each built (untimed) by
 // nextDecodeBatch right before its step. That copies every request's page list (2 MB for W5), so
 // the step then reads the batch from colder caches than the replayed step does.
-function decodeLoop(batch: ReturnType<typeof workload>, steps: number): { median: number; p10: number; p90: number; patched: number; steps: number } {
+function decodeLoop(batch: ReturnType<typeof workload>, steps: number): { samples: number[]; patched: number; steps: number } {
   const st = createPlannerState(batch, H100_CAPS);
   let b = batch;
   const xs: number[] = [];
-  for (let i = 0; i < steps + 20; i++) {
+  for (let i = 0; i < steps + 5; i++) {
     const nb = nextDecodeBatch(b);
     const t0 = performance.now();
     stepPlanner(st, nb);
     const dt = (performance.now() - t0) * 1e3;
-    if (i >= 20) xs.push(dt);
+    if (i >= 5) xs.push(dt);
     b = nb;
   }
-  xs.sort((x, y) => x - y);
-  const at = (p: number): number => xs[Math.round(p * (xs.length - 1))];
-  return { median: at(0.5), p10: at(0.1), p90: at(0.9), patched: st.patched, steps: st.steps };
+  return { samples: xs, patched: st.patched, steps: st.steps };
+}
+// Rounds: every case is measured ROUNDS times with ITERS / ROUNDS iterations, cases interleaved,
+// and the quantiles are taken over all samples of a case. Other jobs on this machine come and go
+// in bursts of seconds; interleaving spreads them over all cases instead of hitting one.
+const rounds = Number(process.env.ROUNDS ?? 5);
+const per = Math.max(1, Math.ceil(iters / rounds));
+type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; patched: number; steps: number };
+const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], patched: 0, steps: 0 }]));
+for (let round = 0; round < rounds; round++) {
+  for (const [name, batch] of cases) {
+    const b = benchmarkPlanning(batch, H100_CAPS, { iters: per, warmup: 25, keepSamples: true });
+    const a = acc.get(name)!;
+    for (const k of ['fullBuildUs', 'fullBuildTrustedUs', 'incrementalStepUs', 'joinFinishStepUs'] as const) a[k].push(...b.samples![k]);
+    const loop = decodeLoop(batch, Math.min(per, 40));
+    a.loop.push(...loop.samples);
+    a.patched += loop.patched;
+    a.steps += loop.steps;
+  }
 }
 const results = cases.map(([name, batch]) => {
-  const b = benchmarkPlanning(batch, H100_CAPS, { iters });
-  const loop = decodeLoop(batch, Math.min(iters, 300));
+  const a = acc.get(name)!;
+  const full = quantiles(a.fullBuildUs);
+  const trusted = quantiles(a.fullBuildTrustedUs);
+  const step = quantiles(a.incrementalStepUs);
+  const join = quantiles(a.joinFinishStepUs);
+  const loop = { ...quantiles(a.loop), patched: a.patched, steps: a.steps };
   const m = planMetrics(prefixPlanner(batch, H100_CAPS), batch, H100_CAPS);
   const base = planMetrics(perRequestPlanner(batch, H100_CAPS), batch, H100_CAPS);
   const row = {
     workload: name,
-    requests: b.requests,
-    fullBuildUs: b.fullBuildUs,
-    fullBuildTrustedUs: b.fullBuildTrustedUs,
-    incrementalStepUs: b.incrementalStepUs,
-    joinFinishStepUs: b.joinFinishStepUs,
+    requests: batch.requests.length,
+    samples: a.fullBuildUs.length,
+    fullBuildUs: full,
+    fullBuildTrustedUs: trusted,
+    incrementalStepUs: step,
+    joinFinishStepUs: join,
     decodeLoopStepUs: loop,
     inputPages: batch.requests.reduce((n, q) => n + q.pageIds.length, 0),
     inputReadUs: inputReadUs(batch),
@@ -93,7 +114,7 @@ const results = cases.map(([name, batch]) => {
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(b.requests).padStart(5)} req  full ${b.fullBuildUs.median.toFixed(1).padStart(8)} µs (p10 ${b.fullBuildUs.p10.toFixed(1)}, p90 ${b.fullBuildUs.p90.toFixed(1)})  trusted ${b.fullBuildTrustedUs.median.toFixed(1).padStart(7)} µs  step ${b.incrementalStepUs.median.toFixed(1).padStart(7)} µs (p10 ${b.incrementalStepUs.p10.toFixed(1)}, p90 ${b.incrementalStepUs.p90.toFixed(1)})  join/finish ${b.joinFinishStepUs.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched)  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched)  items ${m.workItems}`,
   );
   return row;
 });
@@ -109,7 +130,8 @@ const out = {
   machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, niceness: getPriority() },
   capabilities: 'H100-like: 132 units, 3350 GB/s, tiles rows 1/8/16/32/64/128 × kvBlock 32/64/128',
   iters,
-  units: 'microseconds (wall clock, performance.now); median/p10/p90 over iters after warmup',
+  rounds,
+  units: 'microseconds (wall clock, performance.now); median/p10/p90 over all samples of a case: ROUNDS rounds of ITERS/ROUNDS iterations each (after 25 warm-up iterations per round), cases interleaved round by round',
   notes:
     'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
   loadAverage: { before: loadBefore, after: loadavg() },

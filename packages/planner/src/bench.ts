@@ -56,9 +56,11 @@ export interface PlanningBenchmark {
   /** stepPlanner for a step in which request 0 finishes and a fork of the last request joins
    * (tree update plus a full emit of the plan), µs. */
   joinFinishStepUs: Quantiles;
+  /** The individual times (µs) behind each quantile set, when asked for with `keepSamples`. */
+  samples?: { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[] };
 }
 
-function quantiles(xs: number[]): Quantiles {
+export function quantiles(xs: number[]): Quantiles {
   const s = xs.slice().sort((a, b) => a - b);
   const at = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))];
   return { median: at(0.5), p10: at(0.1), p90: at(0.9) };
@@ -69,7 +71,7 @@ const nowUs = (): number => (globalThis.performance ? globalThis.performance.now
 export function benchmarkPlanning(
   input: Batch,
   capabilities: BackendCapabilities,
-  opts: { iters?: number; warmup?: number; options?: PrefixPlannerOptions } = {},
+  opts: { iters?: number; warmup?: number; options?: PrefixPlannerOptions; keepSamples?: boolean } = {},
 ): PlanningBenchmark {
   const explicitTreeDropped = input.tree !== undefined;
   let batch = input;
@@ -125,5 +127,5 @@ export function benchmarkPlanning(
   const fork: BatchRequest = { pageIds: Int32Array.of(...last.pageIds.subarray(0, n - 1), b3.numPages), pageTokens: Int32Array.of(...last.pageTokens.subarray(0, n - 1), 1), numQueries: 1 };
   const joinBatch: Batch = { config: b3.config, numPages: b3.numPages + 1, pageSize: b3.pageSize, requests: [...b3.requests.slice(1), fork] };
   const join = timeStep(joinBatch, { finished: [0], joined: 1 });
-  return { requests: batch.requests.length, explicitTreeDropped, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step), joinFinishStepUs: quantiles(join) };
+  return { requests: batch.requests.length, explicitTreeDropped, iters, fullBuildUs: quantiles(full), fullBuildTrustedUs: quantiles(trusted), incrementalStepUs: quantiles(step), joinFinishStepUs: quantiles(join), ...(opts.keepSamples ? { samples: { fullBuildUs: full, fullBuildTrustedUs: trusted, incrementalStepUs: step, joinFinishStepUs: join } } : {}) };
 }

@@ -25,7 +25,7 @@ export {
 } from './state.js';
 export { planMetrics, type PlanMetrics } from './metrics.js';
 export { explainPlan } from './explain.js';
-export { benchmarkPlanning, nextDecodeBatch, type PlanningBenchmark, type Quantiles } from './bench.js';
+export { benchmarkPlanning, nextDecodeBatch, quantiles, type PlanningBenchmark, type Quantiles } from './bench.js';
 export { RadixTree } from './tree.js';
 
 /** The baseline as a core `Planner`. */
