@@ -124,14 +124,27 @@ export function splitSearch(
   let constSum = 0;
   let constMax = 0;
   let basePartials = 0;
+  // Splittable columns in runs of identical ones (the leaves of one parent usually are): each run
+  // is evaluated once per target, times its length.
   const split = I(96, C, false);
+  const runLen = I(131, C, false);
   let S = 0;
   for (let c = 0; c < C; c++) {
     basePartials += colVis[c];
     if (colKmax[c] === 1) {
       constSum += HK * (colNb[c] * c0 + colSum[c]);
       if (colW[c] > constMax) constMax = colW[c];
-    } else split[S++] = c;
+    } else if (S > 0) {
+      const p = split[S - 1];
+      if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) runLen[S - 1]++;
+      else {
+        split[S] = c;
+        runLen[S++] = 1;
+      }
+    } else {
+      split[S] = c;
+      runLen[S++] = 1;
+    }
   }
   let bestPred = Infinity;
   let bestTau = Infinity;
@@ -143,14 +156,15 @@ export function splitSearch(
       let extraPartials = 0;
       for (let z = 0; z < S; z++) {
         const c = split[z];
+        const n = runLen[z];
         const W = colW[c];
         let k = 1;
         if (W > tau) {
           k = Math.ceil(W / tau);
           if (k > colKmax[c]) k = colKmax[c];
-          extraPartials += (k - 1) * colVis[c];
+          extraPartials += n * (k - 1) * colVis[c];
         }
-        sum += HK * (k * colNb[c] * c0 + colSum[c]);
+        sum += n * HK * (k * colNb[c] * c0 + colSum[c]);
         const w = W / k;
         if (w > mx) mx = w;
       }
