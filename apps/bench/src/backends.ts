@@ -7,6 +7,7 @@
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import {
+  pickBestReport,
   BackendRegistry,
   CanopyError,
   referenceBackendFactory,
@@ -121,7 +122,8 @@ export interface Selection {
 }
 
 /**
- * `auto`: the highest-priority available backend (CUDA, then WebGPU, then reference).
+ * `auto`: the highest-priority available backend (CUDA, then WebGPU, then CPU, then reference),
+ * where a backend that only runs in software emulation (WebGPU on lavapipe) ranks after native ones.
  * `all`: every available one. Otherwise a comma list of names, each of which must be available.
  */
 export async function selectBackends(spec: string, loaded: LoadedBackends): Promise<Selection> {
@@ -138,7 +140,7 @@ export async function selectBackends(spec: string, loaded: LoadedBackends): Prom
   let chosen: string[];
   const lower = spec.trim().toLowerCase();
   if (lower === 'auto') {
-    const best = reports.find((r) => r.available); // reports are in priority order
+    const best = pickBestReport(reports); // priority order, native backends before emulated ones
     if (!best) throw new CanopyError('no-backend', `no backend is available: ${allNames.map((n) => `${n}: ${why(n)}`).join('; ')}`);
     chosen = [best.name];
   } else if (lower === 'all') {
@@ -157,7 +159,14 @@ export async function selectBackends(spec: string, loaded: LoadedBackends): Prom
     const used = chosen.includes(name);
     const r = byName.get(name);
     let reason = why(name);
-    if (!used && r?.available) reason = lower === 'auto' ? `available, lower priority than ${chosen[0]}` : 'available, not asked for';
+    if (!used && r?.available) {
+      reason =
+        lower !== 'auto'
+          ? 'available, not asked for'
+          : r.emulated
+            ? `available only in software emulation (${r.reason}); ${chosen[0]} runs natively`
+            : `available, lower priority than ${chosen[0]}`;
+    }
     return { name, used, reason };
   });
   const skipped = notes.filter((n) => !n.used).map((n) => `${n.name} skipped: ${n.reason}`);

@@ -6,6 +6,8 @@ export interface ProbeReport {
   priority: number;
   available: boolean;
   reason: string;
+  /** Available only through a software emulation of its device (see BackendAvailability). */
+  emulated: boolean;
 }
 
 /** Major contract versions a registry accepts. Bump CONTRACT_VERSION on breaking changes. */
@@ -66,23 +68,37 @@ export class BackendRegistry {
       this.list().map(async (f) => {
         try {
           const r = await f.probe();
-          return { name: f.name, priority: f.priority, available: !!r.available, reason: r.reason ?? (r.available ? 'available' : 'unavailable') };
+          return {
+            name: f.name,
+            priority: f.priority,
+            available: !!r.available,
+            reason: r.reason ?? (r.available ? 'available' : 'unavailable'),
+            emulated: !!r.emulated,
+          };
         } catch (e) {
-          return { name: f.name, priority: f.priority, available: false, reason: `probe failed: ${(e as Error).message}` };
+          return { name: f.name, priority: f.priority, available: false, reason: `probe failed: ${(e as Error).message}`, emulated: false };
         }
       }),
     );
   }
 
-  /** The highest-priority available backend, with every probe's report (why others were skipped). */
+  /**
+   * The best available backend, with every probe's report (why others were skipped): the
+   * highest-priority one that runs natively, else the highest-priority emulated one.
+   */
   async pickBest(): Promise<{ factory: BackendFactory; reports: ProbeReport[] }> {
     const reports = await this.probeAll();
-    const best = reports.find((r) => r.available);
+    const best = pickBestReport(reports);
     if (!best) {
       fail('no-backend', `no backend is available: ${reports.map((r) => `${r.name}: ${r.reason}`).join('; ') || 'none registered'}`);
     }
     return { factory: this.factories.get(best.name)!, reports };
   }
+}
+
+/** The report `pickBest` chooses: first native available backend in priority order, else first emulated one. */
+export function pickBestReport(reports: readonly ProbeReport[]): ProbeReport | undefined {
+  return reports.find((r) => r.available && !r.emulated) ?? reports.find((r) => r.available);
 }
 
 const REGISTRY_KEY = Symbol.for(`@canopy/core.backend-registry.v${CONTRACT_VERSION}`);

@@ -234,6 +234,9 @@ export interface BackendAvailability {
   available: boolean;
   /** Why not (or a note when available). */
   reason?: string;
+  /** The backend runs on a software emulation of its device (a CPU WebGPU adapter such as
+   * lavapipe or SwiftShader): usable, but automatic selection prefers native backends. */
+  emulated?: boolean;
 }
 
 export interface BackendCreateOptions {

@@ -23,12 +23,24 @@ describe('BackendRegistry', () => {
     r.register(fake('cpu', 10, true));
     const { factory, reports } = await r.pickBest();
     expect(factory.name).toBe('cpu');
+    expect(reports.every((x) => x.emulated === false)).toBe(true);
     expect(reports.map((x) => [x.name, x.available, x.reason])).toEqual([
       ['gpu-a', false, 'gpu-a has no device'],
       ['gpu-b', false, 'probe failed: driver exploded'],
       ['cpu', true, 'available'],
       ['reference', true, 'always available (JavaScript, float32)'],
     ]);
+  });
+  it('prefers a native backend to a higher-priority emulated one, and uses the emulated one when alone', async () => {
+    const emulatedGpu: BackendFactory = { ...fake('webgpu-sw', 50, true), async probe() { return { available: true, reason: 'lavapipe', emulated: true }; } };
+    const r = new BackendRegistry();
+    r.register(emulatedGpu);
+    r.register(fake('cpu', 10, true));
+    expect((await r.pickBest()).factory.name).toBe('cpu');
+    r.unregister('cpu');
+    const { factory, reports } = await r.pickBest();
+    expect(factory.name).toBe('webgpu-sw');
+    expect(reports[0].emulated).toBe(true);
   });
   it('refuses a backend of another contract version, and duplicates unless replacing', () => {
     const r = new BackendRegistry();
