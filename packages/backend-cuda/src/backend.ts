@@ -42,6 +42,25 @@ export interface CudaCreateOptions extends BackendCreateOptions {
 
 const HEAD_DIMS = [64, 128, 256];
 
+/**
+ * What every CUDA backend reports regardless of the GPU (the capabilities table is generated from
+ * it). A created backend fills in the device-dependent fields listed in CUDA_CAPABILITY_NOTES.
+ */
+export const CUDA_CAPABILITIES: BackendCapabilities = {
+  kvDtypes: ['f16'],
+  headDims: [...HEAD_DIMS],
+  tileMenu: KERNEL_ROWS.map((rows) => ({ rows, kvBlock: 64 })),
+  masks: ['none', 'causal'],
+  gpuTimers: true,
+  parallelUnits: 132,
+};
+
+export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
+  parallelUnits: 'the GPU\'s SM count (132 on an H100 SXM)',
+  readBandwidthGBs: '90% of the datasheet bandwidth, replaced by the measured value after probe()',
+  maxKvPoolBytes: '45% of the GPU memory per pool',
+};
+
 /** Availability with the reason: addon missing, no driver/device, or too old a GPU. */
 export async function cudaAvailability(): Promise<BackendAvailability> {
   const load = loadAddon();
@@ -108,11 +127,9 @@ export class CudaBackend implements AttentionBackend {
     const info = ctx.info();
     this.device = info.description;
     this.capabilities = {
-      kvDtypes: ['f16'],
-      headDims: [...HEAD_DIMS],
-      tileMenu: KERNEL_ROWS.map((rows) => ({ rows, kvBlock: 64 })),
-      masks: ['none', 'causal'],
-      gpuTimers: true,
+      ...CUDA_CAPABILITIES,
+      headDims: [...CUDA_CAPABILITIES.headDims],
+      tileMenu: CUDA_CAPABILITIES.tileMenu.map((t) => ({ ...t })),
       parallelUnits: info.smCount,
       // About 90% of the datasheet figure is what a streaming read reaches (H100: 2985 of 3352 GB/s
       // measured by probe()); probe() replaces it with the measured value.

@@ -6,6 +6,8 @@
  * probe reports `available: false` with the reason and `create()` throws a CanopyError.
  */
 export {
+  CUDA_CAPABILITIES,
+  CUDA_CAPABILITY_NOTES,
   CudaBackend,
   DEFAULT_STRATEGY,
   createCudaBackend,
