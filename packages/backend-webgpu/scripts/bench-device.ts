@@ -54,15 +54,12 @@ if (flag('sweep')) {
   const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number, direct = false): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread, direct });
   const [d4, r16, r64] = DEFAULT_VARIANTS;
   configs.push(
-    { name: 'dec-kb64-s16', options: { variants: [v(4, 64, 16, 32, true), r16, r64] } },
+    { name: 'prefetch', options: { variants: [d4, { ...r16, prefetch: true }, { ...r64, prefetch: true }] } },
     { name: 'dec-dpt16', options: { variants: [v(4, 32, 8, 16, true), r16, r64] } },
-    { name: 'dec-kb16-s4', options: { variants: [v(4, 16, 4, 32, true), r16, r64] } },
     { name: 'dec-shared', options: { variants: [v(4, 16, 8, 32), r16, r64] } },
-    { name: 'r16-direct', options: { variants: [d4, v(16, 32, 4, 32, true), r64] } },
-    { name: 'r64-kb8', options: { variants: [d4, r16, v(64, 8, 1, 64)] } },
-    { name: 'r128', options: { variants: [d4, r16, r64, v(128, 16, 1, 64)] } },
-    { name: 'splitMore', options: { split: { targetUnits: 132 * 16, minChunk: 32 } } },
-    { name: 'splitMore2', options: { split: { targetUnits: 132 * 32, minChunk: 64 } } },
+    { name: 'r32', options: { variants: [d4, r16, v(32, 16, 1, 64), r64] } },
+    { name: 'splitLess', options: { split: { targetUnits: 132 * 8, minChunk: 64 } } },
+    { name: 'noSubgroups', options: { subgroups: false } },
   );
 }
 

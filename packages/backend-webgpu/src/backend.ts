@@ -49,8 +49,7 @@ interface Prepared {
   layout: PreparedLayout;
   buffers: GPUBuffer[];
   queries: GPUBuffer;
-  outO: GPUBuffer;
-  outLse: GPUBuffer;
+  out: GPUBuffer;
   readback: GPUBuffer;
   dispatches: Array<{ pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; x: number; y: number }>;
   outBytes: number;
@@ -85,7 +84,9 @@ export class WebGpuBackend implements AttentionBackend {
     this.variants = (opts.variants ?? DEFAULT_VARIANTS).map((v) => ({ ...v }));
     const lim = info.device.limits;
     const units = opts.parallelUnits ?? guessParallelUnits(info);
-    this.policy = { targetUnits: units * 8, minChunk: 64, ...opts.split };
+    // H100 sweep (docs/benchmarks/webgpu-h100-*.json): 16 units per parallel unit and 32-token
+    // minimum chunks beat 8 / 64 on W1–W2 and tie elsewhere
+    this.policy = { targetUnits: units * 16, minChunk: 32, ...opts.split };
     this.planCacheSize = opts.planCacheSize ?? 4;
     this.timestamps = info.features.has('timestamp-query');
     this.tiling = opts.tiling ?? (info.isCpu ? 'direct' : 'shared');
@@ -150,7 +151,10 @@ export class WebGpuBackend implements AttentionBackend {
   }
 
   private createBuffer(size: number, usage: number, label: string): GPUBuffer {
-    const b = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, label });
+    // Mapped at creation (zeros) so Dawn counts the buffer as initialized: its lazy clear on first
+    // use took lavapipe close to a minute per new buffer set, on the first run of every plan.
+    const b = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, label, mappedAtCreation: true });
+    b.unmap();
     this.live.add(b);
     return b;
   }
@@ -227,13 +231,14 @@ export class WebGpuBackend implements AttentionBackend {
       const f = this.fitted(v!, D);
       if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v!.rows} does not fit head dim ${D} on this device`);
       const { shape: s, subgroups: sg, direct } = f;
-      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${direct ? 'direct' : 'shared'}`;
+      const tile = direct ? 'direct' : v!.prefetch ? 'prefetch' : 'shared';
+      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${tile}`;
       const existing = this.pipelines.get(key);
       if (existing) return existing;
       const files = [
         sg ? WGSL.reduceSubgroup : WGSL.reduceShared,
         WGSL.attention,
-        direct ? WGSL.tileDirect : WGSL.tileShared,
+        tile === 'direct' ? WGSL.tileDirect : tile === 'prefetch' ? WGSL.tilePrefetch : WGSL.tileShared,
         kv.cache.dtype === 'f16' ? WGSL.kvF16 : WGSL.kvF32,
       ];
       code = specialize(files, {
@@ -299,25 +304,24 @@ export class WebGpuBackend implements AttentionBackend {
     const nDisp = this.variants.length + 1;
     const params = this.createBuffer(nDisp * PARAMS_STRIDE, BufferUsage.UNIFORM | BufferUsage.COPY_DST, 'canopy-params');
     const qBuf = this.createBuffer(queries.byteLength, S | BufferUsage.COPY_DST, 'canopy-queries');
-    const partO = this.createBuffer(layout.numInternal * H * D * 4, S, 'canopy-part-o');
-    const partLse = this.createBuffer(layout.numInternal * H * 4, S, 'canopy-part-lse');
+    // o then lse in one buffer each (see attention.wgsl)
+    const partBuf = this.createBuffer(layout.numInternal * H * (D + 1) * 4, S, 'canopy-partials');
     const outBytes = plan.numQueries * H * D * 4;
     const lseBytes = plan.numQueries * H * 4;
-    const outO = this.createBuffer(outBytes, S | BufferUsage.COPY_SRC, 'canopy-out');
-    const outLse = this.createBuffer(lseBytes, S | BufferUsage.COPY_SRC, 'canopy-out-lse');
-    const readback = this.createBuffer(Math.ceil(outBytes / 16) * 16 + lseBytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-readback');
+    const outBuf = this.createBuffer(outBytes + lseBytes, S | BufferUsage.COPY_SRC, 'canopy-out');
+    const readback = this.createBuffer(outBytes + lseBytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-readback');
+    const partLseOffset = layout.numInternal * H * D;
+    const outLseOffset = plan.numQueries * H * D;
 
     const pdata = new Uint32Array((nDisp * PARAMS_STRIDE) / 4);
     const dispatches: Prepared['dispatches'] = [];
     const maxX = this.gpu.device.limits.maxComputeWorkgroupsPerDimension;
     const entries = (p: GPUComputePipeline, slot: number, withKv: boolean): GPUBindGroup => {
       const e: GPUBindGroupEntry[] = [
-        { binding: 0, resource: { buffer: params, offset: slot * PARAMS_STRIDE, size: 48 } },
+        { binding: 0, resource: { buffer: params, offset: slot * PARAMS_STRIDE, size: 64 } },
         { binding: 1, resource: { buffer: planBuf } },
-        { binding: 3, resource: { buffer: partO } },
-        { binding: 4, resource: { buffer: partLse } },
-        { binding: 5, resource: { buffer: outO } },
-        { binding: 6, resource: { buffer: outLse } },
+        { binding: 3, resource: { buffer: partBuf } },
+        { binding: 5, resource: { buffer: outBuf } },
       ];
       if (withKv) e.push({ binding: 2, resource: { buffer: qBuf } }, { binding: 7, resource: { buffer: kv.k } }, { binding: 8, resource: { buffer: kv.v } });
       return this.gpu.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: e });
@@ -330,6 +334,8 @@ export class WebGpuBackend implements AttentionBackend {
       const o = (vi * PARAMS_STRIDE) / 4;
       pdata.set([first, count, x, layout.offTok, layout.offItemQ, layout.offLimit, layout.offDirect, H / cfg.numKvHeads, H, cfg.numKvHeads], o);
       new Float32Array(pdata.buffer, (o + 10) * 4, 1)[0] = softmaxScale(cfg) * LOG2E;
+      pdata[o + 11] = partLseOffset;
+      pdata[o + 12] = outLseOffset;
       const p = this.pipeline('attention', this.variants[vi], plan);
       dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y });
     }
@@ -338,17 +344,16 @@ export class WebGpuBackend implements AttentionBackend {
       const x = Math.min(n, maxX);
       const y = Math.ceil(n / x);
       const slot = this.variants.length;
-      pdata.set([layout.mergeCount, x, layout.offMergeQuery, layout.offMergeBegin, layout.offMergeList, H, 0, 0], (slot * PARAMS_STRIDE) / 4);
+      pdata.set([layout.mergeCount, x, layout.offMergeQuery, layout.offMergeBegin, layout.offMergeList, H, partLseOffset, outLseOffset], (slot * PARAMS_STRIDE) / 4);
       const p = this.pipeline('merge', undefined, plan);
       dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y });
     }
     writeBuf(this.gpu.device.queue, params, 0, pdata);
     const prepared: Prepared = {
       layout,
-      buffers: [planBuf, params, qBuf, partO, partLse, outO, outLse, readback],
+      buffers: [planBuf, params, qBuf, partBuf, outBuf, readback],
       queries: qBuf,
-      outO,
-      outLse,
+      out: outBuf,
       readback,
       dispatches,
       outBytes,
@@ -396,9 +401,8 @@ export class WebGpuBackend implements AttentionBackend {
       enc.resolveQuerySet(qs, 0, 2, tsBuf, 0);
       enc.copyBufferToBuffer(tsBuf, 0, tsRead, 0, 16);
     }
-    const outAligned = Math.ceil(p.outBytes / 16) * 16;
-    enc.copyBufferToBuffer(p.outO, 0, p.readback, 0, p.outBytes);
-    enc.copyBufferToBuffer(p.outLse, 0, p.readback, outAligned, p.lseBytes);
+    const outAligned = p.outBytes;
+    enc.copyBufferToBuffer(p.out, 0, p.readback, 0, Math.ceil((p.outBytes + p.lseBytes) / 4) * 4);
     const t0 = performance.now();
     device.queue.submit([enc.finish()]);
     await this.flushErrors();

@@ -8,6 +8,7 @@ import probeRead from './shaders/probe_read.wgsl';
 import reduceShared from './shaders/reduce_shared.wgsl';
 import reduceSubgroup from './shaders/reduce_subgroup.wgsl';
 import tileDirect from './shaders/tile_direct.wgsl';
+import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tileShared };
+export const WGSL = { attention, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

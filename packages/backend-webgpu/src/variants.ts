@@ -13,6 +13,8 @@ export interface KernelVariant {
   dimsPerThread: number;
   /** Read KV straight from the pools instead of through workgroup memory (few-row, decode-like units). */
   direct?: boolean;
+  /** Shared tiling only: load the next KV block into registers while computing on this one. */
+  prefetch?: boolean;
 }
 
 /** The menu: decode-like items (4 rows = 1 query × GQA 4), small packs, big shared-prefix packs. */

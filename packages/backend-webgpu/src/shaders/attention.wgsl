@@ -39,6 +39,10 @@ struct Params {
   numQoHeads: u32,
   numKvHeads: u32,
   scaleLog2e: f32, // softmax scale times log2(e): scores live in the log2 domain (exp2)
+  partLseOffset: u32, // where the lse values start in partBuf
+  outLseOffset: u32,  // where the lse values start in outBuf
+  pad0: u32,
+  pad1: u32,
 }
 
 struct Unit {
@@ -55,10 +59,24 @@ struct Unit {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> planBuf: array<u32>;
 @group(0) @binding(2) var<storage, read> queries: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> partO: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> partLse: array<f32>;
-@group(0) @binding(5) var<storage, read_write> outO: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read_write> outLse: array<f32>;
+// o then lse in one buffer each: lavapipe ran the first dispatch of a pipeline for close to a
+// minute when four separate writable buffers were bound
+@group(0) @binding(3) var<storage, read_write> partBuf: array<f32>;
+@group(0) @binding(5) var<storage, read_write> outBuf: array<f32>;
+
+fn store4(isOut: bool, i: u32, v: vec4<f32>) {
+  if (isOut) {
+    outBuf[4u * i] = v.x;
+    outBuf[4u * i + 1u] = v.y;
+    outBuf[4u * i + 2u] = v.z;
+    outBuf[4u * i + 3u] = v.w;
+  } else {
+    partBuf[4u * i] = v.x;
+    partBuf[4u * i + 1u] = v.y;
+    partBuf[4u * i + 2u] = v.z;
+    partBuf[4u * i + 3u] = v.w;
+  }
+}
 
 
 @compute @workgroup_size(WG)
@@ -179,18 +197,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       // the query's only partial: write the final output, no merge needed
       let ob = qid * NQO + head;
       for (var c = 0u; c < NV; c++) {
-        outO[ob * D4 + c * TPR + lane] = o[c] * inv;
+        store4(true, ob * D4 + c * TPR + lane, o[c] * inv);
       }
       if (lane == 0u) {
-        outLse[ob] = lse;
+        outBuf[params.outLseOffset + ob] = lse;
       }
     } else {
       let pb = (u.obase + lq) * NQO + head;
       for (var c = 0u; c < NV; c++) {
-        partO[pb * D4 + c * TPR + lane] = o[c] * inv;
+        store4(false, pb * D4 + c * TPR + lane, o[c] * inv);
       }
       if (lane == 0u) {
-        partLse[pb] = lse;
+        partBuf[params.partLseOffset + pb] = lse;
       }
     }
   }
