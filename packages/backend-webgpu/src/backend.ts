@@ -17,7 +17,7 @@ import { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.
 import { WGSL } from './shaders.js';
 import { BufferUsage, MapMode } from './usage.js';
 import { specialize } from './specialize.js';
-import { DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, variantTiles, type KernelVariant, type VariantShape } from './variants.js';
+import { CPU_VARIANTS, DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, variantTiles, type KernelVariant, type VariantShape } from './variants.js';
 
 export interface WebGpuBackendOptions extends AcquireOptions {
   /** Kernel menu override (benchmarks sweep it). */
@@ -81,7 +81,9 @@ export class WebGpuBackend implements AttentionBackend {
   private constructor(info: DeviceInfo, opts: WebGpuBackendOptions) {
     this.gpu = info;
     this.device = info.description;
-    this.variants = (opts.variants ?? DEFAULT_VARIANTS).map((v) => ({ ...v }));
+    // CPU adapters get one variant: lavapipe spends tens of seconds on the first dispatch of each
+    // new pipeline (see README), and workgroup-memory tiling buys nothing on a CPU.
+    this.variants = (opts.variants ?? (info.isCpu && opts.tiling === undefined ? CPU_VARIANTS : DEFAULT_VARIANTS)).map((v) => ({ ...v }));
     const lim = info.device.limits;
     const units = opts.parallelUnits ?? guessParallelUnits(info);
     // H100 sweep (docs/benchmarks/webgpu-h100-*.json): 16 units per parallel unit and 32-token

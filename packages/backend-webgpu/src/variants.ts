@@ -17,12 +17,19 @@ export interface KernelVariant {
   prefetch?: boolean;
 }
 
-/** The menu: decode-like items (4 rows = 1 query × GQA 4), small packs, big shared-prefix packs. */
+/**
+ * The menu: decode-like items (4 rows = 1 query × GQA 4, KV read directly, 8 token splits), small
+ * packs and big shared-prefix packs (KV blocks in workgroup memory, next block prefetched). Chosen
+ * by the H100 sweeps in docs/benchmarks/webgpu-h100-2026-11-23*.json.
+ */
 export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
   { rows: 4, kvBlock: 32, splits: 8, dimsPerThread: 32, direct: true },
-  { rows: 16, kvBlock: 16, splits: 2, dimsPerThread: 32 },
-  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64 },
+  { rows: 16, kvBlock: 16, splits: 2, dimsPerThread: 32, prefetch: true },
+  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, prefetch: true },
 ];
+
+/** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */
+export const CPU_VARIANTS: readonly KernelVariant[] = [{ rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32, direct: true }];
 
 export const SUPPORTED_HEAD_DIMS = [32, 64, 128, 256];
 
