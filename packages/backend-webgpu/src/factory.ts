@@ -10,7 +10,11 @@ export const webgpuBackendFactory: BackendFactory = {
   async probe(): Promise<BackendAvailability> {
     try {
       const adapter = await getAdapter();
-      return { available: true, reason: describeAdapter(adapter.info) };
+      const description = describeAdapter(adapter.info);
+      // A CPU adapter (lavapipe, SwiftShader, WARP) works but is slower than a native CPU backend:
+      // say so, so that automatic selection prefers native backends.
+      const emulated = adapter.info?.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp/i.test(description);
+      return { available: true, reason: description, emulated };
     } catch (e) {
       return { available: false, reason: (e as Error).message };
     }
