@@ -37,7 +37,9 @@ const WANTED_LIMITS = [
 
 const WANTED_FEATURES = ['subgroups', 'timestamp-query', 'shader-f16'];
 
-const DEFAULT_DAWN_FLAGS: string[] = [];
+// Dawn quantizes timestamp queries to ~65.5 µs by default (a browser mitigation against timing
+// attacks); a benchmark needs the real GPU clock, so the Node loader turns that off.
+const DEFAULT_DAWN_FLAGS: string[] = ['disable-dawn-features=timestamp_quantization'];
 
 let nodeGpu: GPU | undefined;
 
