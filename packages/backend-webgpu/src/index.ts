@@ -5,3 +5,4 @@ export { CPU_VARIANTS, DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, pick
 export { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.js';
 export { specialize } from './specialize.js';
 export { WGSL } from './shaders.js';
+export { WEBGPU_CAPABILITIES, WEBGPU_CAPABILITY_NOTES } from './capabilities.js';
