@@ -185,12 +185,14 @@ export function withConfig(spec: TreeSpec, patch: Partial<TreeConfig>): TreeSpec
   return { ...spec, config: { ...spec.config, ...patch } };
 }
 
-/** The batch of a tree, with its explicit tree and the paged layout described above. */
-export function buildBatch(spec: TreeSpec): Batch {
-  const { config: tc } = spec;
+/**
+ * The order of the batch's tree nodes: `order[k]` is the index in `spec.nodes` of batch node k.
+ * Topological (parents before children), stable in file order, so the explicit tree satisfies
+ * parent[n] < n, which is what a TokenTree needs. Exported so callers (the web page) can map
+ * batch nodes back to spec node ids.
+ */
+export function treeOrder(spec: TreeSpec): number[] {
   const byId = new Map(spec.nodes.map((n, i) => [n.id, i]));
-  // Topological order (parents before children), stable in file order, so the explicit tree
-  // satisfies parent[n] < n, which is what a TokenTree needs.
   const order: number[] = [];
   const placed = new Uint8Array(spec.nodes.length);
   const place = (i: number): void => {
@@ -201,6 +203,14 @@ export function buildBatch(spec: TreeSpec): Batch {
     order.push(i);
   };
   spec.nodes.forEach((_, i) => place(i));
+  return order;
+}
+
+/** The batch of a tree, with its explicit tree and the paged layout described above. */
+export function buildBatch(spec: TreeSpec): Batch {
+  const { config: tc } = spec;
+  const byId = new Map(spec.nodes.map((n, i) => [n.id, i]));
+  const order = treeOrder(spec);
   const newIndex = new Int32Array(spec.nodes.length);
   order.forEach((old, k) => (newIndex[old] = k));
 
