@@ -15,6 +15,7 @@ import {
   type Plan,
   type RunOptions,
   type TimingOptions,
+  type GroupTimingOptions,
   type TimingResult,
 } from './types.js';
 
@@ -168,6 +169,24 @@ export class ReferenceBackend implements AttentionBackend {
     for (let i = 0; i < options.iters; i++) {
       const t0 = performance.now();
       await this.run(plan, queries);
+      timesUs[i] = (performance.now() - t0) * 1000;
+    }
+    return { timesUs, clock: 'wall' };
+  }
+
+  /** Plans run one after another (the host executor has nothing to overlap), whatever the mode. */
+  async timeGroup(plans: Plan[], queries: Float32Array[], options: GroupTimingOptions): Promise<TimingResult> {
+    if (plans.length === 0 || plans.length !== queries.length) {
+      fail('bad-option', `timeGroup needs one query tensor per plan and at least one plan (got ${plans.length} plans, ${queries.length} query tensors)`);
+    }
+    const once = async () => {
+      for (let p = 0; p < plans.length; p++) await this.run(plans[p], queries[p]);
+    };
+    for (let i = 0; i < options.warmup; i++) await once();
+    const timesUs = new Float64Array(options.iters);
+    for (let i = 0; i < options.iters; i++) {
+      const t0 = performance.now();
+      await once();
       timesUs[i] = (performance.now() - t0) * 1000;
     }
     return { timesUs, clock: 'wall' };

@@ -196,6 +196,18 @@ export interface TimingOptions {
   iters: number;
 }
 
+/**
+ * How `timeGroup` runs several plans as one step. 'serial': one after another on one queue or
+ * stream (separate kernels back to back); 'concurrent': the backend may overlap them (CUDA: one
+ * stream per plan). Hybrid prefill+decode baselines time a prefill plan and a decode plan this
+ * way against one plan of the whole batch.
+ */
+export type GroupMode = 'serial' | 'concurrent';
+
+export interface GroupTimingOptions extends TimingOptions {
+  mode: GroupMode;
+}
+
 /** Per-iteration times in µs and how they were taken. */
 export interface TimingResult {
   timesUs: Float64Array;
@@ -225,6 +237,9 @@ export interface AttentionBackend {
   run(plan: Plan, queries: Float32Array, options?: RunOptions): Promise<AttentionOutput>;
   /** Time `iters` executions of a plan after `warmup`, without reading results back each time. */
   time?(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult>;
+  /** Optional: time several plans executed as one step, plan i on `queries[i]` (each plan's own
+   * query tensor). Each entry of the result covers all plans of one iteration. */
+  timeGroup?(plans: Plan[], queries: Float32Array[], options: GroupTimingOptions): Promise<TimingResult>;
   /** Measure bandwidth and arithmetic ceilings of this device. */
   probe?(): Promise<DeviceProbe>;
   dispose(): Promise<void>;

@@ -91,3 +91,23 @@ describe('ReferenceBackend', () => {
     });
   }
 });
+
+describe('ReferenceBackend.timeGroup', () => {
+  it('times several plans as one step and runs each on its own queries', async () => {
+    const { ReferenceBackend } = await import('../src/index.js');
+    const a = simpleBatch(cfg, [5, 9], 4, [1, 3]);
+    const cache = randomKvCache(a.numPages, a.pageSize, cfg, 11);
+    const be = new ReferenceBackend();
+    await be.setKvCache(cache);
+    const pa = chunkedPlan(a, 3);
+    const qa = randomQueries(4, cfg, 5);
+    const res = await be.timeGroup([pa, pa], [qa, qa], { warmup: 1, iters: 3, mode: 'serial' });
+    expect(res.timesUs.length).toBe(3);
+    expect(res.clock).toBe('wall');
+    for (const t of res.timesUs) expect(t).toBeGreaterThan(0);
+    await expect(be.timeGroup([pa], [qa, qa], { warmup: 0, iters: 1, mode: 'concurrent' })).rejects.toThrow(/one query tensor per plan/);
+    // a plan whose queries do not fit its query tensor fails as run() would
+    await expect(be.timeGroup([pa], [qa.subarray(0, 8)], { warmup: 0, iters: 1, mode: 'serial' })).rejects.toThrow();
+    await be.dispose();
+  });
+});
