@@ -22,6 +22,91 @@ export function firstMismatch(ai: Int32Array, at: Int32Array, bi: Int32Array, bt
   return j;
 }
 
+/**
+ * Checks that request r holds the same segments as request v at page indices [0, e), for the
+ * optimistic full build (RadixTree.insertChecked). Under Node, `Buffer.prototype.equals` compares
+ * r's whole id (token) array, with no byte view of it made, against a scratch that holds v's
+ * prefix [0, e) followed by r's own tail [e, n): one native memcmp per array and request. Making
+ * two byte views per request cost more than the compare itself. The scratch keeps v's prefix
+ * between requests that check against the same v (all the leaves under one shared node).
+ * Elsewhere, or for short prefixes, a plain loop.
+ */
+type EqualsFn = (this: ArrayBufferView, other: Uint8Array) => boolean;
+const nativeEquals: EqualsFn | undefined = (() => {
+  const eq = (globalThis as { Buffer?: { prototype: { equals?: EqualsFn } } }).Buffer?.prototype.equals;
+  if (typeof eq !== 'function') return undefined;
+  try {
+    // Relies on equals accepting any typed array as `this` (it compares byte lengths and bytes).
+    const a = Int32Array.of(1, 2, 3);
+    if (eq.call(a, new Uint8Array(Int32Array.of(1, 2, 3).buffer)) !== true) return undefined;
+    if (eq.call(a, new Uint8Array(Int32Array.of(1, 2, 4).buffer)) !== false) return undefined;
+    if (eq.call(a.subarray(1), new Uint8Array(Int32Array.of(2, 3).buffer)) !== true) return undefined;
+    return eq;
+  } catch {
+    return undefined;
+  }
+})();
+/** Prefixes shorter than this are compared in a loop (a native call costs about 100 ns). */
+const LOOP_BELOW = 48;
+
+class PrefixCheck {
+  ids = new Int32Array(0);
+  tks = new Int32Array(0);
+  /** Byte views of the scratch of exactly 4·n bytes, by n. */
+  idsViews: (Uint8Array | undefined)[] = [];
+  tksViews: (Uint8Array | undefined)[] = [];
+  /** Arrays whose prefix [0, validTo) the scratch holds. */
+  whoIds: Int32Array | null = null;
+  whoTks: Int32Array | null = null;
+  validTo = 0;
+
+  /** Forget the scratch's contents (arrays may be mutated between builds). */
+  reset(): void {
+    this.whoIds = null;
+    this.whoTks = null;
+    this.validTo = 0;
+  }
+
+  equalPrefix(ai: Int32Array, at: Int32Array, bi: Int32Array, bt: Int32Array, e: number): boolean {
+    const n = ai.length;
+    if (e < LOOP_BELOW || nativeEquals === undefined || n - e > e) return firstMismatch(ai, at, bi, bt, 0, e) === e;
+    if (this.ids.length < n) {
+      const cap = Math.max(n, 2 * this.ids.length, 256);
+      this.ids = new Int32Array(cap);
+      this.tks = new Int32Array(cap);
+      this.idsViews = [];
+      this.tksViews = [];
+      this.reset();
+    }
+    const si = this.ids;
+    const st = this.tks;
+    if (this.whoIds !== bi || this.whoTks !== bt || this.validTo < e) {
+      si.set(e === bi.length ? bi : bi.subarray(0, e));
+      st.set(e === bt.length ? bt : bt.subarray(0, e));
+      this.whoIds = bi;
+      this.whoTks = bt;
+      this.validTo = e;
+    }
+    // r's own tail after the prefix (equal to itself); this overwrites the rest of b's prefix
+    if (n - e < 64) {
+      for (let j = e; j < n; j++) {
+        si[j] = ai[j];
+        st[j] = at[j];
+      }
+    } else {
+      si.set(ai.subarray(e), e);
+      st.set(at.subarray(e), e);
+    }
+    if (this.validTo > e) this.validTo = e;
+    let vi = this.idsViews[n];
+    if (vi === undefined) this.idsViews[n] = vi = new Uint8Array(si.buffer, 0, 4 * n);
+    let vt = this.tksViews[n];
+    if (vt === undefined) this.tksViews[n] = vt = new Uint8Array(st.buffer, 0, 4 * n);
+    return nativeEquals.call(ai, vi) && nativeEquals.call(at, vt);
+  }
+}
+const prefixCheck = new PrefixCheck();
+
 /** Virtual super-root: node 0, no pages. Real roots are its children (parent -1 when exported). */
 export const VROOT = 0;
 /** Children lists longer than this get a Map from key to child (wide fans, thousands of roots). */
@@ -357,6 +442,89 @@ export class RadixTree {
     return cur;
   }
 
+  /** Node path of the last insertChecked (scratch). */
+  private path: Int32Array = new Int32Array(16);
+
+  /**
+   * Insert request r from the root, finding where it leaves each node it enters by looking at
+   * few pages: the node's last page in range first (a request that matches a whole node, the
+   * common case, costs one look), else a binary search for a mismatch. That is exact only where
+   * page ids name their prefix; with `check`, the request's whole matched prefix [0, e) is then
+   * compared with the node's source request in one go (see PrefixCheck), and on any difference
+   * the request is inserted by the exact page-by-page walk instead (`insert`). The tree is not
+   * touched before the check, so the result is always the exact radix tree. Why one comparison
+   * with the deepest node's source suffices: every request through a node holds that node's
+   * source's pages on the node's range (the invariant this keeps), and that source passes
+   * through every node above; a mismatch found is a real one (both pages were looked at).
+   * Without `check` this is the `trustPageIds` insert. No explicit-tree bounds.
+   */
+  insertChecked(r: number, check: boolean): number {
+    const req = this.requests[r];
+    const ids = req.pageIds;
+    const tk = req.pageTokens;
+    const n = ids.length;
+    if (n === 0) fail('bad-batch', `request ${r} has no KV pages`);
+    const KM = this.keyMul;
+    const tpe = this.pe;
+    let path = this.path;
+    let depth = 0;
+    let cur = VROOT;
+    let i = 0;
+    let last = -1;
+    while (i < n) {
+      const c = this.findChild(cur, ids[i] * KM + tk[i]);
+      if (c === -1) break;
+      const s = this.requests[this.src[c]];
+      const sids = s.pageIds;
+      const stk = s.pageTokens;
+      const pe = tpe[c];
+      const lim = pe < n ? pe : n;
+      let j = lim;
+      const e = lim - 1;
+      if (e > i && (sids[e] !== ids[e] || stk[e] !== tk[e])) {
+        // first mismatch in (i, e]; e mismatches
+        let lo = i + 1;
+        let hi = e;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (sids[mid] === ids[mid] && stk[mid] === tk[mid]) lo = mid + 1;
+          else hi = mid;
+        }
+        j = lo;
+      }
+      if (depth === path.length) {
+        const p2 = new Int32Array(2 * depth);
+        p2.set(path);
+        this.path = path = p2;
+      }
+      path[depth++] = c;
+      last = c;
+      i = j;
+      if (j < pe) break;
+      cur = c;
+    }
+    if (check && last !== -1) {
+      const v = this.requests[this.src[last]];
+      if (!prefixCheck.equalPrefix(ids, tk, v.pageIds, v.pageTokens, i)) return this.insert(r, null);
+    }
+    this.refCount[VROOT]++;
+    for (let k = 0; k < depth - 1; k++) this.refCount[path[k]]++;
+    if (last !== -1) {
+      let x = last;
+      if (i < tpe[last]) x = this.split(last, i);
+      this.refCount[x]++;
+      cur = x;
+    }
+    if (i < n) {
+      const x = this.newNode(cur, r, req, i, n);
+      this.refCount[x] = 1;
+      cur = x;
+    }
+    this.endCount[cur]++;
+    this.reqLeaf[r] = cur;
+    return cur;
+  }
+
   /**
    * Remove request r's path (its leaf is reqLeaf[r]); deletes nodes no request uses any more and
    * merges a node left with one child and no request ending at it into that child, so the tree
@@ -536,8 +704,14 @@ export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   t.trustPageIds = trustPageIds;
   t.requests = batch.requests.slice();
   t.reqLeaf = new Int32Array(R).fill(-1);
-  const bounds = batch.tree ? explicitBounds(batch) : null;
-  for (let r = 0; r < R; r++) t.insert(r, bounds ? bounds[r] : null);
+  if (batch.tree) {
+    const bounds = explicitBounds(batch);
+    for (let r = 0; r < R; r++) t.insert(r, bounds[r]);
+  } else {
+    prefixCheck.reset();
+    for (let r = 0; r < R; r++) t.insertChecked(r, !trustPageIds);
+    prefixCheck.reset();
+  }
   t.recordLast();
   return t;
 }
