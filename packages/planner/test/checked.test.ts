@@ -24,7 +24,7 @@ const tokensOf = (r: BatchRequest, k: number): number => r.pageTokens.subarray(0
  */
 const arbAdversarial = fc
   .record({
-    pageSize: fc.constantFrom(4, 16),
+    pageSize: fc.constantFrom<number>(4, 16),
     bases: fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 3 }),
     edits: fc.array(
       fc.record({ base: fc.nat(), at: fc.double({ min: 0, max: 1, noNaN: true }), kind: fc.constantFrom(0, 1, 2, 3), keep: fc.double({ min: 0.05, max: 1, noNaN: true }), extra: fc.nat(40) }),
