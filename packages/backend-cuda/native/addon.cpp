@@ -26,6 +26,7 @@ namespace canopy {
 namespace {
 
 constexpr int kNumStreams = 4;  // one per tile kernel of the multi-stream strategy
+constexpr int kMaxGroup = 8;    // plans one timeGroup call may run concurrently (a stream set each)
 
 struct DeviceBuffer {
   void* ptr = nullptr;
@@ -51,15 +52,48 @@ struct DeviceBuffer {
 
 struct PlanState;
 
+// The streams and events one execution of a plan uses: it is enqueued on `main`, forks onto the
+// side streams (tile kernels or persistent families) and joins back. One set per plan that runs
+// at the same time as others (timeGroup 'concurrent').
+struct StreamSet {
+  cudaStream_t main = nullptr;
+  cudaStream_t side[kNumStreams] = {};
+  cudaEvent_t fork = nullptr;
+  cudaEvent_t join[kNumStreams] = {};
+  cudaEvent_t done = nullptr;  // recorded on main after the plan (group join)
+  void create() {
+    CANOPY_CUDA(cudaStreamCreateWithFlags(&main, cudaStreamNonBlocking));
+    for (int i = 0; i < kNumStreams; ++i) {
+      CANOPY_CUDA(cudaStreamCreateWithFlags(&side[i], cudaStreamNonBlocking));
+      CANOPY_CUDA(cudaEventCreateWithFlags(&join[i], cudaEventDisableTiming));
+    }
+    CANOPY_CUDA(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    CANOPY_CUDA(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  }
+  void destroy() {
+    if (main) cudaStreamDestroy(main);
+    for (int i = 0; i < kNumStreams; ++i) {
+      if (side[i]) cudaStreamDestroy(side[i]);
+      if (join[i]) cudaEventDestroy(join[i]);
+      side[i] = nullptr;
+      join[i] = nullptr;
+    }
+    if (fork) cudaEventDestroy(fork);
+    if (done) cudaEventDestroy(done);
+    main = nullptr;
+    fork = done = nullptr;
+  }
+};
+
 struct ContextCore {
   int device = 0;
   cudaDeviceProp prop{};
   std::mutex mu;
   bool disposed = false;
-  cudaStream_t main = nullptr;
-  cudaStream_t side[kNumStreams] = {};
-  cudaEvent_t fork = nullptr;
-  cudaEvent_t join[kNumStreams] = {};
+  StreamSet base;                                 // single-plan runs; timeGroup's capture stream
+  std::vector<std::unique_ptr<StreamSet>> group;  // timeGroup 'concurrent': plan i on group[i] (lazy)
+  cudaEvent_t groupFork = nullptr;
+  cudaStream_t main = nullptr;  // = base.main
   DeviceBuffer k, v;
   int numPages = 0, pageSize = 0, numKvHeads = 0, headDim = 0;
   long long kvGeneration = 0;  // bumps on every setKvCache: graphs that captured old pools are stale
@@ -69,13 +103,17 @@ struct ContextCore {
     device = dev;
     CANOPY_CUDA(cudaSetDevice(dev));
     CANOPY_CUDA(cudaGetDeviceProperties(&prop, dev));
-    CANOPY_CUDA(cudaStreamCreateWithFlags(&main, cudaStreamNonBlocking));
-    for (int i = 0; i < kNumStreams; ++i) {
-      CANOPY_CUDA(cudaStreamCreateWithFlags(&side[i], cudaStreamNonBlocking));
-      CANOPY_CUDA(cudaEventCreateWithFlags(&join[i], cudaEventDisableTiming));
-    }
-    CANOPY_CUDA(cudaEventCreateWithFlags(&fork, cudaEventDisableTiming));
+    base.create();
+    main = base.main;
+    CANOPY_CUDA(cudaEventCreateWithFlags(&groupFork, cudaEventDisableTiming));
     attnInit();
+  }
+  StreamSet& groupSet(size_t i) {
+    while (group.size() <= i) {
+      group.emplace_back(new StreamSet());
+      group.back()->create();
+    }
+    return *group[i];
   }
   void releaseLocked();
   ~ContextCore() {
@@ -87,7 +125,14 @@ struct ContextCore {
   }
 };
 
-enum Strategy { kStreams = 0, kPersistent = 1 };
+enum Strategy { kStreams = 0, kPersistent = 1, kFused = 2 };
+constexpr int kNumStrategies = 3;
+
+Strategy strategyArg(const Napi::Value& v) {
+  const int s = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+  if (s < 0 || s >= kNumStrategies) throw Napi::RangeError::New(v.Env(), "strategy must be 0 (streams), 1 (persistent) or 2 (fused)");
+  return static_cast<Strategy>(s);
+}
 
 struct PlanState {
   std::shared_ptr<ContextCore> core;
@@ -101,12 +146,15 @@ struct PlanState {
   bool wgmma = false;  // 8-warp tiles compute S with wgmma where the SASS has it
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
+  bool fusedOk = false;            // head dim has the fused kernel (else 'fused' runs as 'persistent')
+  int fusedGrid = 1;               // CTAs of the fused grid (SMs × CTAs per SM)
+  int fusedQuota[2] = {0, 0};      // fused CTAs of per-SM slot 0 / 1 that start in the compute role
   DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
       queryKvLimit, slotDest, mergeBegin, mergeSlots, mergeQueries;
-  DeviceBuffer workGrouped, workSorted, counter;
+  DeviceBuffer workGrouped, workSorted, counter, fusedCounters;
   DeviceBuffer q, partO, partLse, out, outLse;
-  cudaGraphExec_t graph[2] = {nullptr, nullptr};
-  long long graphGeneration[2] = {-1, -1};
+  cudaGraphExec_t graph[kNumStrategies] = {};
+  long long graphGeneration[kNumStrategies] = {-1, -1, -1};
   bool freed = false;
 
   void freeLocked() {
@@ -116,7 +164,7 @@ struct PlanState {
     }
     for (DeviceBuffer* b : {&itemTokBegin, &tokRow, &itemPos, &itemQueryBegin, &itemQueries,
                             &itemPartialBase, &queryKvLimit, &slotDest, &mergeBegin, &mergeSlots,
-                            &mergeQueries, &workGrouped, &workSorted, &counter, &q, &partO,
+                            &mergeQueries, &workGrouped, &workSorted, &counter, &fusedCounters, &q, &partO,
                             &partLse, &out, &outLse}) {
       b->reset();
     }
@@ -158,10 +206,25 @@ struct PlanState {
     return p;
   }
 
-  // The whole launch sequence of one execution on core->main (captured into a graph).
-  void enqueue(Strategy s) {
-    ContextCore& c = *core;
-    if (s == kPersistent) {
+  // The whole launch sequence of one execution on c.main (captured into a graph): the
+  // attention launches of the strategy, then the merge, all ordered after what c.main holds.
+  void enqueue(Strategy s, StreamSet& c) {
+    if (s == kFused && !fusedOk) s = kPersistent;
+    if (s == kFused) {
+      // One grid; the 8-warp units are one family of workSorted, the 4-warp units the other.
+      CANOPY_CUDA(cudaMemsetAsync(fusedCounters.ptr, 0, fusedCounters.bytes, c.main));
+      const WorkUnit* units = workSorted.as<const WorkUnit>();
+      FusedParams f{};
+      const bool eightFirst = firstWarps == 8;
+      f.work8 = eightFirst ? units : units + numFirst;
+      f.n8 = eightFirst ? numFirst : numWork - numFirst;
+      f.work4 = eightFirst ? units + numFirst : units;
+      f.n4 = numWork - f.n8;
+      f.counters = fusedCounters.as<int>();
+      f.computeQuota0 = fusedQuota[0];
+      f.computeQuota1 = fusedQuota[1];
+      launchAttnFused(attnParams(units, numWork), f, headDim, fusedGrid, c.main);
+    } else if (s == kPersistent) {
       // Two persistent grids side by side (the family with the longest unit first), each with its own counter.
       CANOPY_CUDA(cudaMemsetAsync(counter.ptr, 0, 2 * sizeof(int), c.main));
       CANOPY_CUDA(cudaEventRecord(c.fork, c.main));
@@ -216,6 +279,12 @@ struct PlanState {
     launchMerge(m, headDim, c.main);
   }
 
+  // Validate before capture starts (a throw inside a capture leaves the stream capturing).
+  void checkRunnable() const {
+    if (freed) throw CudaError("the plan handle was disposed");
+    if (core->k.ptr == nullptr) throw CudaError("no KV cache: call setKvCache first");
+  }
+
   // Graph of the launch sequence, captured once per (strategy, KV pools).
   cudaGraphExec_t graphFor(Strategy s) {
     if (graph[s] && graphGeneration[s] == core->kvGeneration) return graph[s];
@@ -226,7 +295,7 @@ struct PlanState {
     cudaGraph_t g = nullptr;
     CANOPY_CUDA(cudaStreamBeginCapture(core->main, cudaStreamCaptureModeThreadLocal));
     try {
-      enqueue(s);
+      enqueue(s, core->base);
     } catch (...) {
       cudaStreamEndCapture(core->main, &g);
       if (g) cudaGraphDestroy(g);
@@ -251,12 +320,11 @@ void ContextCore::releaseLocked() {
   plans.clear();
   k.reset();
   v.reset();
-  if (main) cudaStreamDestroy(main);
-  for (int i = 0; i < kNumStreams; ++i) {
-    if (side[i]) cudaStreamDestroy(side[i]);
-    if (join[i]) cudaEventDestroy(join[i]);
-  }
-  if (fork) cudaEventDestroy(fork);
+  base.destroy();
+  for (auto& g : group) g->destroy();
+  group.clear();
+  if (groupFork) cudaEventDestroy(groupFork);
+  groupFork = nullptr;
   main = nullptr;
 }
 
@@ -367,6 +435,32 @@ class SetKvWorker : public TaskWorker {
   int numPages_, pageSize_, numKvHeads_, headDim_;
 };
 
+// Warm up, then one event between consecutive replays of `g` on `st`; no read-back in between.
+std::vector<double> timeGraphReplays(cudaGraphExec_t g, cudaStream_t st, int warmup, int iters) {
+  for (int i = 0; i < warmup; ++i) CANOPY_CUDA(cudaGraphLaunch(g, st));
+  std::vector<cudaEvent_t> ev(iters + 1, nullptr);
+  std::vector<double> times(iters);
+  try {
+    for (auto& e : ev) CANOPY_CUDA(cudaEventCreate(&e));
+    CANOPY_CUDA(cudaEventRecord(ev[0], st));
+    for (int i = 0; i < iters; ++i) {
+      CANOPY_CUDA(cudaGraphLaunch(g, st));
+      CANOPY_CUDA(cudaEventRecord(ev[i + 1], st));
+    }
+    CANOPY_CUDA(cudaStreamSynchronize(st));
+    for (int i = 0; i < iters; ++i) {
+      float ms = 0.f;
+      CANOPY_CUDA(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+      times[i] = ms * 1000.0;
+    }
+  } catch (...) {
+    for (auto& e : ev) if (e) cudaEventDestroy(e);
+    throw;
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  return times;
+}
+
 class RunWorker : public TaskWorker {
  public:
   RunWorker(Napi::Env env, std::shared_ptr<ContextCore> core, std::shared_ptr<PlanState> plan,
@@ -377,35 +471,13 @@ class RunWorker : public TaskWorker {
  protected:
   void Work() override {
     PlanState& p = *plan_;
-    if (p.freed) throw CudaError("the plan handle was disposed");
-    if (core_->k.ptr == nullptr) throw CudaError("no KV cache: call setKvCache first");
+    p.checkRunnable();
     cudaStream_t st = core_->main;
     CANOPY_CUDA(cudaMemcpyAsync(p.q.ptr, queries_.data(), queries_.size() * sizeof(float),
                                 cudaMemcpyHostToDevice, st));
     cudaGraphExec_t g = p.graphFor(strategy_);
     if (iters_ > 0) {
-      // time(): warm up, then one event between consecutive replays; no read-back in between.
-      for (int i = 0; i < warmup_; ++i) CANOPY_CUDA(cudaGraphLaunch(g, st));
-      std::vector<cudaEvent_t> ev(iters_ + 1, nullptr);
-      try {
-        for (auto& e : ev) CANOPY_CUDA(cudaEventCreate(&e));
-        CANOPY_CUDA(cudaEventRecord(ev[0], st));
-        for (int i = 0; i < iters_; ++i) {
-          CANOPY_CUDA(cudaGraphLaunch(g, st));
-          CANOPY_CUDA(cudaEventRecord(ev[i + 1], st));
-        }
-        CANOPY_CUDA(cudaStreamSynchronize(st));
-        times_.resize(iters_);
-        for (int i = 0; i < iters_; ++i) {
-          float ms = 0.f;
-          CANOPY_CUDA(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
-          times_[i] = ms * 1000.0;
-        }
-      } catch (...) {
-        for (auto& e : ev) if (e) cudaEventDestroy(e);
-        throw;
-      }
-      for (auto& e : ev) cudaEventDestroy(e);
+      times_ = timeGraphReplays(g, st, warmup_, iters_);
       return;
     }
     // run(): poison the outputs and partials (NaN) first, so a slot the plan fails to write can
@@ -465,6 +537,76 @@ class RunWorker : public TaskWorker {
   double deviceUs_ = 0.0;
 };
 
+// timeGroup: several plans as one step, captured into one graph and replayed. 'serial': plan after
+// plan on the base stream set (each its own launches and merge, back to back); 'concurrent':
+// plan i on stream set i, forked from and joined back into the capture stream.
+class GroupWorker : public TaskWorker {
+ public:
+  GroupWorker(Napi::Env env, std::shared_ptr<ContextCore> core, std::vector<std::shared_ptr<PlanState>> plans,
+              std::vector<std::vector<float>> queries, Strategy strategy, bool concurrent, int warmup, int iters)
+      : TaskWorker(env, std::move(core)), plans_(std::move(plans)), queries_(std::move(queries)),
+        strategy_(strategy), concurrent_(concurrent), warmup_(warmup), iters_(iters) {}
+
+ protected:
+  void Work() override {
+    ContextCore& c = *core_;
+    for (auto& p : plans_) p->checkRunnable();
+    if (concurrent_) {
+      for (size_t i = 0; i < plans_.size(); ++i) c.groupSet(i);  // outside the capture
+    }
+    cudaStream_t st = c.main;
+    for (size_t i = 0; i < plans_.size(); ++i) {
+      CANOPY_CUDA(cudaMemcpyAsync(plans_[i]->q.ptr, queries_[i].data(), queries_[i].size() * sizeof(float),
+                                  cudaMemcpyHostToDevice, st));
+    }
+    cudaGraph_t g = nullptr;
+    CANOPY_CUDA(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    try {
+      if (concurrent_) {
+        CANOPY_CUDA(cudaEventRecord(c.groupFork, st));
+        for (size_t i = 0; i < plans_.size(); ++i) {
+          StreamSet& set = *c.group[i];
+          CANOPY_CUDA(cudaStreamWaitEvent(set.main, c.groupFork, 0));
+          plans_[i]->enqueue(strategy_, set);
+          CANOPY_CUDA(cudaEventRecord(set.done, set.main));
+        }
+        for (size_t i = 0; i < plans_.size(); ++i) CANOPY_CUDA(cudaStreamWaitEvent(st, c.group[i]->done, 0));
+      } else {
+        for (auto& p : plans_) p->enqueue(strategy_, c.base);
+      }
+    } catch (...) {
+      cudaStreamEndCapture(st, &g);
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    CANOPY_CUDA(cudaStreamEndCapture(st, &g));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CANOPY_CUDA(err);
+    try {
+      times_ = timeGraphReplays(exec, st, warmup_, iters_);
+    } catch (...) {
+      cudaGraphExecDestroy(exec);
+      throw;
+    }
+    cudaGraphExecDestroy(exec);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Float64Array t = Napi::Float64Array::New(env, times_.size());
+    std::copy(times_.begin(), times_.end(), t.Data());
+    return t;
+  }
+
+ private:
+  std::vector<std::shared_ptr<PlanState>> plans_;
+  std::vector<std::vector<float>> queries_;
+  Strategy strategy_;
+  bool concurrent_;
+  int warmup_, iters_;
+  std::vector<double> times_;
+};
+
 class ProbeWorker : public TaskWorker {
  public:
   ProbeWorker(Napi::Env env, std::shared_ptr<ContextCore> core) : TaskWorker(env, std::move(core)) {}
@@ -521,7 +663,8 @@ class Context : public Napi::ObjectWrap<Context> {
     return DefineClass(env, "Context",
                        {InstanceMethod("info", &Context::Info), InstanceMethod("setKvCache", &Context::SetKvCache),
                         InstanceMethod("createPlan", &Context::CreatePlan), InstanceMethod("run", &Context::Run),
-                        InstanceMethod("time", &Context::Time), InstanceMethod("probe", &Context::Probe),
+                        InstanceMethod("time", &Context::Time), InstanceMethod("timeGroup", &Context::TimeGroup),
+                        InstanceMethod("probe", &Context::Probe),
                         InstanceMethod("dispose", &Context::Dispose)});
   }
 
@@ -609,6 +752,8 @@ class Context : public Napi::ObjectWrap<Context> {
       first.insert(first.end(), second.begin(), second.end());
       ws.swap(first);
     }
+    Napi::Value ff = d.Get("fusedComputeFraction");
+    const double fusedFraction = ff.IsNumber() ? std::min(1.0, std::max(0.0, ff.As<Napi::Number>().DoubleValue())) : 0.5;
     auto mq = copyTyped<int32_t>(d.Get("mergeQueries"), "mergeQueries");
     st->numMergeQueries = int(mq.size());
     {
@@ -642,6 +787,23 @@ class Context : public Napi::ObjectWrap<Context> {
         const int sms = core_->prop.multiProcessorCount;
         st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * sms;
         st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * sms;
+        st->fusedOk = attnFusedSupported(st->headDim);
+        if (st->fusedOk) {
+          st->fusedCounters.alloc((4 + kFusedSmSlots) * sizeof(int));
+          const int perSm = attnFusedBlocksPerSm(st->headDim);
+          const int grid = perSm * sms;
+          const int n8 = st->firstWarps == 8 ? st->numFirst : st->numWork - st->numFirst;
+          const int n4 = st->numWork - n8;
+          // CTAs that start in the compute role: the host's compute share, at least one of
+          // each role while both lists have units (stealing evens out the estimate's error).
+          int nc = int(std::lround(fusedFraction * grid));
+          if (n8 == 0) nc = 0;
+          else if (n4 == 0) nc = grid;
+          else nc = std::min(std::max(nc, 1), grid - 1);
+          st->fusedGrid = grid;
+          st->fusedQuota[0] = std::min(nc, sms);  // slot 0 of each SM first: one CTA of each role per SM
+          st->fusedQuota[1] = nc - st->fusedQuota[0];
+        }
         // Outputs and partials start poisoned (NaN) so anything a plan fails to write shows.
         CANOPY_CUDA(cudaMemset(st->out.ptr, 0xff, st->out.bytes));
         CANOPY_CUDA(cudaMemset(st->outLse.ptr, 0xff, st->outLse.bytes));
@@ -671,7 +833,7 @@ class Context : public Napi::ObjectWrap<Context> {
     if (q.size() != size_t(plan->numQueries) * plan->numQoHeads * plan->headDim) {
       throw Napi::RangeError::New(env, "queries length does not match the plan");
     }
-    const Strategy s = info[2].As<Napi::Number>().Int32Value() == 1 ? kPersistent : kStreams;
+    const Strategy s = strategyArg(info[2]);
     const bool timing = info.Length() > 3 && info[3].ToBoolean().Value();
     auto* w = new RunWorker(env, core_, plan, std::move(q), s, timing, 0, 0);
     Napi::Promise pr = w->Promise();
@@ -687,10 +849,51 @@ class Context : public Napi::ObjectWrap<Context> {
     if (q.size() != size_t(plan->numQueries) * plan->numQoHeads * plan->headDim) {
       throw Napi::RangeError::New(env, "queries length does not match the plan");
     }
-    const Strategy s = info[2].As<Napi::Number>().Int32Value() == 1 ? kPersistent : kStreams;
+    const Strategy s = strategyArg(info[2]);
     const int warmup = std::max(0, info[3].As<Napi::Number>().Int32Value());
     const int iters = std::max(1, info[4].As<Napi::Number>().Int32Value());
     auto* w = new RunWorker(env, core_, plan, std::move(q), s, false, warmup, iters);
+    Napi::Promise pr = w->Promise();
+    w->Queue();
+    return pr;
+  }
+
+  // timeGroup(plans[], queries[], strategy, concurrent, warmup, iters) → Promise<Float64Array>
+  Napi::Value TimeGroup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsArray() || !info[1].IsArray()) {
+      throw Napi::TypeError::New(env, "timeGroup(plans, queries, strategy, concurrent, warmup, iters)");
+    }
+    Napi::Array hs = info[0].As<Napi::Array>();
+    Napi::Array qs = info[1].As<Napi::Array>();
+    if (hs.Length() == 0 || hs.Length() != qs.Length()) throw Napi::RangeError::New(env, "timeGroup: one query tensor per plan, at least one plan");
+    const bool concurrent = info[3].ToBoolean().Value();
+    if (concurrent && hs.Length() > size_t(kMaxGroup)) {
+      throw Napi::RangeError::New(env, "timeGroup: at most " + std::to_string(kMaxGroup) + " concurrent plans");
+    }
+    std::vector<std::shared_ptr<PlanState>> plans;
+    std::vector<std::vector<float>> queries;
+    for (uint32_t i = 0; i < hs.Length(); ++i) {
+      Napi::Value h = hs.Get(i);
+      if (!h.IsObject() || !h.As<Napi::Object>().InstanceOf(PlanHandle::ctor->Value())) {
+        throw Napi::TypeError::New(env, "timeGroup: plans[" + std::to_string(i) + "] is not a plan handle");
+      }
+      auto p = PlanHandle::Unwrap(h.As<Napi::Object>())->state;
+      for (auto& o : plans) {
+        // One handle twice would share its buffers and counters between two executions.
+        if (o == p) throw Napi::RangeError::New(env, "timeGroup: plan handle " + std::to_string(i) + " appears twice");
+      }
+      auto q = copyTyped<float>(qs.Get(i), "queries");
+      if (q.size() != size_t(p->numQueries) * p->numQoHeads * p->headDim) {
+        throw Napi::RangeError::New(env, "timeGroup: queries[" + std::to_string(i) + "] length does not match its plan");
+      }
+      plans.push_back(std::move(p));
+      queries.push_back(std::move(q));
+    }
+    const Strategy s = strategyArg(info[2]);
+    const int warmup = std::max(0, info[4].As<Napi::Number>().Int32Value());
+    const int iters = std::max(1, info[5].As<Napi::Number>().Int32Value());
+    auto* w = new GroupWorker(env, core_, std::move(plans), std::move(queries), s, concurrent, warmup, iters);
     Napi::Promise pr = w->Promise();
     w->Queue();
     return pr;
@@ -761,7 +964,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeDevices", Napi::Function::New(env, ProbeDevices));
   exports.Set("Context", Context::Init(env));
   exports.Set("PlanHandle", PlanHandle::Init(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));  // = ADDON_ABI in src/loader.ts
   return exports;
 }
 

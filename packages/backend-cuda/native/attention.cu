@@ -155,21 +155,51 @@ __host__ __device__ constexpr int ktFor(int d, int rg) {
 __host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
 __host__ __device__ constexpr size_t cmax(size_t a, size_t b) { return a > b ? a : b; }
 
-template <int D, int RG, int STAGES>
+template <int D, int RG, int STAGES, int KT = ktFor(D, RG)>
 __host__ __device__ constexpr size_t unitSmemBytes() {
-  constexpr int NW = warpsFor(D, RG), MT = mtFor(D, RG), KT = ktFor(D, RG);
+  constexpr int NW = warpsFor(D, RG), MT = mtFor(D, RG);
   return size_t(16 * RG) * rowStride<D>() * 2                       // Q
          + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
                 size_t(NW) * MT * 16 * (D + 4) * 4)                  //   the end-of-unit combine
          + size_t(16 * RG) * 4;                                      // row limits
 }
 
-template <int D, int RG, int STAGES, bool WG>
-__device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem) {
+// Who runs a unit and how its threads synchronise. A unit's code never names threadIdx or
+// __syncthreads directly: a whole CTA runs it with CtaSync; one 4-warp half of an 8-warp CTA
+// (the fused strategy's memory role) runs it with HalfSync, on named barrier 1 + half over its
+// 128 threads, so the two halves run different units independently.
+struct CtaSync {
+  static constexpr int kThreads = 0;  // any: blockDim.x
+  static constexpr bool kTightRegs = false;
+  __device__ __forceinline__ int tid() const { return threadIdx.x; }
+  __device__ __forceinline__ void sync() const { __syncthreads(); }
+};
+struct HalfSync {
+  static constexpr int kThreads = 128;
+  // Inside a 256-thread CTA capped at 128 registers (two per SM): Q fragments in registers
+  // would spill, so the half's tiles reload them from shared memory like the 8-warp tiles.
+  static constexpr bool kTightRegs = true;
+  int half;  // 0 or 1: threads [128·half, 128·half + 128)
+  __device__ __forceinline__ int tid() const { return static_cast<int>(threadIdx.x) - 128 * half; }
+  // bar.sync orders shared-memory accesses among the participating threads like __syncthreads.
+  // Immediate barrier ids (1, 2) so ptxas reserves 3 barriers, not all 16.
+  __device__ __forceinline__ void sync() const {
+    if (half == 0) asm volatile("bar.sync 1, 128;\n" ::: "memory");
+    else asm volatile("bar.sync 2, 128;\n" ::: "memory");
+  }
+};
+
+// One work unit on a tile of 16·RG rows. The unit's own rows are [16·w.rg·rowBlock, +16·w.rg);
+// normally w.rg == RG, but a smaller unit may run on a larger tile (the fused strategy's halves
+// run rg 1 units on their 32-row tiles): rows past the unit's are padding, never written, and
+// warps whose 16 rows are all padding skip the arithmetic (they still load and hit the barriers).
+template <int D, int RG, int STAGES, bool WG, class Sync = CtaSync, int KT_ = ktFor(D, RG)>
+__device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem, const Sync sync = Sync{}) {
   constexpr int kWarps = warpsFor(D, RG);
   constexpr int kThreads = kWarps * 32;
+  static_assert(Sync::kThreads == 0 || Sync::kThreads == kThreads, "the sync policy must cover the tile's warps");
   constexpr int MT = mtFor(D, RG);
-  constexpr int kKT = ktFor(D, RG);
+  constexpr int kKT = KT_;
   constexpr int R = 16 * RG;
   constexpr int KV_SPLIT = kWarps * MT / RG;
   constexpr int NT = kKT / KV_SPLIT;  // tokens of a stage one warp handles (16, 32, 64)
@@ -178,7 +208,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   constexpr int DN = D / 8;           // n-tiles of O
   constexpr int S = rowStride<D>();
   // Q fragments stay in registers for the 4-warp single-m-tile tiles; the others reload them.
-  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4 && MT == 1;
+  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4 && MT == 1 && !Sync::kTightRegs;
   static_assert(NT >= 16 && NT % 16 == 0, "a warp needs whole 16-token k-steps");
   // 8-warp tiles may compute S with wgmma: each warpgroup (4 warps, 64 rows) issues
   // m64n{NT}k16 from Q and K in shared memory (core-matrix layout instead of padded rows).
@@ -192,7 +222,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4);
   int* sLim = reinterpret_cast<int*>(reinterpret_cast<char*>(sKV) + kvBytes);
 
-  const int tid = threadIdx.x;
+  const int tid = sync.tid();
   const int warp = tid >> 5;
   const int lane = tid & 31;
   // the warp's rows: [rgi·16·MT, (rgi+1)·16·MT); its tokens of each stage: [ks·NT, (ks+1)·NT)
@@ -207,8 +237,8 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int nq = p.itemQueryBegin[item + 1] - qBegin;
   const int pos0 = p.itemPos[item];
   const int G = p.group;
-  const int numRows = nq * G;
-  const int rowBase = w.rowBlock * R;
+  const int rowBase = w.rowBlock * 16 * w.rg;
+  const int numRows = min(nq * G, rowBase + 16 * w.rg);  // end of the unit's rows
 
   auto loadTile = [&](int tile, int stage) {
     __half* sK = sKV + stage * 2 * kKT * S;
@@ -287,7 +317,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     }
     sLim[r] = lim;
   }
-  __syncthreads();
+  sync.sync();
 
   // maxLim bounds the tiles to stream; below minLim (over the real rows) no row needs masking,
   // so those tiles skip the mask arithmetic. Padding rows (past numRows) are never written.
@@ -305,6 +335,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     limB[mt] = sLim[(rgi * MT + mt) * 16 + (lane >> 2) + 8];
   }
 
+  const bool warpHasRows = rowBase + rgi * MT * 16 < numRows;
   const __half* sQw = sQ + rgi * MT * 16 * S;
   const int qRow = (lane & 7) + 8 * ((lane >> 3) & 1);
   const int qCol = 8 * (lane >> 4);
@@ -326,12 +357,14 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   for (int j = 0; j < nTiles; ++j) {
     cpAsyncWait<STAGES - 2>();
     if constexpr (USE_WG) fenceProxyAsync();  // cp.async data (generic proxy) is read by wgmma
-    __syncthreads();
+    sync.sync();
     {
       const int nxt = j + STAGES - 1;
       if (nxt < nTiles) loadTile(nxt, nxt % STAGES);
       cpAsyncCommit();
     }
+    // A warp whose rows are all padding has nothing to compute (wgmma needs its whole warpgroup).
+    if (!USE_WG && !warpHasRows) continue;
     const __half* sK = sKV + (j % STAGES) * 2 * kKT * S + ks * NT * S;
     const __half* sV = sK + kKT * S;
 
@@ -462,7 +495,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     }
   }
   cpAsyncWait<0>();
-  __syncthreads();  // every warp is done with the stage buffers: reuse them to combine
+  sync.sync();  // every warp is done with the stage buffers: reuse them to combine
 
   // Per (warp, m-tile) 16-row block: O (unnormalised), running max and sum, through shared memory.
   constexpr int OS = D + 2;  // padded row (floats) so the float2 stores of a quad spread over banks
@@ -495,7 +528,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       }
     }
   }
-  __syncthreads();
+  sync.sync();
 
   const int partialBase = p.itemPartialBase[item];
   for (int i = tid; i < R * (D / 2); i += kThreads) {
@@ -607,6 +640,86 @@ __global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKe
   }
 }
 
+// Fused strategy (POD-Attention style): ONE persistent grid of identical 8-warp CTAs, two per SM,
+// for a batch that mixes compute-bound units (8-warp tiles, rg 4/8: prefill chunks and shared
+// prefixes under many queries) and memory-bound units (4-warp tiles, rg 1/2: decode). Each CTA
+// takes a role when it starts: its SM slot (a per-SM arrival counter on %smid) and a per-slot
+// ticket against the host's quotas decide whether it starts as
+//  - compute role: the whole CTA pulls 8-warp units (f.work8, longest first) and runs them with
+//    __syncthreads, exactly as the persistent 8-warp grid does;
+//  - memory role: the CTA splits into two independent 4-warp halves, each in its own half of
+//    shared memory, each pulling 4-warp units from f.work4 and syncing on its own named barrier
+//    (bar.sync 1 + half, 128). The halves run every 4-warp unit on a 32-row × 32-token tile,
+//    2 stages (KV_SPLIT 2: a 16-row decode unit keeps 2 of the 4 warps computing, all 4 loading),
+//    because two 64-token 4-warp tiles do not fit in half of an 8-warp CTA's shared memory.
+// When a role's list is empty the CTA switches to the other list (the halves rejoin on a
+// __syncthreads first), so neither kind of unit leaves SMs idle at the tail. The quotas come
+// from the host's estimate of compute time (8-warp units' FLOPs) vs memory time (4-warp units'
+// bytes): slot 0 of every SM starts as compute first, so when both are needed an SM holds one
+// CTA of each kind, the tensor-core-heavy and the bandwidth-heavy side by side.
+// Head dims 64 and 128 (256 fits one CTA per SM; the host falls back to 'persistent').
+constexpr int kFusedHalfKT = 32;
+template <int D>
+__host__ __device__ constexpr size_t fusedHalfSmem() {
+  return (unitSmemBytes<D, 2, 2, kFusedHalfKT>() + 127) / 128 * 128;
+}
+template <int D>
+__host__ __device__ constexpr size_t fusedSmem() {
+  return cmax(familySmem<D, 8>(persistentStages<D, 8>()), 2 * fusedHalfSmem<D>());
+}
+
+template <int D>
+__global__ void __launch_bounds__(256, 2) attnFusedKernel(AttnParams p, FusedParams f) {
+  extern __shared__ __align__(16) char smem[];
+  constexpr int ST8 = persistentStages<D, 8>();
+  static_assert(warpsFor(D, 4) == 8 && warpsFor(D, 8) == 8 && warpsFor(D, 2) == 4, "fused roles assume 8-warp rg 4/8, 4-warp rg 1/2");
+  __shared__ int sNext[3];  // [0] the whole CTA's next unit, [1 + h] half h's
+  __shared__ int sRole;
+  if (threadIdx.x == 0) {
+    unsigned smid;
+    asm volatile("mov.u32 %0, %%smid;\n" : "=r"(smid));
+    const int slot = atomicAdd(f.counters + 4 + (smid % kFusedSmSlots), 1) & 1;
+    const int ticket = atomicAdd(f.counters + 2 + slot, 1);
+    sRole = ticket < (slot == 0 ? f.computeQuota0 : f.computeQuota1) ? 1 : 0;
+  }
+  __syncthreads();
+  const bool computeFirst = sRole != 0;
+
+  auto computeRole = [&]() {
+    for (;;) {
+      if (threadIdx.x == 0) sNext[0] = atomicAdd(f.counters + 0, 1);
+      __syncthreads();
+      const int wi = sNext[0];
+      __syncthreads();  // all threads read sNext before thread 0 may overwrite it
+      if (wi >= f.n8) break;
+      const WorkUnit w = f.work8[wi];
+      if (w.rg == 8) attnUnit<D, 8, ST8, false>(p, w, smem);
+      else attnUnit<D, 4, ST8, false>(p, w, smem);
+      __syncthreads();  // the next unit overwrites shared memory this one read last
+    }
+  };
+  auto memoryRole = [&]() {
+    const HalfSync hs{static_cast<int>(threadIdx.x >> 7)};
+    char* hsmem = smem + hs.half * fusedHalfSmem<D>();
+    for (;;) {
+      if (hs.tid() == 0) sNext[1 + hs.half] = atomicAdd(f.counters + 1, 1);
+      hs.sync();
+      const int wi = sNext[1 + hs.half];
+      hs.sync();
+      if (wi >= f.n4) break;
+      attnUnit<D, 2, 2, false, HalfSync, kFusedHalfKT>(p, f.work4[wi], hsmem, hs);
+      hs.sync();
+    }
+    __syncthreads();  // both halves done before the CTA uses shared memory as one
+  };
+  // One copy of each role's loop (two inlined copies cost registers under the 128 cap).
+#pragma unroll 1
+  for (int phase = 0; phase < 2; ++phase) {
+    if ((phase == 0) == computeFirst) computeRole();
+    else memoryRole();
+  }
+}
+
 template <int D, int RG>
 size_t tileSmem() {
   return unitSmemBytes<D, RG, tileStages<D, RG>()>();
@@ -657,6 +770,9 @@ void initD() {
   initTile<D, 8>();
   initPersistent<D, 4>();
   initPersistent<D, 8>();
+  if constexpr (D <= 128) {
+    CANOPY_CUDA(cudaFuncSetAttribute(attnFusedKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(fusedSmem<D>())));
+  }
 }
 
 template <int D, int NW>
@@ -680,7 +796,34 @@ void launchPersistentD(const AttnParams& p, int grid, bool wg, cudaStream_t stre
   CANOPY_LAUNCHED("attnPersistentKernel launch");
 }
 
+template <int D>
+int fusedPerSm() {
+  int n = 0;
+  CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnFusedKernel<D>, 256, fusedSmem<D>()));
+  return n < 1 ? 1 : n;
+}
+
 }  // namespace
+
+bool attnFusedSupported(int headDim) { return headDim == 64 || headDim == 128; }
+
+int attnFusedBlocksPerSm(int headDim) {
+  switch (headDim) {
+    case 64: return fusedPerSm<64>();
+    case 128: return fusedPerSm<128>();
+    default: throw CudaError("attention: fused strategy: unsupported head dim " + std::to_string(headDim));
+  }
+}
+
+void launchAttnFused(const AttnParams& p, const FusedParams& f, int headDim, int gridBlocks, cudaStream_t stream) {
+  if (f.n4 + f.n8 == 0) return;
+  switch (headDim) {
+    case 64: attnFusedKernel<64><<<gridBlocks, 256, fusedSmem<64>(), stream>>>(p, f); break;
+    case 128: attnFusedKernel<128><<<gridBlocks, 256, fusedSmem<128>(), stream>>>(p, f); break;
+    default: throw CudaError("attention: fused strategy: unsupported head dim " + std::to_string(headDim));
+  }
+  CANOPY_LAUNCHED("attnFusedKernel launch");
+}
 
 int attnWarpsFor(int headDim, int rg) { return warpsFor(headDim, rg); }
 

@@ -62,6 +62,20 @@ struct AttnParams {
   int* counter;  // persistent kernel's work counter (zeroed before each launch)
 };
 
+// The fused strategy's two work lists and counters (see attnFusedKernel in attention.cu).
+constexpr int kFusedSmSlots = 1024;  // per-SM arrival counters, indexed by %smid mod this
+struct FusedParams {
+  const WorkUnit* work8;  // compute list: 8-warp units (rg 4/8), longest first
+  int n8;
+  const WorkUnit* work4;  // memory list: 4-warp units (rg 1/2), longest first
+  int n4;
+  // [0] compute-list counter, [1] memory-list counter, [2]/[3] role tickets of per-SM slot 0/1,
+  // [4, 4 + kFusedSmSlots) per-SM arrival counters; zeroed before each launch.
+  int* counters;
+  int computeQuota0;  // CTAs of per-SM slot 0 that start in the compute role
+  int computeQuota1;  // … of slot 1
+};
+
 struct MergeParams {
   const float* partO;
   const float* partLse;
@@ -86,6 +100,10 @@ void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmm
 int attnWarpsFor(int headDim, int rg);
 // CTAs of that persistent kernel that fit on one SM.
 int attnPersistentBlocksPerSm(int headDim, int warps);
+// Fused strategy: one grid of 8-warp CTAs with per-SM compute/memory roles (head dims 64, 128).
+bool attnFusedSupported(int headDim);
+int attnFusedBlocksPerSm(int headDim);
+void launchAttnFused(const AttnParams& p, const FusedParams& f, int headDim, int gridBlocks, cudaStream_t stream);
 // Raise the dynamic shared memory limits of every attention kernel (once per device).
 void attnInit();
 

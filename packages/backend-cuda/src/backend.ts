@@ -8,6 +8,7 @@ import {
   type BackendCreateOptions,
   type BackendFactory,
   type DeviceProbe,
+  type GroupTimingOptions,
   type PagedKvCache,
   type Plan,
   type RunOptions,
@@ -16,17 +17,27 @@ import {
 } from '@canopy/core';
 import { loadAddon, type NativeContext, type NativePlanDesc, type NativePlanHandle } from './native.js';
 import { balancePlan } from './balance.js';
-import { KERNEL_ROWS, preparePlan, type KvShape } from './prepare.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, preparePlan, type FusedRates, type KvShape } from './prepare.js';
 
 /**
  * How work items are launched:
- * - 'streams': one tile kernel per tile shape (16/32/64 rows), each on its own stream, then the merge;
- * - 'persistent': one grid of (SMs × CTAs per SM) that pulls work units longest-first from a counter.
- * Both are captured into a CUDA graph per plan. The default is the one that measured faster on
+ * - 'streams': one tile kernel per tile shape (16/32/64/128 rows), each on its own stream, then the merge;
+ * - 'persistent': one grid per CTA shape (4- and 8-warp tiles) side by side, each pulling work
+ *   units longest-first from a counter;
+ * - 'fused' (POD-Attention style): ONE grid of 8-warp CTAs, two per SM, with per-SM roles: a
+ *   compute-role CTA runs the 8-warp units (prefill chunks, shared prefixes), a memory-role CTA
+ *   runs the 4-warp units (decode) as two independent 4-warp halves; each steals from the other
+ *   list when its own is empty. Head dim 256 runs as 'persistent'.
+ * All are captured into a CUDA graph per plan. The default is the one that measured faster on
  * the H100 (see README and docs/benchmarks/cuda-h100-*.json).
  */
-export type LaunchStrategy = 'streams' | 'persistent';
+export type LaunchStrategy = 'streams' | 'persistent' | 'fused';
+export const LAUNCH_STRATEGIES: readonly LaunchStrategy[] = ['streams', 'persistent', 'fused'];
 export const DEFAULT_STRATEGY: LaunchStrategy = 'persistent';
+/** Strategy ids of the addon (native/addon.cpp `Strategy`). */
+const STRATEGY_ID: Record<LaunchStrategy, number> = { streams: 0, persistent: 1, fused: 2 };
+/** Concurrent plans one timeGroup may run (stream sets of the addon, kMaxGroup). */
+export const MAX_CONCURRENT_GROUP = 8;
 
 export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
@@ -77,10 +88,14 @@ export async function cudaAvailability(): Promise<BackendAvailability> {
 
 function strategyFrom(options: CudaCreateOptions | undefined): LaunchStrategy {
   const s = options?.strategy ?? (process.env.CANOPY_CUDA_STRATEGY as LaunchStrategy | undefined) ?? DEFAULT_STRATEGY;
-  if (s !== 'streams' && s !== 'persistent') {
-    throw new CanopyError('bad-option', `CUDA backend: strategy must be 'streams' or 'persistent', got '${String(s)}'`);
-  }
+  checkStrategy(s);
   return s;
+}
+
+function checkStrategy(s: unknown): asserts s is LaunchStrategy {
+  if (!LAUNCH_STRATEGIES.includes(s as LaunchStrategy)) {
+    throw new CanopyError('bad-option', `CUDA backend: strategy must be one of ${LAUNCH_STRATEGIES.map((x) => `'${x}'`).join(', ')}, got '${String(s)}'`);
+  }
 }
 
 function sameArrays(a: NativePlanDesc, b: NativePlanDesc): boolean {
@@ -174,16 +189,28 @@ export class CudaBackend implements AttentionBackend {
     this.byPlan = new WeakMap();
   }
 
+  /** Rates the fused strategy splits its roles by: the kernels' sustained rates (prepare.ts), the
+   * bandwidth scaled from the capabilities (measured after probe()). */
+  private fusedRates(): FusedRates {
+    const bw = this.capabilities.readBandwidthGBs;
+    return { computeTflops: DEFAULT_FUSED_RATES.computeTflops, memoryGBs: bw ? 0.8 * bw : DEFAULT_FUSED_RATES.memoryGBs };
+  }
+
+  private prepare(plan: Plan): NativePlanDesc {
+    const kv = this.kv;
+    if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
+    // Two CTA slots per SM: what the 8-warp and the 4-warp decode tiles both fit.
+    const effective = this.balance ? balancePlan(plan, { slots: 2 * this.capabilities.parallelUnits }) : plan;
+    return preparePlan(effective, kv, { wgmma: this.wgmma, fusedRates: this.fusedRates() });
+  }
+
   /** The device copy of a plan: by identity, else by content among recent plans, else uploaded. */
   private planHandle(plan: Plan): NativePlanHandle {
     const ctx = this.live();
-    const kv = this.kv;
-    if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
+    if (!this.kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
     if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance) return hit.handle;
-    // Two CTA slots per SM: what the 8-warp and the 4-warp decode tiles both fit.
-    const effective = this.balance ? balancePlan(plan, { slots: 2 * this.capabilities.parallelUnits }) : plan;
-    const desc = preparePlan(effective, kv, { wgmma: this.wgmma });
+    const desc = this.prepare(plan);
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
       entry = { desc, balanced: this.balance, handle: ctx.createPlan(desc) };
@@ -208,7 +235,7 @@ export class CudaBackend implements AttentionBackend {
   async run(plan: Plan, queries: Float32Array, options: RunOptions = {}): Promise<AttentionOutput> {
     this.checkQueries(plan, queries);
     const handle = this.planHandle(plan);
-    const r = await this.live().run(handle, queries, this.strategy === 'persistent' ? 1 : 0, !!options.timing);
+    const r = await this.live().run(handle, queries, this.strategyId(), !!options.timing);
     const out: AttentionOutput = { out: r.out, lse: r.lse };
     if (r.deviceTimeUs !== undefined) out.deviceTimeUs = r.deviceTimeUs;
     return out;
@@ -218,8 +245,62 @@ export class CudaBackend implements AttentionBackend {
     this.checkQueries(plan, queries);
     if (!(options.iters >= 1)) throw new CanopyError('bad-option', 'CUDA backend: time() needs iters >= 1');
     const handle = this.planHandle(plan);
-    const timesUs = await this.live().time(handle, queries, this.strategy === 'persistent' ? 1 : 0, Math.max(0, options.warmup | 0), options.iters | 0);
+    const timesUs = await this.live().time(handle, queries, this.strategyId(), Math.max(0, options.warmup | 0), options.iters | 0);
     return { timesUs, clock: 'gpu' };
+  }
+
+  private strategyId(): number {
+    checkStrategy(this.strategy); // the field is public: catch a bad assignment here, not in C++
+    return STRATEGY_ID[this.strategy];
+  }
+
+  /**
+   * Time several plans executed as one step (plan i on queries[i]), captured into one CUDA graph
+   * and replayed; each entry of timesUs covers all plans of one iteration (cudaEvents).
+   * - 'serial': the plans one after another on one stream, each with its own launches (this
+   *   backend's strategy) and merge: separate kernels back to back;
+   * - 'concurrent': plan i on its own stream set, forked from and joined into one stream
+   *   (at most MAX_CONCURRENT_GROUP plans).
+   * A Plan given twice (or two plans with identical arrays) gets a separate device copy for each
+   * occurrence, since two executions must not share output buffers and work counters.
+   */
+  async timeGroup(plans: Plan[], queries: Float32Array[], options: GroupTimingOptions): Promise<TimingResult> {
+    if (!Array.isArray(plans) || plans.length === 0) throw new CanopyError('bad-option', 'CUDA backend: timeGroup() needs at least one plan');
+    if (!Array.isArray(queries) || queries.length !== plans.length) {
+      throw new CanopyError('bad-option', `CUDA backend: timeGroup() needs one query tensor per plan (${plans.length} plans, ${Array.isArray(queries) ? queries.length : 'no'} query tensors)`);
+    }
+    const mode = options?.mode;
+    if (mode !== 'serial' && mode !== 'concurrent') {
+      throw new CanopyError('bad-option', `CUDA backend: timeGroup() mode must be 'serial' or 'concurrent', got '${String(mode)}'`);
+    }
+    if (!(options.iters >= 1)) throw new CanopyError('bad-option', 'CUDA backend: timeGroup() needs iters >= 1');
+    if (mode === 'concurrent' && plans.length > MAX_CONCURRENT_GROUP) {
+      throw new CanopyError('bad-option', `CUDA backend: timeGroup() runs at most ${MAX_CONCURRENT_GROUP} plans concurrently, got ${plans.length}`);
+    }
+    plans.forEach((p, i) => {
+      try {
+        this.checkQueries(p, queries[i]);
+      } catch (e) {
+        throw new CanopyError('shape-mismatch', `CUDA backend: timeGroup() plan ${i}: ${(e as Error).message.replace(/^CUDA backend: /, '')}`);
+      }
+    });
+    const ctx = this.live();
+    const handles: NativePlanHandle[] = [];
+    const fresh: NativePlanHandle[] = [];
+    try {
+      for (const p of plans) {
+        let h = this.planHandle(p);
+        if (handles.includes(h)) {
+          h = ctx.createPlan(this.prepare(p));
+          fresh.push(h);
+        }
+        handles.push(h);
+      }
+      const timesUs = await ctx.timeGroup(handles, queries, this.strategyId(), mode === 'concurrent', Math.max(0, options.warmup | 0), options.iters | 0);
+      return { timesUs, clock: 'gpu' };
+    } finally {
+      for (const h of fresh) h.dispose();
+    }
   }
 
   async probe(): Promise<DeviceProbe> {

@@ -10,6 +10,8 @@ export {
   CUDA_CAPABILITY_NOTES,
   CudaBackend,
   DEFAULT_STRATEGY,
+  LAUNCH_STRATEGIES,
+  MAX_CONCURRENT_GROUP,
   createCudaBackend,
   cudaAvailability,
   cudaBackendFactory,
@@ -17,5 +19,15 @@ export {
   type LaunchStrategy,
 } from './backend.js';
 export { ADDON_FILE, addonCandidates, addonPath, loadAddon, resetAddonCache } from './native.js';
-export { KERNEL_ROWS, kernelWarps, preparePlan, rowGroupsFor, type KvShape } from './prepare.js';
+export {
+  DEFAULT_FUSED_RATES,
+  KERNEL_ROWS,
+  fusedComputeFraction,
+  kernelWarps,
+  preparePlan,
+  rowGroupsFor,
+  type FusedRates,
+  type KvShape,
+  type PrepareOptions,
+} from './prepare.js';
 export { balancePlan, ctaCostUs, type BalanceOptions } from './balance.js';

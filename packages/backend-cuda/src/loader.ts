@@ -17,7 +17,7 @@
 import { createRequire } from 'node:module';
 
 export const ADDON_FILENAME = 'canopy_cuda.node';
-export const ADDON_ABI = 1;
+export const ADDON_ABI = 2; // 2: strategy 2 (fused), Context.timeGroup
 const PACKAGE_NAME = '@canopy/backend-cuda';
 
 export type AddonSource = 'env' | 'prebuilt' | 'beside' | 'local';

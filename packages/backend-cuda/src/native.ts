@@ -46,6 +46,9 @@ export interface NativePlanDesc {
   maxRg: number;
   /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
   wgmma: boolean;
+  /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
+   * estimated compute time of those units vs the memory time of the 4-warp units (prepare.ts). */
+  fusedComputeFraction: number;
   groupCount: Int32Array;
   workGrouped: Int32Array;
   workSorted: Int32Array;
@@ -72,6 +75,8 @@ export interface NativeContext {
   createPlan(desc: NativePlanDesc): NativePlanHandle;
   run(plan: NativePlanHandle, queries: Float32Array, strategy: number, timing: boolean): Promise<{ out: Float32Array; lse: Float32Array; deviceTimeUs?: number }>;
   time(plan: NativePlanHandle, queries: Float32Array, strategy: number, warmup: number, iters: number): Promise<Float64Array>;
+  /** Several plans as one captured step: serial (back to back on one stream) or concurrent (a stream set each). */
+  timeGroup(plans: NativePlanHandle[], queries: Float32Array[], strategy: number, concurrent: boolean, warmup: number, iters: number): Promise<Float64Array>;
   probe(): Promise<{ readBandwidthGBs: number; peakTflops: number; peakUnits: string }>;
   dispose(): void;
 }

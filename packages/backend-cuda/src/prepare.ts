@@ -25,6 +25,8 @@ export interface KvShape {
 
 /** Rows of the kernels' tiles: rg 16-row groups per CTA. */
 export const KERNEL_ROWS = [16, 32, 64, 128] as const;
+/** Bytes per KV element (f16). */
+const KV_BYTES = 2;
 
 /** Warps per CTA of the tile kernel for (head dim, rg), as in warpsFor in native/attention.cu
  * (the addon re-derives the persistent families from its own table; this only orders the list). */
@@ -41,7 +43,36 @@ function bad(message: string): never {
   throw new CanopyError('invalid-plan', `CUDA backend: ${message}`);
 }
 
-export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } = {}): NativePlanDesc {
+/**
+ * Rates the fused strategy's role split is estimated with: what the tile kernels sustain, not
+ * datasheet peaks. Defaults from the H100 runs (README): the 8-warp tiles reach ~175 TFLOP/s on
+ * compute-bound W5; 4-warp decode tiles stream ~2000–2900 GB/s.
+ */
+export interface FusedRates {
+  computeTflops: number;
+  memoryGBs: number;
+}
+export const DEFAULT_FUSED_RATES: FusedRates = { computeTflops: 175, memoryGBs: 2400 };
+
+export interface PrepareOptions {
+  wgmma?: boolean;
+  fusedRates?: FusedRates;
+}
+
+/**
+ * Share of the fused grid's CTAs that should start in the compute role: predicted time of the
+ * 8-warp units (padded tile FLOPs over visible tokens / computeTflops) over that plus the time
+ * of the 4-warp units (K+V bytes of their visible tokens / memoryGBs). 0 without 8-warp units,
+ * 1 without 4-warp units.
+ */
+export function fusedComputeFraction(computeFlops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): number {
+  const tc = computeFlops / (rates.computeTflops * 1e12);
+  const tm = memoryBytes / (rates.memoryGBs * 1e9);
+  if (tc + tm <= 0) return 0.5;
+  return tc / (tc + tm);
+}
+
+export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}): NativePlanDesc {
   const cfg = plan.config;
   const H = cfg.numQoHeads;
   const HK = cfg.numKvHeads;
@@ -62,6 +93,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
   }
   if (plan.mergeBegin.length !== nQ + 1) bad('mergeBegin must have numQueries + 1 entries');
   if (plan.queryKvLimit.length !== nQ) bad('queryKvLimit must have numQueries entries');
+  if (plan.itemPos.length !== nItems) bad('itemPos must have numItems entries');
 
   // Tokens → KV rows.
   const itemTokBegin = new Int32Array(nItems + 1);
@@ -116,7 +148,9 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
   const mergeQueries = Int32Array.from(new Set(merge)).sort();
 
   // Work units.
-  const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, tokens
+  const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
+  let computeFlops = 0; // 8-warp units (fused strategy's compute role)
+  let memoryBytes = 0; // 4-warp units (memory role)
   let maxRg = 1;
   for (let i = 0; i < nItems; i++) {
     const q0 = plan.itemQueryBegin[i];
@@ -135,11 +169,26 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
     const rows = nq * G;
     const rg = rowGroupsFor(plan.tiles[t].rows, rows);
     maxRg = Math.max(maxRg, rg);
-    const blocks = Math.ceil(rows / (16 * rg));
+    const R = 16 * rg;
+    const blocks = Math.ceil(rows / R);
     const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
+    const visible = new Int32Array(blocks);
+    for (let b = 0; b < blocks; b++) {
+      // Tokens the block streams: the kernel stops at its rows' largest visible position, so a
+      // causal prefill block near the chunk start is short (costs and the longest-first order use this).
+      let vis = 0;
+      const xEnd = Math.ceil(Math.min(rows, (b + 1) * R) / G);
+      for (let x = Math.floor((b * R) / G); x < xEnd && vis < ntok; x++) {
+        vis = Math.max(vis, Math.min(ntok, plan.queryKvLimit[plan.itemQueries[q0 + x]] - plan.itemPos[i]));
+      }
+      vis = Math.max(0, vis);
+      if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
+      else memoryBytes += HK * vis * D * 2 * KV_BYTES;
+      visible[b] = vis;
+    }
     // item → KV head → row block: the units that share one KV chunk sit next to each other, so
     // they run together and their repeated reads of that chunk hit L2.
-    for (let h = 0; h < HK; h++) for (let b = 0; b < blocks; b++) units.push([i, h, b, rg, ntok]);
+    for (let h = 0; h < HK; h++) for (let b = 0; b < blocks; b++) units.push([i, h, b, rg, visible[b]]);
   }
   const pack = (list: typeof units): Int32Array => {
     const out = new Int32Array(list.length * 4);
@@ -170,6 +219,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: { wgmma?: boolean } =
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
     wgmma: opts.wgmma ?? false,
+    fusedComputeFraction: fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates),
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),

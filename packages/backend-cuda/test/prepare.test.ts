@@ -15,10 +15,10 @@ import {
   type PagedKvCache,
   type Plan,
 } from '@canopy/core';
-import { buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
+import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { KERNEL_ROWS, balancePlan, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
+import { KERNEL_ROWS, balancePlan, fusedComputeFraction, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -250,5 +250,59 @@ describe('malformed plans fail with a CanopyError naming the problem', () => {
   });
   it('KV shape differs from the plan', () => {
     expect(() => preparePlan(plan(), { ...kv, headDim: kv.headDim * 2 })).toThrow(/KV cache holds/);
+  });
+});
+
+describe('fused strategy role split', () => {
+  it('fusedComputeFraction weighs compute time against memory time', () => {
+    const rates = { computeTflops: 100, memoryGBs: 1000 };
+    expect(fusedComputeFraction(0, 1e9, rates)).toBe(0);
+    expect(fusedComputeFraction(1e12, 0, rates)).toBe(1);
+    // 1e12 FLOP at 100 TFLOP/s = 10 ms; 1e10 B at 1000 GB/s = 10 ms → half.
+    expect(fusedComputeFraction(1e12, 1e10, rates)).toBeCloseTo(0.5, 12);
+    expect(fusedComputeFraction(0, 0, rates)).toBe(0.5);
+  });
+
+  it('counts only visible tokens: a causal prefill chunk costs about half its square', () => {
+    const cfg = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' as const };
+    // One request of 1024 tokens whose last 512 are queries (8-warp tiles) and 32 decodes of 256 tokens (4-warp tiles).
+    const spec = { parent: [-1, -1], tokens: [1024, 256], requestAt: [0, ...Array(32).fill(1)], numQueries: [512, ...Array(32).fill(1)] };
+    const batch = batchFromTree(spec, cfg, 16);
+    const caps = { ...CAPS, tileMenu: [{ rows: 16, kvBlock: 64 }, { rows: 128, kvBlock: 64 }] };
+    const plan = planners.perRequest(batch, caps);
+    validatePlan(plan, batch);
+    const kv = { numPages: batch.numPages, pageSize: 16, numKvHeads: 2, headDim: 64 };
+    const rates = { computeTflops: 1, memoryGBs: 1 };
+    const d = preparePlan(plan, kv, { fusedRates: rates });
+    // Independent count: per 8-warp unit, tile rows × the largest visible prefix of its queries.
+    let flops = 0;
+    let bytes = 0;
+    const G = 4;
+    for (let u = 0; u < d.workSorted.length / 4; u++) {
+      const [item, , rb, rg] = d.workSorted.subarray(u * 4, u * 4 + 4);
+      const R = 16 * rg;
+      const q0 = plan.itemQueryBegin[item];
+      const nq = plan.itemQueryBegin[item + 1] - q0;
+      const ntok = d.itemTokBegin[item + 1] - d.itemTokBegin[item];
+      let vis = 0;
+      for (let r = rb * R; r < Math.min((rb + 1) * R, nq * G); r++) {
+        const q = plan.itemQueries[q0 + Math.floor(r / G)];
+        vis = Math.max(vis, Math.min(ntok, plan.queryKvLimit[q] - plan.itemPos[item]));
+      }
+      if (kernelWarps(64, rg) === 8) flops += 4 * R * vis * 64;
+      else bytes += vis * 64 * 2 * 2;
+    }
+    expect(flops).toBeGreaterThan(0);
+    expect(bytes).toBeGreaterThan(0);
+    // Causal: less than if every prefill unit read its whole item.
+    let fullFlops = 0;
+    for (let u = 0; u < d.workSorted.length / 4; u++) {
+      const [item, , , rg] = d.workSorted.subarray(u * 4, u * 4 + 4);
+      if (kernelWarps(64, rg) === 8) fullFlops += 4 * 16 * rg * (d.itemTokBegin[item + 1] - d.itemTokBegin[item]) * 64;
+    }
+    expect(flops).toBeLessThan(0.9 * fullFlops);
+    expect(d.fusedComputeFraction).toBeCloseTo(fusedComputeFraction(flops, bytes, rates), 12);
+    expect(d.fusedComputeFraction).toBeGreaterThan(0);
+    expect(d.fusedComputeFraction).toBeLessThan(1);
   });
 });

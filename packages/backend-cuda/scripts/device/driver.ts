@@ -10,12 +10,18 @@
  *    once per launch strategy;
  * 3. W1–W5 (full size) × planners (perRequest, prefix) × strategies: correctness of a few queries
  *    against referenceAttention, then GPU-timed runs: median µs, GB/s on unique KV bytes, % of floor.
+ * 4. `--hybrid H1,H2,S1`: hybrid prefill+decode batches built here (see hybridSpec): one plan of
+ *    the whole batch per strategy and planner, and the prefill-only + decode-only plans timed as
+ *    one step with timeGroup ('serial': back to back, 'concurrent': two streams); outputs of
+ *    every plan checked against referenceAttention on a few queries.
  * `--mode small` runs only the conformance suite (for compute-sanitizer).
  */
 import { writeFileSync } from 'node:fs';
 import {
   attentionFlops,
+  numQueriesOf,
   randomQueries,
+  requestQueryOffsets,
   referenceBackendFactory,
   referenceAttention,
   uniqueKvTokens,
@@ -24,6 +30,7 @@ import {
   type Batch,
   type BackendFactory,
   type PagedKvCache,
+  type Plan,
   type Planner,
 } from '@canopy/core';
 import { batchFromTree, describeBackendConformance, type TreeSpec } from '@canopy/backend-testkit';
@@ -42,9 +49,10 @@ const flag = (name: string) => args.includes(`--${name}`);
 const outPath = arg('out', 'cuda-result.json')!;
 const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
+const hybridIds = (arg('hybrid', '') ?? '').split(',').filter(Boolean);
 const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => x === '1');
 const balanceModes = arg('balance', '1,0')!.split(',').map((x) => x === '1');
-const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',');
+const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',').filter(Boolean);
 const iters = Number(arg('iters', '100'));
 // Extra prefix-planner variants with cost-model overrides, e.g. --variants pu264:fpb80,fpb40
 // (pu = parallelUnits, fpb = flopPerByte): to find the model parameters that fit these kernels.
@@ -144,6 +152,181 @@ function fastRandomKv(numPages: number, pageSize: number, cfg: AttentionConfig, 
     return a;
   };
   return { numPages, pageSize, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, dtype: 'f16', k: fill(seed), v: fill(seed + 1) };
+}
+
+/**
+ * Hybrid batches (issue 7), with which requests are prefill and which decode:
+ * - H1: one request of 16384 KV tokens whose last 2048 are a causal prefill chunk (2048 queries),
+ *   plus 128 decode requests sharing a 4096-token prefix, each with its own 512-token leaf;
+ * - H2: W5's tree (16384-token root, 256 decodes with own 64-token leaves) plus four requests
+ *   under the same root, each with its own 512-token leaf that is a 512-query prefill chunk;
+ * - S1: tree speculation, 8 requests sharing a 4096-token prefix, each with a 64-node draft tree
+ *   (binary, one token per node) hanging from the prefix, a 1-query request at every draft node
+ *   (512 requests; no prefill part).
+ */
+function hybridSpec(id: string): { spec: TreeSpec; prefill: number[] } {
+  const parent: number[] = [];
+  const tokens: number[] = [];
+  const requestAt: number[] = [];
+  const numQueries: number[] = [];
+  const prefill: number[] = [];
+  const node = (p: number, t: number) => (parent.push(p), tokens.push(t), parent.length - 1);
+  const request = (at: number, nq: number) => {
+    if (nq > 1) prefill.push(requestAt.length);
+    requestAt.push(at);
+    numQueries.push(nq);
+  };
+  switch (id) {
+    case 'H1': {
+      request(node(-1, 16384), 2048);
+      const prefix = node(-1, 4096);
+      for (let r = 0; r < 128; r++) request(node(prefix, 512), 1);
+      break;
+    }
+    case 'H2': {
+      const root = node(-1, 16384);
+      for (let r = 0; r < 256; r++) request(node(root, 64), 1);
+      for (let r = 0; r < 4; r++) request(node(root, 512), 512);
+      break;
+    }
+    case 'S1': {
+      const root = node(-1, 4096);
+      for (let r = 0; r < 8; r++) {
+        const ids: number[] = [];
+        for (let k = 0; k < 64; k++) ids.push(node(k === 0 ? root : ids[(k - 1) >> 1], 1));
+        for (const n of ids) request(n, 1);
+      }
+      break;
+    }
+    default:
+      throw new Error(`unknown hybrid batch ${id}`);
+  }
+  return { spec: { parent, tokens, requestAt, numQueries }, prefill };
+}
+
+/** The requests `keep` of a batch (same KV cache and tree; query ids renumbered in order). */
+function subBatch(batch: Batch, keep: number[]): Batch {
+  const out: Batch = { ...batch, requests: keep.map((r) => batch.requests[r]) };
+  if (batch.tree) out.tree = { ...batch.tree, requestLeaf: Int32Array.from(keep.map((r) => batch.tree!.requestLeaf[r])) };
+  return out;
+}
+
+/** Max |out − ref| / max(1, |ref|) and max |lse − ref| over `ids` (ref rows in ids order). */
+function checkOutputs(got: { out: Float32Array; lse: Float32Array }, ref: { out: Float64Array; lse: Float64Array }, ids: Int32Array) {
+  const H = CONFIG.numQoHeads;
+  const D = CONFIG.headDim;
+  let maxRef = 1;
+  let outErr = 0;
+  let lseErr = 0;
+  ids.forEach((q, row) => {
+    for (let i = 0; i < H * D; i++) maxRef = Math.max(maxRef, Math.abs(ref.out[row * H * D + i]));
+    for (let i = 0; i < H * D; i++) {
+      const e = Math.abs(got.out[q * H * D + i] - ref.out[row * H * D + i]);
+      outErr = Number.isNaN(e) ? Infinity : Math.max(outErr, e);
+    }
+    for (let h = 0; h < H; h++) {
+      const e = Math.abs(got.lse[q * H + h] - ref.lse[row * H + h]);
+      lseErr = Number.isNaN(e) ? Infinity : Math.max(lseErr, e);
+    }
+  });
+  outErr /= maxRef;
+  return { queries: Array.from(ids), maxOutErr: outErr, maxLseErr: lseErr, pass: outErr <= 4e-3 && lseErr <= 4e-3 };
+}
+
+async function hybrid(backend: CudaBackend) {
+  const rows: Record<string, unknown>[] = [];
+  const hIters = Number(arg('hybrid-iters', '50'));
+  const hWarm = Number(arg('hybrid-warmup', '10'));
+  for (const id of hybridIds) {
+    const { spec, prefill } = hybridSpec(id);
+    const batch = batchFromTree(spec, CONFIG, 16);
+    const decodeIds = batch.requests.map((_, r) => r).filter((r) => !prefill.includes(r));
+    const parts: Array<[string, Batch]> = [['whole', batch]];
+    if (prefill.length > 0) parts.push(['prefill', subBatch(batch, prefill)], ['decode', subBatch(batch, decodeIds)]);
+    const cache = fastRandomKv(batch.numPages, batch.pageSize, CONFIG, 23);
+    await backend.setKvCache(cache);
+    const info: Record<string, unknown> = { id, requests: batch.requests.length, prefillRequests: prefill.length };
+    const prepared: Record<string, { batch: Batch; queries: Float32Array; ref: { out: Float64Array; lse: Float64Array }; ids: Int32Array; flops: number; unique: number }> = {};
+    for (const [name, b] of parts) {
+      const nq = numQueriesOf(b);
+      const queries = randomQueries(nq, CONFIG, 101 + name.length);
+      // First, middle and last query, plus the first query of every request kind boundary.
+      const ids = Int32Array.from(new Set([0, Math.floor(nq / 2), nq - 1, ...requestQueryOffsets(b).slice(1, 3)].filter((q) => q < nq))).sort();
+      prepared[name] = { batch: b, queries, ref: referenceAttention(b, cache, queries, { queryIds: ids }), ids, flops: attentionFlops(b), unique: uniqueKvTokens(b) };
+      info[`${name}Queries`] = nq;
+      info[`${name}Flops`] = attentionFlops(b);
+      info[`${name}UniqueKvTokens`] = uniqueKvTokens(b);
+    }
+    log(`${id}: ${JSON.stringify(info)}`);
+    const plans: Record<string, Record<string, Plan>> = {};
+    for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+      plans[pname] = {};
+      for (const [name, b] of parts) {
+        const t0 = performance.now();
+        const plan = planner(b, backend.capabilities);
+        validatePlan(plan, b);
+        plans[pname][name] = plan;
+        log(`  ${id} ${pname} ${name}: ${plan.numItems} items, ${plan.numPartials} partials, planned in ${(performance.now() - t0).toFixed(0)} ms`);
+      }
+    }
+    const row = (r: Record<string, unknown>) => {
+      rows.push({ batch: id, ...r });
+      result.hybrid = { batches: hybridIds, rows };
+      save();
+      log(`  ${id} ${String(r.layout).padEnd(22)} ${String(r.planner).padEnd(10)} ${String(r.strategy).padEnd(10)} ${(r.medianUs as number).toFixed(1).padStart(9)} µs  ${r.check ? `err ${JSON.stringify(r.check)}` : ''}`);
+    };
+    for (const strategy of strategies) {
+      backend.strategy = strategy;
+      for (const pname of Object.keys(plans)) {
+        // One plan of the whole batch (one launch sequence: with 'fused', one attention kernel).
+        const w = prepared.whole;
+        const got = await backend.run(plans[pname].whole, w.queries);
+        const check = checkOutputs(got, w.ref, w.ids);
+        const t = await backend.time(plans[pname].whole, w.queries, { warmup: hWarm, iters: hIters });
+        row({ layout: 'whole', planner: pname, strategy, medianUs: median(t.timesUs), p10Us: pct(t.timesUs, 10), p90Us: pct(t.timesUs, 90), numItems: plans[pname].whole.numItems, check });
+        if (!prepared.prefill || pname !== 'prefix') continue;
+        // The baselines: prefill-only and decode-only plans, each checked, then timed as one step.
+        const pre = prepared.prefill;
+        const dec = prepared.decode;
+        const checks = {
+          prefill: checkOutputs(await backend.run(plans[pname].prefill, pre.queries), pre.ref, pre.ids),
+          decode: checkOutputs(await backend.run(plans[pname].decode, dec.queries), dec.ref, dec.ids),
+        };
+        for (const mode of ['serial', 'concurrent'] as const) {
+          const g = await backend.timeGroup([plans[pname].prefill, plans[pname].decode], [pre.queries, dec.queries], { mode, warmup: hWarm, iters: hIters });
+          row({ layout: mode === 'serial' ? 'back-to-back' : 'two-streams', planner: pname, strategy, medianUs: median(g.timesUs), p10Us: pct(g.timesUs, 10), p90Us: pct(g.timesUs, 90), check: checks });
+        }
+        // Each part alone (what the back-to-back sum is made of).
+        for (const part of ['prefill', 'decode'] as const) {
+          const t1 = await backend.time(plans[pname][part], prepared[part].queries, { warmup: hWarm, iters: hIters });
+          row({ layout: `${part}-only`, planner: pname, strategy, medianUs: median(t1.timesUs), p10Us: pct(t1.timesUs, 10), p90Us: pct(t1.timesUs, 90), numItems: plans[pname][part].numItems });
+        }
+      }
+    }
+    const summary: Record<string, unknown> = { batch: id, ...info };
+    const pick = (layout: string, strategy?: string) =>
+      rows.filter((r) => r.batch === id && r.layout === layout && r.planner === 'prefix' && (!strategy || r.strategy === strategy)).sort((a, b) => (a.medianUs as number) - (b.medianUs as number))[0];
+    const fused = pick('whole', 'fused');
+    const whole = pick('whole');
+    const b2b = pick('back-to-back');
+    const two = pick('two-streams');
+    Object.assign(summary, {
+      fusedUs: fused?.medianUs,
+      bestWholeUs: whole?.medianUs,
+      bestWholeStrategy: whole?.strategy,
+      backToBackUs: b2b?.medianUs,
+      backToBackStrategy: b2b?.strategy,
+      twoStreamsUs: two?.medianUs,
+      twoStreamsStrategy: two?.strategy,
+      fusedSpeedupVsBackToBack: b2b && fused ? (b2b.medianUs as number) / (fused.medianUs as number) : undefined,
+      prefillFlopsTflopsAtFused: fused ? prepared.whole.flops / ((fused.medianUs as number) * 1e-6) / 1e12 : undefined,
+    });
+    log(`  ${id} summary: ${JSON.stringify(summary)}`);
+    (result.hybridSummary ??= [] as unknown[]) as unknown[];
+    (result.hybridSummary as unknown[]).push(summary);
+    save();
+  }
+  return rows;
 }
 
 function median(a: Float64Array | number[]): number {
@@ -280,6 +463,24 @@ async function main() {
         }
       }
     }
+    for (const id of hybridIds) {
+      const { spec, prefill } = hybridSpec(id);
+      const batch = batchFromTree(spec, CONFIG, 16);
+      const decodeIds = batch.requests.map((_, r) => r).filter((r) => !prefill.includes(r));
+      const parts: Array<[string, Batch]> = [['whole', batch]];
+      if (prefill.length > 0) parts.push(['prefill', subBatch(batch, prefill)], ['decode', subBatch(batch, decodeIds)]);
+      for (const [name, b] of parts) {
+        for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+          const t0 = performance.now();
+          const plan = planner(b, caps);
+          validatePlan(plan, b);
+          const t1 = performance.now();
+          const d = preparePlan(plan, { numPages: b.numPages, pageSize: 16, numKvHeads: 8, headDim: 128 });
+          const t2 = performance.now();
+          log(`${id} ${name} ${pname}: ${numQueriesOf(b)} queries, ${(attentionFlops(b) / 1e9).toFixed(1)} GFLOP, ${plan.numItems} items, ${d.workSorted.length / 4} units (rg groups ${Array.from(d.groupCount)}), fused compute fraction ${d.fusedComputeFraction.toFixed(3)}, ${d.mergeQueries.length} merged queries; plan ${(t1 - t0).toFixed(0)} ms, prepare ${(t2 - t1).toFixed(0)} ms`);
+        }
+      }
+    }
     return;
   }
   const avail = await cudaAvailability();
@@ -330,6 +531,7 @@ async function main() {
   result.probe = await backend.probe();
   log(`device: ${backend.device}; probe ${JSON.stringify(result.probe)}`);
   save();
+  if (hybridIds.length > 0) await hybrid(backend);
   const rows = await bench(backend);
   // Summary: per workload, prefix vs perRequest with the faster strategy of each, and the strategy comparison.
   const summary: Record<string, unknown>[] = [];
