@@ -11,6 +11,23 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm 
 CUOBJ=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
 echo "HGMMA instructions in the addon: $("$CUOBJ" -sass $D/canopy_cuda.node 2>/dev/null | grep -c HGMMA)" | tee "$OUT/sass.txt"
 mode=${1:-all}
+if [ "$mode" = hybrid ]; then
+  # Issue 7 in one call: conformance of every strategy (fused first: it is the new kernel; a
+  # failure or hang shows here within the timeout), then W1–W5 and the hybrid batches H1/H2/S1
+  # with all three strategies, then compute-sanitizer memcheck + racecheck on the fused kernel.
+  timeout 150 node $D/driver.mjs --mode small --strategies fused,persistent,streams --out "$OUT/conformance.json" > "$OUT/conformance.log" 2>&1
+  echo "conformance rc=$?"; grep -E "^(FAIL|fail)|✗|not ok" "$OUT/conformance.log" | head -20
+  node -e 'const r=require(process.argv[1]).conformance||{};for(const[k,v]of Object.entries(r))console.log(k,"pass",v.pass,"fail",v.fail,"skip",v.skip)' "$OUT/conformance.json"
+  timeout ${FULL_TIMEOUT:-300} node $D/driver.mjs --out "$OUT/cuda-hybrid.json" --no-conformance --strategies persistent,fused,streams --balance 0 --hybrid H1,H2,S1 "${@:2}" 2>&1 | tee "$OUT/full.log" | grep -vE "^  W[1-5] " | tail -80
+  SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  timeout 100 "$SAN" --tool memcheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out "$OUT/memcheck.json" > "$OUT/memcheck.log" 2>&1
+  echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | tail -1
+  timeout 100 "$SAN" --tool racecheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out "$OUT/racecheck.json" > "$OUT/racecheck.log" 2>&1
+  echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY" "$OUT/racecheck.log" | tail -1
+  tail -c 3000 "$OUT/racecheck.log" > "$OUT/racecheck.tail"; rm -f "$OUT/racecheck.log" "$OUT/memcheck.json" "$OUT/racecheck.json"
+  tail -c 3000 "$OUT/memcheck.log" > "$OUT/memcheck.tail"; rm -f "$OUT/memcheck.log"
+  exit 0
+fi
 if [ "$mode" = all ] || [ "$mode" = full ]; then
   timeout 300 node $D/driver.mjs --out "$OUT/cuda-full.json" "${@:2}" 2>&1 | tee "$OUT/full.log"
 fi
