@@ -13,12 +13,12 @@ function builder() {
   return {
     nodes,
     requests,
-    node(parent, tokens) {
-      nodes.push({ id: nodes.length, parent, tokens });
+    node(parent, tokens, extra = {}) {
+      nodes.push({ id: nodes.length, parent, tokens, ...extra });
       return nodes.length - 1;
     },
-    request(leaf) {
-      requests.push({ leaf });
+    request(leaf, queries = 1) {
+      requests.push(queries === 1 ? { leaf } : { leaf, queries });
     },
   };
 }
@@ -28,7 +28,9 @@ function write(id, name, description, b) {
   let unique = 0;
   for (const n of b.nodes) unique += n.tokens;
   let total = 0;
-  for (const r of b.requests) for (let n = parent.get(r.leaf); n; n = n.parent === null ? undefined : parent.get(n.parent)) total += n.tokens;
+  const all = [...b.requests, ...b.nodes.filter((n) => n.draft).map((n) => ({ leaf: n.id }))];
+  for (const r of all) for (let n = parent.get(r.leaf); n; n = n.parent === null ? undefined : parent.get(n.parent)) total += n.tokens;
+  const queries = all.reduce((a, r) => a + (r.queries ?? 1), 0);
   // One node / request per line keeps the files readable and diffable.
   const text =
     `{\n  "name": ${JSON.stringify(name)},\n  "description": ${JSON.stringify(description)},\n` +
@@ -38,7 +40,7 @@ function write(id, name, description, b) {
     b.requests.map((r) => `    ${JSON.stringify(r)}`).join(',\n') +
     `\n  ]\n}\n`;
   writeFileSync(join(out, `${id}.json`), text);
-  console.log(`${id}: ${b.requests.length} requests, ${b.nodes.length} nodes, unique KV tokens ${unique}, without sharing ${total}`);
+  console.log(`${id}: ${all.length} requests (${queries} queries), ${b.nodes.length} nodes, unique KV tokens ${unique}, without sharing ${total}`);
 }
 
 {
@@ -112,4 +114,39 @@ function write(id, name, description, b) {
     }
   }
   write('W8', 'agent tree search', 'tree-of-thought search: a 1024-token few-shot prompt, breadth 5 for 3 steps (128, 128, 64 tokens per thought): 125 live branches', b);
+}
+// Hybrid workloads (prefill chunks beside decodes; speculative decoding): choices in workloads/README.md.
+{
+  const b = builder();
+  // the prefill request: 14336 tokens of context, then its 2048-token chunk (its queries)
+  const ctx = b.node(null, 14336);
+  b.request(b.node(ctx, 2048), 2048);
+  const root = b.node(null, 4096);
+  for (let r = 0; r < 128; r++) b.request(b.node(root, 512));
+  write('H1', 'prefill chunk + decodes', 'one 2048-token prefill chunk on a 16384-token context (a request whose last 2048 KV tokens are its queries) beside 128 decodes sharing a 4096-token prefix with their own 512-token leaves', b);
+}
+{
+  const b = builder();
+  const root = b.node(null, 16384);
+  // four prefill chunks under W5's shared root: each its own 512-token leaf holding its chunk
+  for (let p = 0; p < 4; p++) b.request(b.node(root, 512), 512);
+  for (let r = 0; r < 256; r++) b.request(b.node(root, 64));
+  write('H2', 'prefill chunks + long shared context', "W5's tree (16384-token root, 256 decodes with their own 64-token leaves) plus four 512-token prefill chunks under the same root, each its own 512-token leaf", b);
+}
+{
+  const b = builder();
+  const root = b.node(null, 4096);
+  // draft tree per request: 4 candidates, then 3, 2 and 1 continuations each (4 + 12 + 24 + 24 = 64 nodes)
+  const fanout = [4, 3, 2, 1];
+  for (let r = 0; r < 8; r++) {
+    const own = b.node(root, 256);
+    b.request(own);
+    let level = [own];
+    for (const f of fanout) {
+      const next = [];
+      for (const p of level) for (let c = 0; c < f; c++) next.push(b.node(p, 1, { draft: true }));
+      level = next;
+    }
+  }
+  write('S1', 'speculative decoding (draft trees)', '8 requests sharing a 4096-token prefix, each with 256 tokens of its own and a 64-token draft tree (branching 4, 3, 2, 1 over 4 levels); every draft token carries a query that sees its ancestors only', b);
 }

@@ -112,13 +112,19 @@ Usage:
   canopy-bench list                       workloads, model presets and backends
 
 Workloads:
-  -w, --workload W     W1..W8 (comma list or repeated), "canonical" (W1–W5, the default) or "all".
+  -w, --workload W     W1..W8, H1, H2, S1 (comma list or repeated), "canonical" (W1–W5, the
+                       default), "hybrid" (H1, H2, S1) or "all".
                        W1–W5 are the canonical decode steps; W6 chat serving, W7 RAG, W8 agent tree
-                       search are real-world shaped (sources in apps/bench/workloads/README.md).
+                       search are real-world shaped (sources in apps/bench/workloads/README.md);
+                       H1, H2 mix prefill chunks with decodes (also timed as a prefill batch and a
+                       decode batch back to back and on two streams, where the backend can), S1 is
+                       speculative decoding with draft trees.
       --tree FILE      your own tree JSON (repeatable):
                        {"config": {"numQoHeads": 32, "numKvHeads": 8, "headDim": 128, "pageSize": 16,
                         "kvDtype": "f16"}, "nodes": [{"id": 0, "parent": null, "tokens": 4096},
                         {"id": 1, "parent": 0, "tokens": 512}], "requests": [{"leaf": 1}]}
+                       optional: "queries": n on a request (a prefill chunk: the last n tokens of
+                       its path), "draft": true on a one-token node (a draft token with a query)
   -m, --model NAME     attention shape preset (Llama-3-8B, Llama-3-70B, Qwen2-7B, Mistral-7B, …)
       --kv-dtype f16|f32, --page-size N   override the workload's KV dtype / page size
 

@@ -5,7 +5,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { BenchRecord, BenchRun } from './records.js';
-import { fmtBytes, fmtFlops, groupKey } from './report-text.js';
+import { fmtBytes, fmtFlops, groupKey, HYBRID_HEADER, hybridCells, plural } from './report-text.js';
 import { fmtTflops, fmtUs } from './run.js';
 import { describeScale } from './tree.js';
 import { SUMMARY_HEADER, summaryCells, summaryRows } from './summary.js';
@@ -212,6 +212,24 @@ export async function renderHtml(run: BenchRun): Promise<string> {
       .map(([b, f]) => `${esc(b)}: ${fmtUs(f.floorUs!)} (${f.bound}-bound${f.bytesUs !== null ? `; bytes ${fmtUs(f.bytesUs)}` : ''}${f.flopsUs !== null ? `; FLOPs ${fmtUs(f.flopsUs)}` : ''})`);
     if (floors.length) parts.push(`<div class="note">floor ${floors.join(' · ')}</div>`);
     parts.push(recordTable(recs));
+    const hy = recs.filter((r) => r.hybrid);
+    if (hy.length > 0) {
+      const h0 = hy[0].hybrid!;
+      parts.push(
+        `<div class="note">Prefill + decode: <b>fused</b> is the one plan of the whole batch (above); <b>back to back</b> and <b>two streams</b> plan the prefill requests (${plural(h0.prefillRequests, 'request')}, ${h0.prefillQueries} queries) and the decode requests (${plural(h0.decodeRequests, 'request')}) separately with the same planner and time both plans as one step (timeGroup, serial / concurrent). Their outputs are checked against the reference too.</div>`,
+      );
+      parts.push(
+        `<table><tr>${HYBRID_HEADER.map((h, i) => `<th class="${i < 2 ? 'l' : ''}">${esc(h)}</th>`).join('')}</tr>${hy
+          .map((r) => {
+            const cells = hybridCells(r);
+            const wrong = r.hybrid!.verification?.passed === false;
+            return `<tr>${cells.map((c, i) => `<td class="${i < 2 ? 'l' : ''}${(i === 5 || i === 6) && parseFloat(c) >= 1.05 ? ' good' : ''}${i === 8 && wrong ? ' bad' : ''}">${esc(c)}</td>`).join('')}</tr>${
+              r.hybrid!.note ? `<tr><td class="l note" colspan="${HYBRID_HEADER.length}">${esc(r.hybrid!.note)}</td></tr>` : ''
+            }`;
+          })
+          .join('')}</table>`,
+      );
+    }
     if (!r0.sweep) {
       const chart = workloadChart(recs);
       if (chart) parts.push(`<figure>${await specToSvg(chart)}</figure>`);

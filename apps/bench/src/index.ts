@@ -1,8 +1,8 @@
 export { main } from './main.js';
 export { collectWorkloads, runConfig } from './options.js';
 export { runBench, CPU_DEFAULT_SCALE, type RunConfig, type WorkloadInput, type RunResult } from './run.js';
-export { parseTreeJson, buildBatch, scaleTree, checkTreeSpec, describeScale, type TreeSpec, type TreeConfig, type WorkloadScale } from './tree.js';
-export { builtinWorkload, resolveWorkloadIds, modelPreset, sweepTree, planStressTree, BUILTIN_WORKLOADS, CANONICAL_WORKLOADS, MODEL_PRESETS } from './workloads.js';
+export { parseTreeJson, buildBatch, scaleTree, checkTreeSpec, describeScale, batchRequestSpecs, type TreeSpec, type TreeConfig, type TreeRequestSpec, type WorkloadScale } from './tree.js';
+export { builtinWorkload, resolveWorkloadIds, modelPreset, sweepTree, planStressTree, BUILTIN_WORKLOADS, CANONICAL_WORKLOADS, HYBRID_WORKLOADS, MODEL_PRESETS } from './workloads.js';
 export { readNpy, writeNpy, type NpyArray } from './npy.js';
 export { verify, referenceSample, verificationQueries, toleranceFor } from './verify.js';
 export { compareRuns, renderComparison, type Comparison } from './compare.js';

@@ -76,7 +76,33 @@ export interface BenchRecord {
   speedupVsPerRequest: number | null;
   /** Why this record has no time (wrong result, backend error). */
   failure?: string;
+  /** Hybrid batches (prefill chunks beside decodes): this record's plan is the fused one; these
+   * are the back-to-back and two-stream baselines with the same planner (see hybrid.ts). */
+  hybrid?: HybridInfo;
 }
+
+/** What a hybrid record adds: the split, the baselines' times and their check. */
+export interface HybridInfo {
+  prefillRequests: number;
+  prefillQueries: number;
+  decodeRequests: number;
+  decodeQueries: number;
+  /** Work items of the prefill and the decode plan. */
+  workItems: { prefill: number; decode: number };
+  /** The two sub-plans' outputs, put together, against the reference (null: not run). */
+  verification: Verification | null;
+  /** Prefill then decode plan on one queue/stream (timeGroup mode 'serial'). */
+  serialUs: TimeInfo | null;
+  /** The two plans on two streams where the backend can overlap them (mode 'concurrent'). */
+  concurrentUs: TimeInfo | null;
+  /** Serial median / fused median (> 1: the one plan of the whole batch is faster). */
+  fusedSpeedupVsSerial: number | null;
+  /** Concurrent median / fused median. */
+  fusedSpeedupVsConcurrent: number | null;
+  /** Why the baselines have no time (no timeGroup, a wrong result, an error). */
+  note?: string;
+}
+
 
 export interface BackendInfo {
   name: string;

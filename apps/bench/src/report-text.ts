@@ -17,12 +17,13 @@ export function fmtFlops(f: number): string {
 }
 
 const int = (n: number): string => n.toLocaleString('en-US');
+export const plural = (n: number, word: string): string => `${int(n)} ${word}${n === 1 ? '' : 's'}`;
 
 export function fmtGBs(g: number): string {
   return `${g >= 100 ? g.toFixed(0) : g >= 10 ? g.toFixed(1) : g.toFixed(2)} GB/s`;
 }
 
-interface Style {
+export interface Style {
   bold: (s: string) => string;
   dim: (s: string) => string;
   red: (s: string) => string;
@@ -100,6 +101,19 @@ export function renderRun(run: BenchRun, color = false): string {
     });
     for (const l of table(['backend', 'planner', 'time (p10–p90)', 'GB/s', '% floor', 'vs perRequest', 'KV read / unique', 'items', 'rel err'], rows)) lines.push(`  ${l}`);
     for (const r of recs) if (r.failure) lines.push(st.red(`  ${r.backend} ${r.planner}: ${r.failure}`));
+    const hy = recs.filter((r) => r.hybrid);
+    if (hy.length > 0) {
+      const h0 = hy[0].hybrid!;
+      lines.push('');
+      lines.push(
+        st.dim(
+          `  prefill + decode: fused = one plan of the whole batch (above); back to back / two streams = a prefill plan (${plural(h0.prefillRequests, 'request')}, ${int(h0.prefillQueries)} queries) and a decode plan (${plural(h0.decodeRequests, 'request')}) with the same planner, timed as one step (timeGroup serial / concurrent)`,
+        ),
+      );
+      const hrows = hy.map((r) => hybridCells(r, st));
+      for (const l of table(HYBRID_HEADER, hrows)) lines.push(`  ${l}`);
+      for (const r of hy) if (r.hybrid!.note) lines.push((r.hybrid!.verification?.passed === false || r.hybrid!.note.startsWith('error') ? st.red : st.dim)(`  ${r.backend} ${r.planner}: ${r.hybrid!.note}`));
+    }
   }
   const sum = summaryRows(run);
   if (sum.length > 1) {
@@ -115,4 +129,24 @@ export function renderRun(run: BenchRun, color = false): string {
     ),
   );
   return lines.join('\n');
+}
+
+export const HYBRID_HEADER = ['backend', 'planner', 'fused', 'back to back', 'two streams', 'fused vs back to back', 'fused vs two streams', 'items fused / prefill+decode', 'rel err (split)'];
+
+/** One row of the hybrid table (text; HTML uses the same cells without colour). */
+export function hybridCells(r: BenchRecord, st: Style = style(false)): string[] {
+  const h = r.hybrid!;
+  const sp = (x: number | null): string => (x === null ? '–' : x >= 1.05 ? st.green(`${x.toFixed(2)}×`) : `${x.toFixed(2)}×`);
+  const v = h.verification;
+  return [
+    r.backend,
+    r.planner,
+    r.timeUs ? fmtUs(r.timeUs.median) : '–',
+    h.serialUs ? fmtUs(h.serialUs.median) : '–',
+    h.concurrentUs ? fmtUs(h.concurrentUs.median) : '–',
+    sp(h.fusedSpeedupVsSerial),
+    sp(h.fusedSpeedupVsConcurrent),
+    `${r.workItems === 0 ? '–' : int(r.workItems)} / ${h.workItems.prefill === 0 && h.workItems.decode === 0 ? '–' : `${int(h.workItems.prefill)}+${int(h.workItems.decode)}`}`,
+    v === null ? '–' : v.passed ? v.maxRelError.toExponential(1) : st.red('WRONG'),
+  ];
 }

@@ -34,6 +34,7 @@ import { RUN_SCHEMA_ID, type BackendInfo, type BenchRecord, type BenchRun, type 
 import { CPU_POLICY, GPU_POLICY, timePlan, type TimingPolicy } from './timing.js';
 import { buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type TreeSpec, type WorkloadScale } from './tree.js';
 import { referenceSampleAsync, verify, type ReferenceSample } from './verify.js';
+import { combineOutputs, splitHybrid, timeGroupPlans, timeInfo, type SubBatch } from './hybrid.js';
 
 /** Default scale-down for CPU-class backends (priority < 50: the reference executor). */
 export const CPU_DEFAULT_SCALE: WorkloadScale = { tokens: 1 / 16, requests: 1 / 8 };
@@ -78,6 +79,8 @@ interface Instance {
   queries: Float32Array;
   cache: PagedKvCache;
   ref?: ReferenceSample;
+  /** Prefill and decode halves for the hybrid baselines (null: not a hybrid batch). */
+  split?: [SubBatch, SubBatch] | null;
   dumped: boolean;
   dumpDir?: string;
 }
@@ -232,6 +235,90 @@ function fillSpeedups(records: BenchRecord[]): void {
   }
 }
 
+type Live = { factory: BackendFactory; backend: AttentionBackend; policy: TimingPolicy; timeoutMs: number; dead?: string };
+
+/**
+ * The hybrid baselines of one record: plan the prefill and the decode half with the same planner,
+ * run both and check them against the reference like any plan, then time them as one step with
+ * timeGroup, back to back ('serial') and on two streams ('concurrent'). Fills `rec.hybrid`;
+ * returns false when a baseline gave a wrong result or failed.
+ */
+async function hybridBaselines(
+  l: Live,
+  inst: Instance,
+  split: [SubBatch, SubBatch],
+  plannerName: PlannerName,
+  rec: BenchRecord,
+  label: string,
+  progress: Progress,
+  debugNote: (m: string) => void,
+): Promise<boolean> {
+  const [pre, dec] = split;
+  const h: NonNullable<BenchRecord['hybrid']> = {
+    prefillRequests: pre.requests.length,
+    prefillQueries: pre.queryIds.length,
+    decodeRequests: dec.requests.length,
+    decodeQueries: dec.queryIds.length,
+    workItems: { prefill: 0, decode: 0 },
+    verification: null,
+    serialUs: null,
+    concurrentUs: null,
+    fusedSpeedupVsSerial: null,
+    fusedSpeedupVsConcurrent: null,
+  };
+  rec.hybrid = h;
+  if (!l.backend.timeGroup) {
+    h.note = `${l.factory.name} has no timeGroup: no back-to-back baselines`;
+    return true;
+  }
+  const what = `${label} prefill+decode baselines`;
+  try {
+    const planner = getPlanner(plannerName);
+    const plans = split.map((part) => {
+      const plan = planner(part.batch, l.backend.capabilities);
+      validatePlan(plan, part.batch);
+      return plan;
+    });
+    h.workItems = { prefill: plans[0].numItems, decode: plans[1].numItems };
+    progress.update(label, 'running prefill and decode plans');
+    debugNote(`${what}: running the two plans`);
+    const outs = [];
+    for (let k = 0; k < 2; k++) outs.push(await withTimeout(l.backend.run(plans[k], split[k].queries), l.timeoutMs, 'run', () => (l.dead = 'hung in run()')));
+    const { batch } = inst;
+    const both = combineOutputs(batch, split, outs, numQueriesOf(batch));
+    inst.ref ??= await referenceSampleAsync(batch, inst.cache, inst.queries, debugNote);
+    h.verification = verify(batch, inst.ref, both.out, both.lse);
+    if (!h.verification.passed) {
+      h.note = `wrong result from the prefill/decode plans: ${h.verification.detail}`;
+      progress.note(`ERROR ${what}: ${h.note} — no time reported`);
+      return false;
+    }
+    const queries = split.map((p) => p.queries);
+    for (const mode of ['serial', 'concurrent'] as const) {
+      const t = await withTimeout(
+        timeGroupPlans(l.backend, plans, queries, mode, l.policy, (done, target) => progress.update(label, `timing ${mode} ${done}/${target}`)),
+        l.timeoutMs + l.policy.budgetMs,
+        'timing',
+        () => (l.dead = 'hung while timing'),
+      );
+      const info = timeInfo(t);
+      const speedup = rec.timeUs ? info.median / rec.timeUs.median : null;
+      if (mode === 'serial') {
+        h.serialUs = info;
+        h.fusedSpeedupVsSerial = speedup;
+      } else {
+        h.concurrentUs = info;
+        h.fusedSpeedupVsConcurrent = speedup;
+      }
+    }
+    return true;
+  } catch (e) {
+    h.note = `error: ${(e as Error).message}`;
+    progress.note(`ERROR ${what}: ${(e as Error).message}`);
+    return false;
+  }
+}
+
 export interface RunResult {
   run: BenchRun;
   /** The line `--backend` selection printed. */
@@ -254,7 +341,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
   const commit = currentCommit();
   const startedAt = new Date().toISOString();
   const notes: string[] = [
-    'verification: all queries when Σ visible tokens × query heads × head dim ≤ 2^28, else 64 queries spread evenly (first and last included); tolerance 2e-3 (f16 KV) or 1e-4 (f32 KV) of max |reference out|',
+    'verification: all queries when Σ visible tokens × query heads × head dim ≤ 2^28, else 64 queries spread evenly (first and last included; batches mixing prefill chunks and decodes: 32 of each kind); tolerance 2e-3 (f16 KV) or 1e-4 (f32 KV) of max |reference out|',
   ];
   const backends: BackendInfo[] = selection.notes.map((n) => ({
     name: n.name,
@@ -450,6 +537,11 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
             rec.failure = `error: ${(e as Error).message}`;
             ok = false;
             progress.note(`ERROR ${label}: ${(e as Error).message}`);
+          }
+          if (inst.split === undefined) inst.split = splitHybrid(batch, inst.queries);
+          if (inst.split && !l.dead && !unusable) {
+            const hybridOk = await hybridBaselines(l, inst, inst.split, plannerName, rec, label, progress, (m) => debug(io, m));
+            if (!hybridOk) ok = false;
           }
           records.push(rec);
           fillSpeedups(records);

@@ -4,7 +4,7 @@
  * budget is reached. GPU timers (`backend.time`) when the backend has them, else wall clock
  * around `run`.
  */
-import type { AttentionBackend, Plan } from '@canopy/core';
+import type { AttentionBackend, Plan, TimingResult } from '@canopy/core';
 import { summarize, type Summary } from './stats.js';
 
 export interface TimingPolicy {
@@ -38,6 +38,29 @@ export async function timePlan(
   policy: TimingPolicy,
   onProgress?: (done: number, target: number) => void,
 ): Promise<TimingOutcome> {
+  const timeBatch = async (warmup: number, iters: number): Promise<TimingResult> => {
+    if (backend.time) return backend.time(plan, queries, { warmup, iters });
+    for (let i = 0; i < warmup; i++) await backend.run(plan, queries);
+    const timesUs = new Float64Array(iters);
+    for (let i = 0; i < iters; i++) {
+      const s = performance.now();
+      await backend.run(plan, queries);
+      timesUs[i] = (performance.now() - s) * 1000;
+    }
+    return { timesUs, clock: 'wall' };
+  };
+  return timeWith(timeBatch, policy, onProgress);
+}
+
+/**
+ * The adaptive loop over any timer: `timeBatch(warmup, iters)` returns `iters` per-iteration times
+ * (warm-up only on the first call). Used for single plans and for `timeGroup` steps.
+ */
+export async function timeWith(
+  timeBatch: (warmup: number, iters: number) => Promise<TimingResult>,
+  policy: TimingPolicy,
+  onProgress?: (done: number, target: number) => void,
+): Promise<TimingOutcome> {
   const times: number[] = [];
   let clock: 'gpu' | 'wall' = 'wall';
   const t0 = performance.now();
@@ -46,18 +69,9 @@ export async function timePlan(
   let next = target;
   for (;;) {
     const n = Math.max(1, next);
-    if (backend.time) {
-      const r = await backend.time(plan, queries, { warmup: first ? policy.warmup : 0, iters: n });
-      clock = r.clock;
-      for (const t of r.timesUs) times.push(t);
-    } else {
-      if (first) for (let i = 0; i < policy.warmup; i++) await backend.run(plan, queries);
-      for (let i = 0; i < n; i++) {
-        const s = performance.now();
-        await backend.run(plan, queries);
-        times.push((performance.now() - s) * 1000);
-      }
-    }
+    const r = await timeBatch(first ? policy.warmup : 0, n);
+    clock = r.clock;
+    for (const t of r.timesUs) times.push(t);
     first = false;
     const s = summarize(times);
     const cap = policy.fixedIters ?? policy.maxIters;

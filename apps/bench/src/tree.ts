@@ -8,6 +8,17 @@
  * Each request decodes one query token that attends to all KV on the path root → leaf. A node's
  * pages are its own (allocated consecutively, in node order); its last page may be partly filled.
  *
+ * Hybrid batches (prefill chunks, speculative decoding):
+ * - `requests[i].queries` (default 1): a prefill chunk of n query tokens, the last n KV tokens of the
+ *   request's path root → leaf. Query j (0-based) sees the path's first L − n + j + 1 tokens (causal
+ *   within the chunk, everything before it in full). n must not exceed the path's tokens.
+ * - `nodes[i].draft: true`: a node of a speculative-decoding draft tree. It holds exactly one token
+ *   (its draft token) and carries one query of its own, which sees its ancestors only (the tree
+ *   mask). The file lists no request for a draft node: the batch gets one request (numQueries 1,
+ *   leaf = the draft node) per draft node, after the file's requests, in tree order (parents first).
+ *   A draft node needs a parent (the context the draft grows from). `requests` may be empty when
+ *   draft nodes supply the queries.
+ *
  * Errors name the file, the line and the field: `tree.json line 9: nodes[3].parent: node 7 does not exist`.
  */
 import { CanopyError, type AttentionConfig, type Batch, type BatchRequest, type ExplicitTree, type KvDtype } from '@canopy/core';
@@ -25,6 +36,14 @@ export interface TreeNodeSpec {
   id: number;
   parent: number | null;
   tokens: number;
+  /** A draft-tree node: one token, carries a query of its own (see the header). */
+  draft?: boolean;
+}
+
+export interface TreeRequestSpec {
+  leaf: number;
+  /** Query tokens (a prefill chunk: the last `queries` tokens of the path); default 1. */
+  queries?: number;
 }
 
 export interface TreeSpec {
@@ -32,7 +51,7 @@ export interface TreeSpec {
   description?: string;
   config: TreeConfig;
   nodes: TreeNodeSpec[];
-  requests: Array<{ leaf: number }>;
+  requests: TreeRequestSpec[];
 }
 
 const CONFIG_KEYS = ['numQoHeads', 'numKvHeads', 'headDim', 'pageSize', 'kvDtype'] as const;
@@ -90,7 +109,7 @@ export function checkTreeSpec(value: unknown, fail: (path: string, detail: strin
     const p = `nodes[${i}]`;
     if (!isObj(n)) fail(p, 'must be an object {"id", "parent", "tokens"}');
     const o = n as Record<string, unknown>;
-    unknownKeys(o, p, ['id', 'parent', 'tokens']);
+    unknownKeys(o, p, ['id', 'parent', 'tokens', 'draft']);
     for (const k of ['id', 'parent', 'tokens']) if (!(k in o)) fail(p, `missing field "${k}"`);
     if (typeof o.id !== 'number' || !Number.isInteger(o.id) || o.id < 0) fail(`${p}.id`, `must be a non-negative integer, got ${JSON.stringify(o.id)}`);
     const id = o.id as number;
@@ -99,7 +118,17 @@ export function checkTreeSpec(value: unknown, fail: (path: string, detail: strin
     if (o.parent !== null && (typeof o.parent !== 'number' || !Number.isInteger(o.parent))) {
       fail(`${p}.parent`, `must be a node id or null, got ${JSON.stringify(o.parent)}`);
     }
-    return { id, parent: o.parent as number | null, tokens: posInt(o.tokens, `${p}.tokens`) };
+    const node: TreeNodeSpec = { id, parent: o.parent as number | null, tokens: posInt(o.tokens, `${p}.tokens`) };
+    if ('draft' in o) {
+      if (typeof o.draft !== 'boolean') fail(`${p}.draft`, `must be true or false, got ${JSON.stringify(o.draft)}`);
+      if (o.draft) {
+        // a draft node is one draft token: its query sees exactly its ancestors and itself
+        if (node.tokens !== 1) fail(`${p}.tokens`, `a draft node holds exactly one token (its draft token), got ${node.tokens}`);
+        if (node.parent === null) fail(`${p}.parent`, 'a draft node needs a parent (the context its draft tree grows from)');
+        node.draft = true;
+      }
+    }
+    return node;
   });
   nodes.forEach((n, i) => {
     if (n.parent === null) return;
@@ -115,16 +144,35 @@ export function checkTreeSpec(value: unknown, fail: (path: string, detail: strin
     }
   });
 
-  if (!Array.isArray(root.requests) || root.requests.length === 0) fail('requests', 'must be a non-empty array');
+  const hasDraft = nodes.some((n) => n.draft);
+  if (!Array.isArray(root.requests) || (root.requests.length === 0 && !hasDraft)) {
+    fail('requests', 'must be a non-empty array (or the tree must have draft nodes, which carry queries of their own)');
+  }
+  const pathTokens = (id: number): number => {
+    let t = 0;
+    for (let n: TreeNodeSpec | undefined = nodes[index.get(id)!]; n; n = n.parent === null ? undefined : nodes[index.get(n.parent)!]) t += n.tokens;
+    return t;
+  };
   const requests = (root.requests as unknown[]).map((r, i) => {
     const p = `requests[${i}]`;
     if (!isObj(r)) fail(p, 'must be an object {"leaf": <node id>}');
     const o = r as Record<string, unknown>;
-    unknownKeys(o, p, ['leaf']);
+    unknownKeys(o, p, ['leaf', 'queries']);
     if (!('leaf' in o)) fail(p, 'missing field "leaf"');
     if (typeof o.leaf !== 'number' || !Number.isInteger(o.leaf)) fail(`${p}.leaf`, `must be a node id, got ${JSON.stringify(o.leaf)}`);
     if (!index.has(o.leaf as number)) fail(`${p}.leaf`, `node ${o.leaf} does not exist`);
-    return { leaf: o.leaf as number };
+    const leaf = o.leaf as number;
+    if (nodes[index.get(leaf)!].draft) {
+      fail(`${p}.leaf`, `node ${leaf} is a draft node, which carries its own query; list no request for it`);
+    }
+    const req: TreeRequestSpec = { leaf };
+    if ('queries' in o) {
+      const q = posInt(o.queries, `${p}.queries`);
+      const avail = pathTokens(leaf);
+      if (q > avail) fail(`${p}.queries`, `${q} query tokens exceed the ${avail} KV tokens of the path to node ${leaf} (a prefill chunk is the last tokens of its path)`);
+      if (q !== 1) req.queries = q;
+    }
+    return req;
   });
 
   const spec: TreeSpec = { config, nodes, requests };
@@ -160,24 +208,58 @@ function fmtFactor(f: number): string {
 }
 
 /** Apply a scale: shrink tokens, keep an even spread of requests, drop nodes no request sees. */
+/**
+ * Apply a scale: shrink tokens, keep an even spread of requests, drop nodes no request sees.
+ * Hybrid shapes stay hybrid: every prefill request (queries > 1) is kept and its chunk shrinks with
+ * the tokens (at least 2 queries, never more than its scaled path); the decodes are thinned as
+ * usual. Draft nodes keep their one token and stay when the context they grow from stays.
+ */
 export function scaleTree(spec: TreeSpec, scale: WorkloadScale): TreeSpec {
   if (isFullScale(scale)) return spec;
-  const R = spec.requests.length;
-  const keep = Math.max(1, Math.min(R, Math.round(R * scale.requests)));
-  const requests: Array<{ leaf: number }> = [];
+  const decodes = spec.requests.filter((r) => (r.queries ?? 1) === 1);
+  const R = decodes.length;
+  const keep = R === 0 ? 0 : Math.max(1, Math.min(R, Math.round(R * scale.requests)));
+  const kept = new Set<TreeRequestSpec>();
   for (let k = 0; k < keep; k++) {
     const idx = keep === 1 ? 0 : Math.round((k * (R - 1)) / (keep - 1));
-    requests.push(spec.requests[idx]);
+    kept.add(decodes[idx]);
   }
+  const requests = spec.requests.filter((r) => (r.queries ?? 1) > 1 || kept.has(r));
   const byId = new Map(spec.nodes.map((n) => [n.id, n]));
   const used = new Set<number>();
-  for (const r of requests) {
-    for (let n = byId.get(r.leaf); n && !used.has(n.id); n = n.parent === null ? undefined : byId.get(n.parent)) used.add(n.id);
+  const mark = (id: number): void => {
+    for (let n = byId.get(id); n && !used.has(n.id); n = n.parent === null ? undefined : byId.get(n.parent)) used.add(n.id);
+  };
+  for (const r of requests) mark(r.leaf);
+  // A draft node stays when the first non-draft node above it stays (its request's context); with
+  // no requests at all (draft queries only) every draft tree stays.
+  for (const n of spec.nodes) {
+    if (!n.draft) continue;
+    let a = byId.get(n.parent!);
+    while (a?.draft) a = a.parent === null ? undefined : byId.get(a.parent);
+    if (requests.length === 0 || (a && used.has(a.id))) mark(n.id);
   }
-  const nodes = spec.nodes
-    .filter((n) => used.has(n.id))
-    .map((n) => ({ ...n, tokens: Math.max(1, Math.round(n.tokens * scale.tokens)) }));
-  return { ...spec, nodes, requests };
+  const tokensOf = (n: TreeNodeSpec): number => (n.draft ? 1 : Math.max(1, Math.round(n.tokens * scale.tokens)));
+  const nodes = spec.nodes.filter((n) => used.has(n.id)).map((n) => ({ ...n, tokens: tokensOf(n) }));
+  const scaledById = new Map(nodes.map((n) => [n.id, n]));
+  const scaledRequests = requests.map((r) => {
+    const q = r.queries ?? 1;
+    if (q === 1) return r;
+    let path = 0;
+    for (let n = scaledById.get(r.leaf); n; n = n.parent === null ? undefined : scaledById.get(n.parent)) path += n.tokens;
+    return { ...r, queries: Math.min(path, Math.max(2, Math.round(q * scale.tokens))) };
+  });
+  return { ...spec, nodes, requests: scaledRequests };
+}
+
+/**
+ * Every request of the batch a spec builds, in batch order: the file's requests, then one
+ * single-query request per draft node in tree order (see `treeOrder`).
+ */
+export function batchRequestSpecs(spec: TreeSpec): TreeRequestSpec[] {
+  const out: TreeRequestSpec[] = spec.requests.map((r) => ({ leaf: r.leaf, queries: r.queries ?? 1 }));
+  for (const i of treeOrder(spec)) if (spec.nodes[i].draft) out.push({ leaf: spec.nodes[i].id, queries: 1 });
+  return out;
 }
 
 /** Override parts of the attention shape (`--model`, `--kv-dtype`, `--page-size`). */
@@ -233,8 +315,9 @@ export function buildBatch(spec: TreeSpec): Batch {
   const segPage = Int32Array.from(segPageArr);
   const segTokens = Int32Array.from(segTokensArr);
 
-  const requestLeaf = new Int32Array(spec.requests.length);
-  const requests: BatchRequest[] = spec.requests.map((r, ri) => {
+  const reqSpecs = batchRequestSpecs(spec);
+  const requestLeaf = new Int32Array(reqSpecs.length);
+  const requests: BatchRequest[] = reqSpecs.map((r, ri) => {
     const leaf = newIndex[byId.get(r.leaf)!];
     requestLeaf[ri] = leaf;
     const path: number[] = [];
@@ -251,7 +334,7 @@ export function buildBatch(spec: TreeSpec): Batch {
         pageTokens[k] = segTokens[s];
       }
     }
-    return { pageIds, pageTokens, numQueries: 1 };
+    return { pageIds, pageTokens, numQueries: r.queries ?? 1 };
   });
   const config: AttentionConfig = {
     numQoHeads: tc.numQoHeads,

@@ -5,7 +5,11 @@
  *
  * Which queries: all of them when the check is cheap (Σ visible tokens × query heads × head dim
  * ≤ 2^28 multiply-adds), otherwise 64 queries spread evenly over the batch, always including the
- * first and the last (query i·(Q-1)/63, rounded, for i = 0..63).
+ * first and the last (query i·(Q-1)/63, rounded, for i = 0..63). A batch that mixes prefill chunks
+ * (requests with several queries) and single-query requests would get nearly all of an even sample
+ * from the chunks (H1: 2048 of 2176 queries), so it is sampled per kind instead: 32 queries spread
+ * evenly over the prefill queries and 32 over the others (fewer of one kind: all of it, the rest
+ * from the other), first and last of each included ('mixed-64').
  *
  * Tolerance: with s = max |reference out| over the checked rows,
  *   f16 KV: max |out - ref| ≤ 2e-3 · s and max |lse - ref lse| ≤ 2e-3 · max(1, max |ref lse|)
@@ -26,13 +30,33 @@ export function toleranceFor(dtype: KvDtype): number {
   return dtype === 'f16' ? 2e-3 : 1e-4;
 }
 
-export function verificationQueries(batch: Batch): { ids: Int32Array; mode: 'all' | 'sample' } {
+export type SampleMode = 'all' | 'sample' | 'mixed';
+
+/** `n` of `from` spread evenly, first and last included. */
+function spread(from: number[], n: number): number[] {
+  if (n >= from.length) return from;
+  if (n === 1) return [from[0]];
+  return Array.from({ length: n }, (_, i) => from[Math.round((i * (from.length - 1)) / (n - 1))]);
+}
+
+export function verificationQueries(batch: Batch): { ids: Int32Array; mode: SampleMode } {
   const Q = numQueriesOf(batch);
   const lim = queryKvLimits(batch);
   let visible = 0;
   for (let q = 0; q < Q; q++) visible += lim[q];
   const cost = visible * batch.config.numQoHeads * batch.config.headDim;
   if (Q <= SAMPLE_QUERIES || cost <= FULL_CHECK_BUDGET) return { ids: Int32Array.from({ length: Q }, (_, i) => i), mode: 'all' };
+  const prefill: number[] = [];
+  const single: number[] = [];
+  let q = 0;
+  for (const r of batch.requests) for (let j = 0; j < r.numQueries; j++, q++) (r.numQueries > 1 ? prefill : single).push(q);
+  if (prefill.length > 0 && single.length > 0) {
+    const half = SAMPLE_QUERIES / 2;
+    const nPre = Math.min(prefill.length, Math.max(half, SAMPLE_QUERIES - single.length));
+    const nOne = Math.min(single.length, SAMPLE_QUERIES - nPre);
+    const ids = Int32Array.from([...spread(prefill, nPre), ...spread(single, nOne)]).sort();
+    return { ids, mode: 'mixed' };
+  }
   const ids = new Int32Array(SAMPLE_QUERIES);
   for (let i = 0; i < SAMPLE_QUERIES; i++) ids[i] = Math.round((i * (Q - 1)) / (SAMPLE_QUERIES - 1));
   return { ids, mode: 'sample' };
@@ -40,7 +64,7 @@ export function verificationQueries(batch: Batch): { ids: Int32Array; mode: 'all
 
 export interface ReferenceSample {
   ids: Int32Array;
-  mode: 'all' | 'sample';
+  mode: SampleMode;
   out: Float64Array;
   lse: Float64Array;
 }
@@ -140,7 +164,8 @@ export interface Verification {
   lseMaxAbsError: number;
   checkedQueries: number;
   totalQueries: number;
-  sample: 'all' | 'even-64';
+  /** 'mixed-64': 32 prefill-chunk queries and 32 others, each kind spread evenly. */
+  sample: 'all' | 'even-64' | 'mixed-64';
   tolerance: number;
   /** Why it failed (first offending value), when it did. */
   detail?: string;
@@ -196,7 +221,7 @@ export function verify(batch: Batch, ref: ReferenceSample, out: Float32Array, ls
     lseMaxAbsError: lseMax,
     checkedQueries: ref.ids.length,
     totalQueries: Q,
-    sample: ref.mode === 'all' ? 'all' : 'even-64',
+    sample: ref.mode === 'all' ? 'all' : ref.mode === 'mixed' ? 'mixed-64' : 'even-64',
     tolerance: tol,
     ...(detail ? { detail } : {}),
   };

@@ -1,5 +1,5 @@
 /**
- * Built-in workloads (W1–W8, shipped as `workloads/*.json` and embedded at build time), model
+ * Built-in workloads (W1–W8 decode steps, H1/H2/S1 hybrid steps, shipped as `workloads/*.json` and embedded at build time), model
  * presets for `--model`, and the tree families `sweep` varies.
  */
 import { CanopyError } from '@canopy/core';
@@ -11,34 +11,40 @@ import W5 from '../workloads/W5.json' with { type: 'json' };
 import W6 from '../workloads/W6.json' with { type: 'json' };
 import W7 from '../workloads/W7.json' with { type: 'json' };
 import W8 from '../workloads/W8.json' with { type: 'json' };
+import H1 from '../workloads/H1.json' with { type: 'json' };
+import H2 from '../workloads/H2.json' with { type: 'json' };
+import S1 from '../workloads/S1.json' with { type: 'json' };
 import { checkTreeSpec, type TreeConfig, type TreeSpec } from './tree.js';
 
-const RAW: Record<string, unknown> = { W1, W2, W3, W4, W5, W6, W7, W8 };
+const RAW: Record<string, unknown> = { W1, W2, W3, W4, W5, W6, W7, W8, H1, H2, S1 };
 
 /** The canonical five (the default run). */
 export const CANONICAL_WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5'] as const;
 /** Real-world shaped workloads (sources in workloads/README.md). */
 export const REAL_WORLD_WORKLOADS = ['W6', 'W7', 'W8'] as const;
-export const BUILTIN_WORKLOADS = [...CANONICAL_WORKLOADS, ...REAL_WORLD_WORKLOADS];
+/** Hybrid steps: prefill chunks beside decodes (H1, H2) and speculative-decoding draft trees (S1). */
+export const HYBRID_WORKLOADS = ['H1', 'H2', 'S1'] as const;
+export const BUILTIN_WORKLOADS = [...CANONICAL_WORKLOADS, ...REAL_WORLD_WORKLOADS, ...HYBRID_WORKLOADS];
 
 export function builtinWorkload(id: string): TreeSpec {
   const key = id.toUpperCase();
   const raw = RAW[key];
   if (!raw) {
-    throw new CanopyError('unknown-workload', `unknown workload "${id}" (built in: ${BUILTIN_WORKLOADS.join(', ')}, or "all"; use --tree FILE for your own)`);
+    throw new CanopyError('unknown-workload', `unknown workload "${id}" (built in: ${BUILTIN_WORKLOADS.join(', ')}, "canonical", "hybrid" or "all"; use --tree FILE for your own)`);
   }
   return checkTreeSpec(raw, (path, detail) => {
     throw new CanopyError('bad-tree-json', `built-in workload ${key}: ${path}: ${detail}`);
   });
 }
 
-/** Expand `--workload` values: ids, comma lists, "all" (W1–W8), "canonical" (W1–W5). */
+/** Expand `--workload` values: ids, comma lists, "all" (every built-in), "canonical" (W1–W5), "hybrid" (H1, H2, S1). */
 export function resolveWorkloadIds(values: string[]): string[] {
   const out: string[] = [];
   for (const v of values) {
     for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
       const lower = part.toLowerCase();
-      const ids = lower === 'all' ? BUILTIN_WORKLOADS : lower === 'canonical' ? [...CANONICAL_WORKLOADS] : [part.toUpperCase()];
+      const ids =
+        lower === 'all' ? BUILTIN_WORKLOADS : lower === 'canonical' ? [...CANONICAL_WORKLOADS] : lower === 'hybrid' ? [...HYBRID_WORKLOADS] : [part.toUpperCase()];
       for (const id of ids) {
         builtinWorkload(id); // throws a clear error for unknown ids
         if (!out.includes(id)) out.push(id);

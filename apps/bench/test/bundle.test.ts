@@ -45,6 +45,13 @@ describe('self-contained bundle', () => {
     expect(par.status, par.stderr).toBe(0);
     expect(par.stderr).toMatch(/verifying 16 queries with 3 worker threads/);
     expect(par.stdout).toMatch(/reference +prefix .* \d\.\de-\d+/);
+    // a hybrid step (prefill chunk + decodes): fused, back-to-back and two-stream times, all verified
+    const hy = spawnSync(process.execPath, [join(out, 'bench.mjs'), '--workload', 'H1', '--backend', 'reference', '--iters', '3', '--quiet', '--scale', '1/256', '--request-scale', '1/16'], {
+      cwd: tempDir(),
+      encoding: 'utf8',
+    });
+    expect(hy.status, hy.stderr).toBe(0);
+    expect(hy.stdout).toMatch(/reference +prefix +[\d.]+ m?s +[\d.]+ m?s +[\d.]+ m?s +[\d.]+× +[\d.]+×/);
     const list = spawnSync(process.execPath, [join(out, 'bench.mjs'), 'list'], { cwd: tempDir(), encoding: 'utf8' });
     expect(list.status, list.stderr).toBe(0);
     // every optional backend is either loaded or skipped with a reason; the bundle itself never crashes on them

@@ -123,7 +123,7 @@ describe('paged layout', () => {
 
   it('workload ids and model presets', () => {
     expect(resolveWorkloadIds(['w1,W3'])).toEqual(['W1', 'W3']);
-    expect(resolveWorkloadIds(['all'])).toHaveLength(8);
+    expect(resolveWorkloadIds(['all'])).toHaveLength(11);
     expect(() => resolveWorkloadIds(['W9'])).toThrow(/unknown workload "W9"/);
     expect(modelPreset('Llama-3-70B')).toMatchObject({ numQoHeads: 64, numKvHeads: 8, headDim: 128 });
     expect(modelPreset('qwen2-7b')).toMatchObject({ numQoHeads: 28, numKvHeads: 4 });
