@@ -51,7 +51,7 @@ describe('self-contained bundle', () => {
       encoding: 'utf8',
     });
     expect(hy.status, hy.stderr).toBe(0);
-    expect(hy.stdout).toMatch(/reference +prefix +[\d.]+ m?s +[\d.]+ m?s +[\d.]+ m?s +[\d.]+× +[\d.]+×/);
+    expect(hy.stdout).toMatch(/reference +prefix +[\d.]+ [µm]?s +[\d.]+ [µm]?s +[\d.]+ [µm]?s +[\d.]+× +[\d.]+×/);
     const list = spawnSync(process.execPath, [join(out, 'bench.mjs'), 'list'], { cwd: tempDir(), encoding: 'utf8' });
     expect(list.status, list.stderr).toBe(0);
     // every optional backend is either loaded or skipped with a reason; the bundle itself never crashes on them

@@ -1,4 +1,5 @@
 import {
+  type AttentionConfig,
   randomKvCache,
   randomQueries,
   referenceAttention,
@@ -11,7 +12,7 @@ import {
 } from '@canopy/core';
 import { planners as defaultPlanners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { batchFromTree, conformanceCases, type ConformanceCase } from './trees.js';
+import { batchFromTree, conformanceCases, HYBRID_TREE, type ConformanceCase, type TreeSpec } from './trees.js';
 
 export interface Tolerance {
   /** Max |out - ref| allowed, relative to max(1, max |ref|). */
@@ -78,6 +79,69 @@ export function buildCaseBatch(c: ConformanceCase): Batch {
 }
 
 /**
+ * Check `backend.timeGroup` (optional in the contract) on a hybrid step: the prefill requests of
+ * `HYBRID_TREE` and its decodes planned separately and timed as one step in both modes. It must
+ * return `iters` finite times, leave the backend able to run both plans correctly afterwards, and
+ * reject bad input (no plans, a query tensor missing, a query tensor of the wrong size).
+ * Throws (vitest assertions) on the first problem. Needs causal masks and head dim 64, f16 KV.
+ */
+export async function checkTimeGroup(backend: AttentionBackend, planner: Planner, seed = 4321): Promise<void> {
+  const group = backend.timeGroup?.bind(backend);
+  if (!group) throw new Error(`${backend.name} has no timeGroup`);
+  const config: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
+  const whole = batchFromTree(HYBRID_TREE, config, 16, 5);
+  const cache = randomKvCache(whole.numPages, whole.pageSize, config, seed);
+  // the same tree and page shuffle, so both halves index the one cache
+  const half = (prefill: boolean): TreeSpec => {
+    const keep = HYBRID_TREE.requestAt.map((_, r) => r).filter((r) => (HYBRID_TREE.numQueries![r] > 1) === prefill);
+    return { ...HYBRID_TREE, requestAt: keep.map((r) => HYBRID_TREE.requestAt[r]), numQueries: keep.map((r) => HYBRID_TREE.numQueries![r]) };
+  };
+  const batches = [batchFromTree(half(true), config, 16, 5), batchFromTree(half(false), config, 16, 5)];
+  const queries = batches.map((b, i) => randomQueries(b.requests.reduce((a, r) => a + r.numQueries, 0), config, seed + 1 + i));
+  await backend.setKvCache(cache);
+  const plans = batches.map((b) => {
+    const p = planner(b, backend.capabilities);
+    validatePlan(p, b);
+    return p;
+  });
+  for (const mode of ['serial', 'concurrent'] as const) {
+    const r = await group(plans, queries, { warmup: 1, iters: 3, mode });
+    expect(r.timesUs.length, `timeGroup(${mode}) returns one time per iteration`).toBe(3);
+    for (const t of r.timesUs) expect(Number.isFinite(t) && t >= 0, `timeGroup(${mode}) time ${t} µs`).toBe(true);
+    expect(['gpu', 'wall']).toContain(r.clock);
+  }
+  const one = await group([plans[1]], [queries[1]], { warmup: 0, iters: 2, mode: 'serial' });
+  expect(one.timesUs.length, 'timeGroup of one plan').toBe(2);
+  // the plans still run correctly after being timed together
+  const tol = DEFAULT_TOLERANCE.f16;
+  for (let i = 0; i < 2; i++) {
+    const got = await backend.run(plans[i], queries[i]);
+    const ref = referenceAttention(batches[i], cache, queries[i]);
+    let maxRef = 1;
+    for (let k = 0; k < ref.out.length; k++) maxRef = Math.max(maxRef, Math.abs(ref.out[k]));
+    let err = 0;
+    for (let k = 0; k < ref.out.length; k++) {
+      const e = Math.abs(got.out[k] - ref.out[k]);
+      if (!(e <= err)) err = Number.isNaN(e) ? Infinity : e;
+    }
+    expect(err / maxRef, `${i === 0 ? 'prefill' : 'decode'} plan after timeGroup`).toBeLessThanOrEqual(tol.out);
+  }
+  const opts = { warmup: 0, iters: 1, mode: 'serial' as const };
+  const mustReject = async (what: string, call: () => Promise<unknown>): Promise<void> => {
+    let threw = false;
+    try {
+      await call();
+    } catch {
+      threw = true;
+    }
+    if (!threw) throw new Error(`timeGroup accepted ${what}; it must reject it`);
+  };
+  await mustReject('no plans', () => group([], [], opts));
+  await mustReject('two plans with one query tensor', () => group(plans, [queries[0]], opts));
+  await mustReject('a query tensor of the wrong size', () => group(plans, [queries[0], queries[1].subarray(1)], opts));
+}
+
+/**
  * Register the conformance suite for a backend with vitest: every case × every planner, compared
  * with `referenceAttention` (float64) at a tolerance per KV dtype. Cases the backend's capabilities
  * rule out (head dim, dtype, causal masks) are registered as skipped with the reason, never
@@ -125,6 +189,13 @@ export function describeBackendConformance(factory: BackendFactory, options: Con
         );
       }
     }
+    it('timeGroup: two plans timed as one step (serial, concurrent), bad input rejected', async (ctx) => {
+      const b = await get();
+      const caps = b.capabilities;
+      if (!b.timeGroup) return ctx.skip('the backend has no timeGroup (optional)');
+      if (!caps.headDims.includes(64) || !caps.kvDtypes.includes('f16') || !caps.masks.includes('causal')) return ctx.skip('needs head dim 64, f16 KV and causal masks');
+      await checkTimeGroup(b, Object.values(planners)[0]);
+    }, options.timeoutMs ?? 120_000);
     it('dispose() then a fresh create() still works', async () => {
       const b = await get();
       await b.dispose();

@@ -84,6 +84,43 @@ export function randomTreeSpec(seed: number, nodes: number, minTokens: number, m
   return { parent, tokens, requestAt };
 }
 
+/**
+ * A hybrid step: a 37-token shared node with two decodes and three prefill requests under it
+ * (chunks of 20 queries = its whole 20-token leaf, 6 queries of a 13-token leaf, and 9 queries of
+ * a 4-token leaf, so the chunk reaches 5 tokens into the shared node), plus an unrelated request.
+ */
+export const HYBRID_TREE: TreeSpec = {
+  parent: [-1, 0, 0, 0, 0, 0, -1],
+  tokens: [37, 20, 13, 4, 3, 17, 9],
+  requestAt: [4, 1, 2, 5, 3, 6],
+  numQueries: [1, 20, 6, 1, 9, 1],
+};
+
+/**
+ * Two requests (contexts of 6 and 11 tokens under a shared 19-token root), each with a query at
+ * its context and a draft tree of one-token nodes with a query on every node: request A's tree
+ * branches 3, then 2 under its first node, then 1 (3 + 2 + 1 = 6 nodes); request B's is a chain
+ * of 2 and a sibling (3 nodes).
+ */
+export function draftTreeSpec(): TreeSpec {
+  const parent = [-1, 0, 0];
+  const tokens = [19, 6, 11];
+  const requestAt = [1, 2];
+  const add = (p: number): number => {
+    parent.push(p);
+    tokens.push(1);
+    requestAt.push(parent.length - 1);
+    return parent.length - 1;
+  };
+  const a = [add(1), add(1), add(1)];
+  const a2 = [add(a[0]), add(a[0])];
+  add(a2[1]);
+  const b1 = add(2);
+  add(b1);
+  add(2);
+  return { parent, tokens, requestAt };
+}
+
 export interface ConformanceCase {
   name: string;
   config: AttentionConfig;
@@ -173,6 +210,21 @@ export function conformanceCases(): ConformanceCase[] {
     true,
     true,
   );
+  // Hybrid steps (issue #7): prefill chunks under a shared node together with decodes. Chunks of
+  // a whole leaf, of part of a leaf, and one longer than its leaf (it reaches into the shared node).
+  add(
+    'hybrid: prefill chunks and decodes under one shared node, GQA 4, d64, f16',
+    cfg(8, 2, 64, 'f16'),
+    16,
+    HYBRID_TREE,
+    true,
+    true,
+  );
+  add('hybrid found from page ids (no explicit tree), GQA 8, d128, f32', cfg(8, 1, 128, 'f32'), 8, HYBRID_TREE, false, true, 31);
+  // Speculative decoding: a query on every node of small draft trees (one-token nodes) under two
+  // requests' contexts that share a root; each draft query sees its ancestors only.
+  add('draft trees: a query on every one-token draft node, GQA 4, d64, f16', cfg(8, 2, 64, 'f16'), 4, draftTreeSpec(), true, false);
+  add('draft trees found from page ids, GQA 1, d64, f32', cfg(4, 4, 64, 'f32'), 4, draftTreeSpec(), false, false, 77);
   // Random forests, with and without explicit trees, shuffled page ids.
   for (const [seed, gqa, d, dt] of [
     [1, 4, 64, 'f16'],

@@ -1,7 +1,7 @@
-import { CONTRACT_VERSION, ReferenceBackend, type AttentionBackend, type Plan } from '@canopy/core';
+import { CONTRACT_VERSION, ReferenceBackend, type AttentionBackend, type GroupTimingOptions, type Plan } from '@canopy/core';
 import { perRequestPlanner, planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { conformanceCases, runConformanceCase } from '../src/index.js';
+import { checkTimeGroup, conformanceCases, runConformanceCase } from '../src/index.js';
 
 /** A backend with a classic bug: it forgets the last partial of every query with several. */
 class DropsLastPartial extends ReferenceBackend {
@@ -30,7 +30,30 @@ class SkipsLastToken extends ReferenceBackend {
   }
 }
 
+/** timeGroup that loses the last iteration's time. */
+class ShortTimeGroup extends ReferenceBackend {
+  override async timeGroup(plans: Plan[], queries: Float32Array[], o: GroupTimingOptions) {
+    const r = await super.timeGroup(plans, queries, o);
+    return { ...r, timesUs: r.timesUs.subarray(0, Math.max(0, r.timesUs.length - 1)) };
+  }
+}
+
+/** timeGroup that times only the plans it has queries for instead of refusing the call. */
+class LaxTimeGroup extends ReferenceBackend {
+  override async timeGroup(plans: Plan[], queries: Float32Array[], o: GroupTimingOptions) {
+    const n = Math.min(plans.length, queries.length);
+    if (n === 0) return { timesUs: new Float64Array(o.iters), clock: 'wall' as const };
+    return super.timeGroup(plans.slice(0, n), queries.slice(0, n), o);
+  }
+}
+
 describe('the suite catches wrong backends', () => {
+  it('timeGroup: the reference passes; a short result and a lax one that accepts bad input fail', async () => {
+    await checkTimeGroup(new ReferenceBackend(), planners.prefix);
+    await expect(checkTimeGroup(new ShortTimeGroup(), planners.prefix)).rejects.toThrow(/one time per iteration/);
+    await expect(checkTimeGroup(new LaxTimeGroup(), planners.perRequest)).rejects.toThrow(/timeGroup accepted no plans/);
+  });
+
   it('reports a large error for an off-by-one backend, with both planners', async () => {
     for (const planner of [planners.prefix, planners.perRequest]) {
       const c = conformanceCases().find((x) => x.name.startsWith('deep chain'))!;
