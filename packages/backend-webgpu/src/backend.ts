@@ -6,6 +6,7 @@ import {
   type AttentionOutput,
   type BackendCapabilities,
   type DeviceProbe,
+  type GroupTimingOptions,
   type PagedKvCache,
   type Plan,
   type RunOptions,
@@ -36,6 +37,22 @@ export interface WebGpuBackendOptions extends AcquireOptions {
   tiling?: 'shared' | 'direct';
 }
 
+interface Dispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  x: number;
+  y: number;
+  /** Merge dispatches read what the attention dispatches wrote. */
+  merge?: boolean;
+}
+
+/** Timestamp writes of a pass: at its beginning, its end, or both (query indices). */
+interface PassTimestamps {
+  set: GPUQuerySet;
+  begin?: number;
+  end?: number;
+}
+
 const PARAMS_STRIDE = 256; // minUniformBufferOffsetAlignment upper bound
 const LOG2E = 1.4426950408889634;
 
@@ -51,7 +68,7 @@ interface Prepared {
   queries: GPUBuffer;
   out: GPUBuffer;
   readback: GPUBuffer;
-  dispatches: Array<{ pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; x: number; y: number }>;
+  dispatches: Dispatch[];
   outBytes: number;
   lseBytes: number;
 }
@@ -348,7 +365,7 @@ export class WebGpuBackend implements AttentionBackend {
       const slot = this.variants.length;
       pdata.set([layout.mergeCount, x, layout.offMergeQuery, layout.offMergeBegin, layout.offMergeList, H, partLseOffset, outLseOffset], (slot * PARAMS_STRIDE) / 4);
       const p = this.pipeline('merge', undefined, plan);
-      dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y });
+      dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y, merge: true });
     }
     writeBuf(this.gpu.device.queue, params, 0, pdata);
     const prepared: Prepared = {
@@ -371,15 +388,44 @@ export class WebGpuBackend implements AttentionBackend {
   }
 
   private encodePass(enc: GPUCommandEncoder, p: Prepared, ts?: { set: GPUQuerySet; index: number }): void {
-    const pass = enc.beginComputePass(
-      ts ? { timestampWrites: { querySet: ts.set, beginningOfPassWriteIndex: ts.index, endOfPassWriteIndex: ts.index + 1 } } : {},
-    );
-    for (const d of p.dispatches) {
+    this.encodeDispatches(enc, p.dispatches, ts ? { set: ts.set, begin: ts.index, end: ts.index + 1 } : undefined);
+  }
+
+  /** One compute pass holding `dispatches` in order (Dawn puts barriers only where a buffer's use changes). */
+  private encodeDispatches(enc: GPUCommandEncoder, dispatches: readonly Dispatch[], ts?: PassTimestamps): void {
+    const timestampWrites: GPUComputePassTimestampWrites | undefined = ts
+      ? { querySet: ts.set, ...(ts.begin !== undefined ? { beginningOfPassWriteIndex: ts.begin } : {}), ...(ts.end !== undefined ? { endOfPassWriteIndex: ts.end } : {}) }
+      : undefined;
+    const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
+    for (const d of dispatches) {
       pass.setPipeline(d.pipeline);
       pass.setBindGroup(0, d.bindGroup);
       pass.dispatchWorkgroups(d.x, d.y);
     }
     pass.end();
+  }
+
+  /**
+   * One step of several prepared plans. 'serial': each plan's pass after the previous one (what
+   * running them one after another does, in one submission). 'concurrent': WebGPU has one queue
+   * and no streams, so the closest thing is one pass with the plans' attention dispatches
+   * interleaved (plan A's first variant, plan B's first, A's second, …) and the merges last:
+   * neighbouring dispatches write different buffers, so Dawn needs no barrier between them and the
+   * driver may overlap them. Timestamps: the step's first pass begins, its last pass ends.
+   */
+  private encodeGroup(enc: GPUCommandEncoder, ps: readonly Prepared[], mode: 'serial' | 'concurrent', ts?: { set: GPUQuerySet; index: number }): void {
+    if (mode === 'concurrent' && ps.length > 1) {
+      const attn = ps.map((p) => p.dispatches.filter((d) => !d.merge));
+      const order: Dispatch[] = [];
+      for (let k = 0; k < Math.max(...attn.map((a) => a.length)); k++) for (const a of attn) if (k < a.length) order.push(a[k]);
+      for (const p of ps) for (const d of p.dispatches) if (d.merge) order.push(d);
+      this.encodeDispatches(enc, order, ts ? { set: ts.set, begin: ts.index, end: ts.index + 1 } : undefined);
+      return;
+    }
+    ps.forEach((p, i) => {
+      const t = ts ? { set: ts.set, ...(i === 0 ? { begin: ts.index } : {}), ...(i === ps.length - 1 ? { end: ts.index + 1 } : {}) } : undefined;
+      this.encodeDispatches(enc, p.dispatches, t);
+    });
   }
 
   async run(plan: Plan, queries: Float32Array, options: RunOptions = {}): Promise<AttentionOutput> {
@@ -470,6 +516,75 @@ export class WebGpuBackend implements AttentionBackend {
       try {
         const enc = device.createCommandEncoder();
         for (let i = 0; i < n; i++) this.encodePass(enc, p, { set: qs, index: 2 * i });
+        enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
+        enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
+        device.queue.submit([enc.finish()]);
+        await rd.mapAsync(MapMode.READ);
+        const t = new BigInt64Array(rd.getMappedRange().slice(0));
+        rd.unmap();
+        for (let i = 0; i < n; i++) timesUs[s + i] = Number(t[2 * i + 1] - t[2 * i]) / 1000;
+      } finally {
+        this.destroyBuffer(res);
+        this.destroyBuffer(rd);
+        qs.destroy();
+      }
+    }
+    return { timesUs, clock: 'gpu' };
+  }
+
+  /**
+   * Time several plans as one step (the contract's optional `timeGroup`): plan i on `queries[i]`,
+   * `iters` steps after `warmup`, each step's time from the beginning of its first pass to the end
+   * of its last (GPU timestamps when the adapter has them, else wall time per submission). See
+   * `encodeGroup` for what 'serial' and 'concurrent' encode.
+   */
+  async timeGroup(plans: Plan[], queries: Float32Array[], options: GroupTimingOptions): Promise<TimingResult> {
+    this.check();
+    if (!Array.isArray(plans) || !Array.isArray(queries) || plans.length === 0 || plans.length !== queries.length) {
+      throw new CanopyError('bad-option', `webgpu: timeGroup needs one query tensor per plan and at least one plan (got ${plans?.length} plans, ${queries?.length} query tensors)`);
+    }
+    const mode = options.mode;
+    if (mode !== 'serial' && mode !== 'concurrent') throw new CanopyError('bad-option', `webgpu: timeGroup mode must be 'serial' or 'concurrent', got ${JSON.stringify(mode)}`);
+    if (plans.length > this.planCacheSize) {
+      throw new CanopyError('bad-option', `webgpu: timeGroup of ${plans.length} plans needs planCacheSize ≥ ${plans.length} (it is ${this.planCacheSize})`);
+    }
+    // prepare every plan first (shape errors surface before any work), then check none was evicted
+    const ps = plans.map((p, i) => this.prepare(p, queries[i]));
+    if (ps.some((p, i) => this.plans.get(plans[i]) !== p)) {
+      throw new CanopyError('bad-option', `webgpu: timeGroup plans did not all fit the plan cache (planCacheSize ${this.planCacheSize})`);
+    }
+    const device = this.gpu.device;
+    ps.forEach((p, i) => writeBuf(device.queue, p.queries, 0, queries[i]));
+    const iters = Math.max(1, options.iters | 0);
+    const warm = Math.max(0, options.warmup | 0);
+    if (warm > 0) {
+      const enc = device.createCommandEncoder();
+      for (let i = 0; i < warm; i++) this.encodeGroup(enc, ps, mode);
+      device.queue.submit([enc.finish()]);
+    }
+    await this.flushErrors();
+    await device.queue.onSubmittedWorkDone();
+    const timesUs = new Float64Array(iters);
+    if (!this.timestamps) {
+      for (let i = 0; i < iters; i++) {
+        const enc = device.createCommandEncoder();
+        this.encodeGroup(enc, ps, mode);
+        const t0 = performance.now();
+        device.queue.submit([enc.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        timesUs[i] = (performance.now() - t0) * 1000;
+      }
+      return { timesUs, clock: 'wall' };
+    }
+    const CH = 1024; // steps per query set (2 timestamps each)
+    for (let s = 0; s < iters; s += CH) {
+      const n = Math.min(CH, iters - s);
+      const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
+      const res = this.createBuffer(16 * n, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+      const rd = this.createBuffer(16 * n, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+      try {
+        const enc = device.createCommandEncoder();
+        for (let i = 0; i < n; i++) this.encodeGroup(enc, ps, mode, { set: qs, index: 2 * i });
         enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
         enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
         device.queue.submit([enc.finish()]);
