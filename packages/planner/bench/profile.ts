@@ -1,4 +1,5 @@
-// Profiling harness (not committed output): loops one phase for --cpu-prof.
+// Profiling harness: loops one phase (PHASE=full|step|emit|canon|tree|treeTrusted|emitFresh|emitReuse)
+// W (workload) N (iterations) times and prints wall-clock median, min and p10 (µs); use with --cpu-prof.
 import { createPlannerState, stepPlanner, clonePlannerState, nextDecodeBatch, emitPrefixPlan } from '../src/index.js';
 import { buildRadix } from '../src/tree.js';
 import { workload, bigTree, H100_CAPS, type WorkloadId } from '../test/workloads.js';
@@ -16,18 +17,15 @@ const n = Number(process.env.N ?? 2000);
 const phase = process.env.PHASE ?? 'all';
 const time = (name: string, f: (i: number) => void, pre?: (i: number) => void): void => {
   if (phase !== 'all' && phase !== name) return;
-  let tot = 0;
   const xs: number[] = [];
   for (let i = 0; i < n; i++) {
     pre?.(i);
     const t0 = performance.now();
     f(i);
-    const dt = performance.now() - t0;
-    xs.push(dt);
-    tot += dt;
+    xs.push(performance.now() - t0);
   }
   xs.sort((a, b) => a - b);
-  console.log(id, name, 'median µs', (xs[n >> 1] * 1e3).toFixed(1), 'min', (xs[0] * 1e3).toFixed(1));
+  console.log(id.padEnd(8), name.padEnd(12), 'median µs', (xs[n >> 1] * 1e3).toFixed(1).padStart(7), 'min', (xs[0] * 1e3).toFixed(1).padStart(7), 'p10', (xs[Math.floor(n / 10)] * 1e3).toFixed(1).padStart(7));
 };
 time('full', () => createPlannerState(b, H100_CAPS));
 let c = clonePlannerState(st);
@@ -39,3 +37,26 @@ time('treeTrusted', () => buildRadix(b, true));
 const fresh = buildRadix(b);
 const ord = fresh.canonicalOrder();
 time('emitFresh', () => emitPrefixPlan(fresh, ord, b, H100_CAPS, {}));
+let reuse = new Int32Array(0);
+time('emitReuse', () =>
+  emitPrefixPlan(fresh, ord, b, H100_CAPS, {}, (n) => {
+    if (reuse.length < n) reuse = new Int32Array(n);
+    return reuse;
+  }),
+);
+
+if (phase === 'phases') {
+  const acc: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    emitPrefixPlan(fresh, ord, b, H100_CAPS, {}, (m) => {
+      if (reuse.length < m) reuse = new Int32Array(m);
+      return reuse;
+    });
+    const T = (globalThis as { __T?: number[] }).__T;
+    if (!T) throw new Error('phases: add (globalThis as any).__T.push(performance.now()) marks to emitPrefixPlan first');
+    const d = T.slice(1).map((t, k) => (t - T[k]) * 1e3);
+    acc.push(d);
+  }
+  const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[Math.floor(n / 10)].toFixed(1));
+  console.log(id, 'p10 phases (setup, blocks+fusion, columns+split, alloc, items, merge):', med.join(' '));
+}

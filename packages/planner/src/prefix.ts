@@ -61,12 +61,12 @@ function I(slot: number, n: number, zero = true): Int32Array {
   } else if (zero) a.fill(0, 0, n);
   return a;
 }
-function F(slot: number, n: number): Float64Array {
+function F(slot: number, n: number, zero = true): Float64Array {
   let a = F64[slot];
   if (!a || a.length < n) {
     a = new Float64Array(Math.max(64, n, 2 * (a?.length ?? 0)));
     F64[slot] = a;
-  } else a.fill(0, 0, n);
+  } else if (zero) a.fill(0, 0, n);
   return a;
 }
 // Under Node, plan buffers come from Buffer.allocUnsafeSlow: not zero-filled (every element of a
@@ -276,13 +276,27 @@ export function emitPrefixPlan(
   // ---- row blocks: a group with more rows than the largest tile is split by rows
   const qpb = Math.max(1, Math.floor(tiles.maxRows / g));
   const ptCache = F(95, Math.max(tiles.maxRows, g) + 1);
-  const perTok = (rows: number): number => {
-    let v = ptCache[rows];
-    if (v === 0) v = ptCache[rows] = tiles.perToken(cost, rows);
-    return v;
-  };
-  const nbOf = (nq: number): number => Math.ceil(nq / qpb);
-  const rowsOf = (nq: number): number => Math.ceil(nq / nbOf(nq)) * g;
+  // per node: row blocks and the per-token CTA cost of a block's rows (once, read by every pass)
+  const nbK = I(132, N, false);
+  const aK = F(133, N, false);
+  {
+    let lastNq = -1;
+    let lastNb = 0;
+    let lastA = 0;
+    for (let k = 0; k < N; k++) {
+      const nq = vcnt[k];
+      if (nq !== lastNq) {
+        lastNq = nq;
+        lastNb = nq <= qpb ? 1 : Math.ceil(nq / qpb);
+        const rows = Math.ceil(nq / lastNb) * g;
+        let v = ptCache[rows];
+        if (v === 0) v = ptCache[rows] = tiles.perToken(cost, rows);
+        lastA = v;
+      }
+      nbK[k] = lastNb;
+      aK[k] = lastA;
+    }
+  }
 
   // ---- fusion: push a node's KV down into its children's columns when cheaper
   const sib = model.siblingByteFactor;
@@ -299,8 +313,7 @@ export function emitPrefixPlan(
       if (p >= 0) {
         childVis[p] += vcnt[k];
         numKids[p]++;
-        const nb = nbOf(vcnt[k]);
-        pushSlope[p] += nb * perTok(rowsOf(vcnt[k]));
+        pushSlope[p] += nbK[k] * aK[k];
       }
     }
     for (let k = 0; k < N; k++) {
@@ -312,10 +325,10 @@ export function emitPrefixPlan(
       const Tk = carry[k] + tok[k];
       if (numKids[k] > 0 && childVis[k] === vcnt[k] && (numKids[k] === 1 || Tk <= fuseMax)) {
         const T = Tk;
-        const nb = nbOf(vcnt[k]);
+        const nb = nbK[k];
         // own items: nb blocks (siblings' bytes discounted as in the split model below) and one
         // more partial per query to merge; pushed: every child block reads the T tokens again
-        const a = perTok(rowsOf(vcnt[k]));
+        const a = aK[k];
         const sep = (HK * (nb * c0 + T * (nb * a - (nb - 1) * (1 - sib) * byteSlope))) / P + (vcnt[k] * mergePerPartial) / bwTot;
         const push = (HK * T * pushSlope[k]) / P;
         if (push < sep) pushed[k] = 1;
@@ -328,8 +341,8 @@ export function emitPrefixPlan(
     // in, and keep the node's own items when that is not cheaper; then redo carries.
     const dest = F(130, N); // Σ per-token cost of the blocks a pushed node's tokens are read by
     for (let k = N - 1; k >= 0; k--) {
-      const nb = nbOf(vcnt[k]);
-      const a = perTok(rowsOf(vcnt[k]));
+      const nb = nbK[k];
+      const a = aK[k];
       if (pushed[k]) {
         const T = carry[k] + tok[k];
         const sep = (HK * (nb * c0 + T * (nb * a - (nb - 1) * (1 - sib) * byteSlope))) / P + (vcnt[k] * mergePerPartial) / bwTot;
@@ -368,8 +381,8 @@ export function emitPrefixPlan(
       if (pushed[k]) continue;
       const T = carry[k] + tok[k];
       const nq = vcnt[k];
-      const nb = nbOf(nq);
-      const a = perTok(rowsOf(nq));
+      const nb = nbK[k];
+      const a = aK[k];
       colNode[c] = k;
       colT[c] = T;
       colNb[c] = nb;
@@ -472,7 +485,15 @@ export function emitPrefixPlan(
         s = e;
       } else while (off + tks[s] < b) off += tks[s++];
       const cnt = s - s0 + 1;
-      if (cnt >= 32) {
+      const cnt0 = cnt;
+      // segments of the chunk's first row block at [sb, sb + cnt)
+      // (fill, copyWithin and subarray each cost about 100 ns a call: loops below 32 entries)
+      if (fullPages && cnt >= 32) {
+        // pages before the column's last hold pageSize tokens: no need to read them
+        segPage.set(ids.subarray(s0, s + 1), ns);
+        segTokens.fill(pageSize, ns, ns + cnt);
+        segSlot.fill(0, ns, ns + cnt);
+      } else if (cnt >= 32) {
         segPage.set(ids.subarray(s0, s + 1), ns);
         segTokens.set(tks.subarray(s0, s + 1), ns);
         segSlot.fill(0, ns, ns + cnt);
@@ -483,22 +504,22 @@ export function emitPrefixPlan(
           segSlot[ns + z] = 0;
         }
       }
-      segSlot[ns] = a - off0;
+      const slot0 = a - off0;
+      segSlot[ns] = slot0;
       if (cnt === 1) segTokens[ns] = b - a;
       else {
-        segTokens[ns] -= a - off0;
+        segTokens[ns] = tks[s0] - slot0;
         segTokens[ns + cnt - 1] = b - off;
       }
-      ns += cnt;
       if (b === off + tks[s]) off += tks[s++];
-      const se = ns;
       const t = b - a;
       const absA = start + a;
-      // row blocks of the group
+      // row blocks of the group: every emitted block reads the same segments, laid out one
+      // after the other (copies made below, in bulk)
       const base = Math.floor(nq / nb);
       const extra = nq - base * nb;
       let qb = vbeg[k];
-      let emitted = false;
+      let m = 0;
       for (let blk = 0; blk < nb; blk++) {
         const cnt = base + (blk < extra ? 1 : 0);
         const q0 = nqi;
@@ -510,18 +531,9 @@ export function emitPrefixPlan(
         qb += cnt;
         const got = nqi - q0;
         if (got === 0) continue;
-        let segStart = sb;
-        if (emitted) {
-          // row-split sibling: the same KV segments again, right after the first
-          segStart = ns;
-          segPage.copyWithin(ns, sb, se);
-          segSlot.copyWithin(ns, sb, se);
-          segTokens.copyWithin(ns, sb, se);
-          ns += se - sb;
-        }
-        emitted = true;
-        itemSegBegin[ni] = segStart;
-        itemSegBegin[ni + 1] = ns;
+        itemSegBegin[ni] = sb + m * cnt0;
+        itemSegBegin[ni + 1] = sb + (m + 1) * cnt0;
+        m++;
         itemQueryBegin[ni] = q0;
         itemQueryBegin[ni + 1] = nqi;
         itemPos[ni] = absA;
@@ -535,8 +547,21 @@ export function emitPrefixPlan(
         itemNode[ni] = k;
         ni++;
       }
-      // every block of this chunk masked out: drop its segments
-      if (!emitted) ns = sb;
+      if (m > 1) {
+        // copies of the first block's segments for its row-block siblings, doubling the copied
+        // run each time (W5's root: 8 blocks in 3 copies per array instead of 7)
+        const total = m * cnt0;
+        for (let have = cnt0; have < total; ) {
+          const c2 = have < total - have ? have : total - have;
+          segPage.copyWithin(sb + have, sb, sb + c2);
+          segTokens.copyWithin(sb + have, sb, sb + c2);
+          have += c2;
+        }
+        segSlot.fill(0, sb + cnt0, sb + total);
+        for (let z = 1; z < m; z++) segSlot[sb + z * cnt0] = slot0;
+      }
+      // every block of this chunk masked out: no segments
+      ns = sb + m * cnt0;
       a = b;
     }
   }
@@ -589,7 +614,7 @@ export function emitPrefixPlan(
     for (let c = 0; c < C; c++) {
       const k = colNode[c];
       const leaf = isParent[k] === 0;
-      const a = perTok(rowsOf(vcnt[k]));
+      const a = aK[k];
       colA[c] = a;
       colCoef[c] = colNb[c] * a - (colNb[c] - 1) * (1 - sib) * byteSlope;
       layout.colPool[c] = order[k];

@@ -77,8 +77,12 @@ export function checkBatchShape(batch: Batch): void {
   }
 }
 
+// One default options object: the cost model is cached per (capabilities, options) identity, and
+// a fresh `{}` per call would rebuild it (tile tables included) for every plan.
+const NO_OPTIONS: PrefixPlannerOptions = Object.freeze({});
+
 /** Full build: tree, canonical order, plan. */
-export function createPlannerState(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = {}): PlannerState {
+export function createPlannerState(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = NO_OPTIONS): PlannerState {
   checkCaps(capabilities);
   checkBatchShape(batch);
   // Explicit trees get core's full check (cycles, missing nodes, paths that differ from pages).
@@ -300,6 +304,6 @@ export function buildTokenTree(batch: Batch): TokenTree {
 }
 
 /** The `prefix` planner. */
-export function prefixPlanner(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = {}): Plan {
+export function prefixPlanner(batch: Batch, capabilities: BackendCapabilities, options: PrefixPlannerOptions = NO_OPTIONS): Plan {
   return createPlannerState(batch, capabilities, options).plan;
 }
