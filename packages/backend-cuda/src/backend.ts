@@ -49,6 +49,9 @@ export interface CudaCreateOptions extends BackendCreateOptions {
   /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
    * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
   wgmma?: boolean;
+  /** 'fused' strategy: share (0–1) of the grid's CTAs that start in the compute role. Default:
+   * estimated per plan from its units' FLOPs and bytes (prepare.ts); CANOPY_CUDA_FUSED_FRACTION. */
+  fusedFraction?: number;
 }
 
 const HEAD_DIMS = [64, 128, 256];
@@ -92,6 +95,15 @@ function strategyFrom(options: CudaCreateOptions | undefined): LaunchStrategy {
   return s;
 }
 
+function fusedFractionFrom(options: CudaCreateOptions | undefined): number | undefined {
+  const env = process.env.CANOPY_CUDA_FUSED_FRACTION;
+  const f = options?.fusedFraction ?? (env !== undefined && env !== '' ? Number(env) : undefined);
+  if (f !== undefined && !(f >= 0 && f <= 1)) {
+    throw new CanopyError('bad-option', `CUDA backend: fusedFraction must be a number in [0, 1], got '${String(f)}'`);
+  }
+  return f;
+}
+
 function checkStrategy(s: unknown): asserts s is LaunchStrategy {
   if (!LAUNCH_STRATEGIES.includes(s as LaunchStrategy)) {
     throw new CanopyError('bad-option', `CUDA backend: strategy must be one of ${LAUNCH_STRATEGIES.map((x) => `'${x}'`).join(', ')}, got '${String(s)}'`);
@@ -115,6 +127,7 @@ function sameArrays(a: NativePlanDesc, b: NativePlanDesc): boolean {
 interface CachedPlan {
   desc: NativePlanDesc;
   balanced: boolean;
+  fusedFraction: number | undefined;
   handle: NativePlanHandle;
 }
 
@@ -126,6 +139,8 @@ export class CudaBackend implements AttentionBackend {
   strategy: LaunchStrategy;
   wgmma: boolean;
   balance: boolean;
+  /** Fixed compute-role share for 'fused' (undefined: estimated per plan). */
+  fusedFraction: number | undefined;
   private ctx: NativeContext | undefined;
   private kv: KvShape | undefined;
   /** Plans seen before, by identity: re-running one uploads nothing but the queries. */
@@ -134,11 +149,12 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = false) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = false, fusedFraction?: number) {
     this.ctx = ctx;
     this.strategy = strategy;
     this.wgmma = wgmma;
     this.balance = balance;
+    this.fusedFraction = fusedFraction;
     const info = ctx.info();
     this.device = info.description;
     this.capabilities = {
@@ -201,7 +217,9 @@ export class CudaBackend implements AttentionBackend {
     if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     // Two CTA slots per SM: what the 8-warp and the 4-warp decode tiles both fit.
     const effective = this.balance ? balancePlan(plan, { slots: 2 * this.capabilities.parallelUnits }) : plan;
-    return preparePlan(effective, kv, { wgmma: this.wgmma, fusedRates: this.fusedRates() });
+    const desc = preparePlan(effective, kv, { wgmma: this.wgmma, fusedRates: this.fusedRates() });
+    if (this.fusedFraction !== undefined) desc.fusedComputeFraction = this.fusedFraction;
+    return desc;
   }
 
   /** The device copy of a plan: by identity, else by content among recent plans, else uploaded. */
@@ -209,11 +227,11 @@ export class CudaBackend implements AttentionBackend {
     const ctx = this.live();
     if (!this.kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
-    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance) return hit.handle;
+    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance && hit.fusedFraction === this.fusedFraction) return hit.handle;
     const desc = this.prepare(plan);
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
-      entry = { desc, balanced: this.balance, handle: ctx.createPlan(desc) };
+      entry = { desc, balanced: this.balance, fusedFraction: this.fusedFraction, handle: ctx.createPlan(desc) };
       this.recent.unshift(entry);
       // Older entries may still be referenced through byPlan; their memory goes with the handle's finalizer.
       if (this.recent.length > CudaBackend.RECENT) this.recent.length = CudaBackend.RECENT;
@@ -321,6 +339,7 @@ export class CudaBackend implements AttentionBackend {
 /** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
 export async function createCudaBackend(options?: CudaCreateOptions): Promise<CudaBackend> {
   const strategy = strategyFrom(options);
+  fusedFractionFrom(options); // bad values fail here, before the GPU is looked for
   const avail = await cudaAvailability();
   if (!avail.available) throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${avail.reason}`);
   const load = loadAddon();
@@ -333,7 +352,7 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
   }
   const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
   const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE === '1';
-  return new CudaBackend(ctx, strategy, wgmma, balance);
+  return new CudaBackend(ctx, strategy, wgmma, balance, fusedFractionFrom(options));
 }
 
 export const cudaBackendFactory: BackendFactory = {

@@ -150,3 +150,32 @@ describe('launch strategy option', () => {
     expect(seen).toEqual([0, 0, 1, 1, 2, 2]);
   });
 });
+
+describe('fused compute fraction option', () => {
+  it('rejects values outside [0, 1] before looking for a GPU', async () => {
+    await expect(createCudaBackend({ fusedFraction: 1.5 })).rejects.toThrow(/fusedFraction must be a number in \[0, 1\], got '1.5'/);
+    const saved = process.env.CANOPY_CUDA_FUSED_FRACTION;
+    process.env.CANOPY_CUDA_FUSED_FRACTION = 'lots';
+    try {
+      await expect(createCudaBackend()).rejects.toThrow(/got 'NaN'/);
+    } finally {
+      if (saved === undefined) delete process.env.CANOPY_CUDA_FUSED_FRACTION;
+      else process.env.CANOPY_CUDA_FUSED_FRACTION = saved;
+    }
+  });
+
+  it('overrides the estimated share in the plan handed to the addon, one device copy per setting', async () => {
+    const { backend, fake, pd, qd } = await setup();
+    await backend.run(pd, qd);
+    const estimated = fake.handles[0].desc.fusedComputeFraction;
+    expect(estimated).toBeGreaterThanOrEqual(0);
+    expect(estimated).toBeLessThanOrEqual(1);
+    backend.fusedFraction = 1;
+    await backend.run(pd, qd);
+    expect(fake.handles).toHaveLength(2);
+    expect(fake.handles[1].desc.fusedComputeFraction).toBe(1);
+    backend.fusedFraction = undefined;
+    await backend.run(pd, qd);
+    expect(fake.handles).toHaveLength(2); // back to the first copy (content cache)
+  });
+});

@@ -50,6 +50,7 @@ const outPath = arg('out', 'cuda-result.json')!;
 const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
 const hybridIds = (arg('hybrid', '') ?? '').split(',').filter(Boolean);
+const hybridVariants = (arg('hybrid-variants', '') ?? '').split(',').filter(Boolean);
 const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => x === '1');
 const balanceModes = arg('balance', '1,0')!.split(',').map((x) => x === '1');
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',').filter(Boolean);
@@ -303,9 +304,36 @@ async function hybrid(backend: CudaBackend) {
         }
       }
     }
+    // Variants of the whole-batch plan (prefix planner): e.g. fused:f1 (every CTA starts in the
+    // compute role), fused:bal (backend balancing: long units split into KV pieces), persistent:bal.
+    for (const v of hybridVariants) {
+      const [strategy, ...mods] = v.split(':') as [LaunchStrategy, ...string[]];
+      backend.strategy = strategy;
+      backend.balance = mods.includes('bal');
+      const f = mods.find((m) => /^f[0-9.]+$/.test(m));
+      backend.fusedFraction = f ? Number(f.slice(1)) : undefined;
+      const w = prepared.whole;
+      const check = checkOutputs(await backend.run(plans.prefix.whole, w.queries), w.ref, w.ids);
+      const t = await backend.time(plans.prefix.whole, w.queries, { warmup: hWarm, iters: hIters });
+      row({ layout: 'whole', variant: v, planner: 'prefix', strategy, medianUs: median(t.timesUs), p10Us: pct(t.timesUs, 10), p90Us: pct(t.timesUs, 90), check });
+      if (prepared.prefill && mods.includes('bal')) {
+        const pre = prepared.prefill;
+        const dec = prepared.decode;
+        const g = await backend.timeGroup([plans.prefix.prefill, plans.prefix.decode], [pre.queries, dec.queries], { mode: 'serial', warmup: hWarm, iters: hIters });
+        row({ layout: 'back-to-back', variant: v, planner: 'prefix', strategy, medianUs: median(g.timesUs), p10Us: pct(g.timesUs, 10), p90Us: pct(g.timesUs, 90) });
+      }
+    }
+    backend.balance = false;
+    backend.fusedFraction = undefined;
     const summary: Record<string, unknown> = { batch: id, ...info };
     const pick = (layout: string, strategy?: string) =>
-      rows.filter((r) => r.batch === id && r.layout === layout && r.planner === 'prefix' && (!strategy || r.strategy === strategy)).sort((a, b) => (a.medianUs as number) - (b.medianUs as number))[0];
+      rows
+        .filter((r) => r.batch === id && r.layout === layout && r.planner === 'prefix' && !r.variant && (!strategy || r.strategy === strategy))
+        .sort((a, b) => (a.medianUs as number) - (b.medianUs as number))[0];
+    const bestVariant = rows
+      .filter((r) => r.batch === id && r.layout === 'whole' && r.variant)
+      .sort((a, b) => (a.medianUs as number) - (b.medianUs as number))[0];
+    summary.bestVariant = bestVariant ? { variant: bestVariant.variant, medianUs: bestVariant.medianUs } : undefined;
     const fused = pick('whole', 'fused');
     const whole = pick('whole');
     const b2b = pick('back-to-back');

@@ -18,14 +18,22 @@ if [ "$mode" = hybrid ]; then
   timeout 150 node $D/driver.mjs --mode small --strategies fused,persistent,streams --out "$OUT/conformance.json" > "$OUT/conformance.log" 2>&1
   echo "conformance rc=$?"; grep -E "^(FAIL|fail)|✗|not ok" "$OUT/conformance.log" | head -20
   node -e 'const r=require(process.argv[1]).conformance||{};for(const[k,v]of Object.entries(r))console.log(k,"pass",v.pass,"fail",v.fail,"skip",v.skip)' "$OUT/conformance.json"
-  timeout ${FULL_TIMEOUT:-300} node $D/driver.mjs --out "$OUT/cuda-hybrid.json" --no-conformance --strategies persistent,fused,streams --balance 0 --hybrid H1,H2,S1 "${@:2}" 2>&1 | tee "$OUT/full.log" | grep -vE "^  W[1-5] " | tail -80
+  timeout ${FULL_TIMEOUT:-300} node $D/driver.mjs --out "$OUT/cuda-hybrid.json" --no-conformance --strategies persistent,fused,streams --balance 0 --hybrid H1,H2,S1 --hybrid-variants ${VARIANTS:-fused:f1,fused:f0.5,fused:bal,persistent:bal,streams:bal} "${@:2}" 2>&1 | tee "$OUT/full.log" | grep -vE "^  W[1-5] " | tail -80
   SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  timeout 100 "$SAN" --tool memcheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out "$OUT/memcheck.json" > "$OUT/memcheck.log" 2>&1
-  echo "memcheck rc=$?"; grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | tail -1
-  timeout 100 "$SAN" --tool racecheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out "$OUT/racecheck.json" > "$OUT/racecheck.log" 2>&1
-  echo "racecheck rc=$?"; grep -E "RACECHECK SUMMARY" "$OUT/racecheck.log" | tail -1
-  tail -c 3000 "$OUT/racecheck.log" > "$OUT/racecheck.tail"; rm -f "$OUT/racecheck.log" "$OUT/memcheck.json" "$OUT/racecheck.json"
-  tail -c 3000 "$OUT/memcheck.log" > "$OUT/memcheck.tail"; rm -f "$OUT/memcheck.log"
+  # Sanitizers on the fused kernel over the small conformance cases; the racecheck/synccheck runs
+  # use a -lineinfo build (.device/cuda-li, when carried) so hazards name source lines.
+  LI=$D/canopy_cuda.node; [ -f .device/cuda-li/canopy_cuda.node ] && LI=$(pwd)/.device/cuda-li/canopy_cuda.node
+  S="$OUT/sanitizer.txt"; : > "$S"
+  timeout 100 "$SAN" --tool memcheck --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out /tmp/memcheck.json > /tmp/memcheck.log 2>&1
+  echo "memcheck rc=$? $(grep -E 'ERROR SUMMARY' /tmp/memcheck.log | tail -1)" | tee -a "$S"
+  for tool in racecheck synccheck; do
+    CANOPY_CUDA_ADDON=$LI timeout 120 "$SAN" --tool $tool --error-exitcode 9 node $D/driver.mjs --mode small --strategies fused --out /tmp/$tool.json > /tmp/$tool.log 2>&1
+    echo "$tool rc=$? $(grep -E 'SUMMARY' /tmp/$tool.log | tail -1)" | tee -a "$S"
+    grep -E "^========= +(Error|and|Warning|Barrier|Invalid|at )" /tmp/$tool.log | sed -E 's/\[[0-9]+ hazards?\]//' | sort | uniq -c | sort -rn | head -40 >> "$S"
+  done
+  CUOBJ=$(command -v cuobjdump || echo /usr/local/cuda/bin/cuobjdump)
+  echo "--- SASS of attnFusedKernel<64> (normal build), 0x800-0x9ff ---" >> "$S"
+  "$CUOBJ" -sass $D/canopy_cuda.node 2>/dev/null | awk '/Function : .*attnFusedKernelILi64/{f=1} f&&/Function : /&&!/attnFusedKernelILi64/{f=0} f' | grep -E "/\*0[89][0-9a-f]{2}\*/" >> "$S"
   exit 0
 fi
 if [ "$mode" = all ] || [ "$mode" = full ]; then
