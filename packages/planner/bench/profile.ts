@@ -60,3 +60,38 @@ if (phase === 'phases') {
   const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[Math.floor(n / 10)].toFixed(1));
   console.log(id, 'p10 phases (setup, blocks+fusion, columns+split, alloc, items, merge):', med.join(' '));
 }
+if (phase === 'stepPhases') {
+  const acc: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const c2 = clonePlannerState(st);
+    const t0 = performance.now();
+    stepPlanner(c2, nb3);
+    const t1 = performance.now();
+    const T = (globalThis as { __S?: number[] }).__S!;
+    acc.push([(T[0] - t0) * 1e3, ...T.slice(1).map((t, k) => (t - T[k]) * 1e3), (t1 - T[T.length - 1]) * 1e3]);
+  }
+  const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[Math.floor(n / 10)].toFixed(1));
+  console.log(id, 'p10 step phases (pre, pass1, commit, split, copies, segments, end):', med.join(' '));
+}
+if (phase === 'loopPhases' || phase === 'loop') {
+  const acc: number[][] = [];
+  const xs: number[] = [];
+  const s2 = createPlannerState(b, H100_CAPS);
+  let bb = b;
+  for (let i = 0; i < n; i++) {
+    const nb2 = nextDecodeBatch(bb);
+    const t0 = performance.now();
+    stepPlanner(s2, nb2);
+    const t1 = performance.now();
+    xs.push((t1 - t0) * 1e3);
+    const T = (globalThis as { __S?: number[] }).__S;
+    if (T) acc.push([(T[0] - t0) * 1e3, ...T.slice(1).map((t, k) => (t - T[k]) * 1e3), (t1 - T[T.length - 1]) * 1e3]);
+    bb = nb2;
+  }
+  xs.sort((x, y) => x - y);
+  console.log(id, 'decode loop step median', xs[xs.length >> 1].toFixed(1), 'p10', xs[Math.floor(xs.length / 10)].toFixed(1), 'patched', s2.patched, '/', s2.steps);
+  if (acc.length) {
+    const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[acc.length >> 1].toFixed(1));
+    console.log(id, 'median loop phases (pre, pass1, commit, split, copies, segments, end):', med.join(' '));
+  }
+}

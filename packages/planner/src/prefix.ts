@@ -146,6 +146,27 @@ export function splitSearch(
       runLen[S++] = 1;
     }
   }
+  // Runs with identical columns further apart (the nodes of one tree level, separated by their
+  // subtrees) merge into one group: W3 and the 1024-request tree have a handful of distinct
+  // splittable columns in dozens of runs. (Pairwise search, stopped past 64 groups.)
+  let G = 0;
+  for (let z = 0; z < S; z++) {
+    const c = split[z];
+    const n = runLen[z];
+    let y = 0;
+    if (G <= 64) {
+      for (; y < G; y++) {
+        const p = split[y];
+        if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) break;
+      }
+    } else y = G;
+    if (y < G) runLen[y] += n;
+    else {
+      split[G] = c;
+      runLen[G++] = n;
+    }
+  }
+  S = G;
   let bestPred = Infinity;
   let bestTau = Infinity;
   if (Wmax > 0) {
@@ -665,10 +686,13 @@ export class PlanBuffer {
   segAt = -1;
   colPos: Int32Array = new Int32Array(0);
   colCnt: Int32Array = new Int32Array(0);
+  /** The plan a patch last wrote here (views into `data`), while `gen` is known. */
+  plan: Plan | undefined;
 
   /** At least `ints` int32s, contents unknown (for a full emit). */
   take(ints: number): Int32Array {
     this.gen = -1;
+    this.plan = undefined;
     if (this.data.length < ints) this.data = new Int32Array(Math.ceil(ints * 1.25) + 64);
     return this.data;
   }
@@ -681,6 +705,16 @@ export class PlanBuffer {
     b.segAt = this.segAt;
     b.colPos = this.colPos.slice();
     b.colCnt = this.colCnt.slice();
+    const p = this.plan;
+    if (p) {
+      // the same views over the copy
+      const map = <T extends Int32Array | undefined>(v: T): T => (v && v.buffer === this.data.buffer ? (new Int32Array(b.data.buffer, v.byteOffset, v.length) as T) : v);
+      b.plan = { ...p };
+      for (const k of Object.keys(p) as (keyof Plan)[]) {
+        const v = p[k];
+        if (v instanceof Int32Array) (b.plan as unknown as Record<string, unknown>)[k] = map(v);
+      }
+    }
     return b;
   }
 }
@@ -808,6 +842,27 @@ export function patchAppendPlan(
   splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return null;
+  const kvLimit = I(134, R, false);
+  for (let r = 0; r < R; r++) {
+    const x = tree.reqLeaf[r];
+    kvLimit[r] = tree.pos[x] + tree.tokens[x];
+  }
+  return writePatch(tree, reqs, cost, tiles, L, NS, kvLimit, buffer);
+}
+
+/**
+ * The patched plan of an append-only step (see patchAppendPlan): the previous plan's arrays
+ * copied in bulk, the queries' KV limits from `kvLimit`, every leaf item's segments and tile
+ * written again (from its last page of two steps ago when the recycled buffer still holds the
+ * rest), shared columns' segments moved where an earlier leaf gained pages.
+ */
+function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, tiles: TileChooser, L: PlanLayout, NS: number, kvLimit: Int32Array, buffer: PlanBuffer | undefined): Plan {
+  const prev = L.plan!;
+  const C = L.C;
+  const { colLeaf, colPool, colPb, colItem, colT } = L;
+  const pSegBegin = prev.itemSegBegin;
+  const NI = prev.numItems;
+  const R = reqs.length;
 
   const NIQ = prev.numPartials;
   const NQ = R;
@@ -847,10 +902,7 @@ export function patchAppendPlan(
   const queryRequest = view(NQ);
   queryRequest.set(prev.queryRequest);
   const queryKvLimit = view(NQ);
-  for (let r = 0; r < R; r++) {
-    const x = tree.reqLeaf[r];
-    queryKvLimit[r] = tree.pos[x] + tree.tokens[x];
-  }
+  queryKvLimit.set(kvLimit.subarray(0, NQ));
   const itemTile = view(NI);
   itemTile.set(prev.itemTile);
   const itemPos = view(NI);
@@ -967,6 +1019,150 @@ export function patchAppendPlan(
     mergeBegin,
     mergeSlots,
   };
+  L.plan = plan;
+  if (B) B.plan = plan;
+  return plan;
+}
+
+/**
+ * The common decode step in a few lean passes over the requests (the general `stepPlanner` path
+ * takes about ten): nobody finished or joined, every request has one query and its own leaf,
+ * which gains tokens (in its last page, or in new pages after it), and the previous plan
+ * qualifies for a patch. Pass 1 reads, of the new batch, each request's array lengths and its last
+ * one or two page entries (nothing of its earlier pages: the caller promises they are unchanged),
+ * in a loop short enough that the cache misses of several requests overlap; pass 2 checks them
+ * against the tree's record of the previous batch. Until then nothing is written: when anything
+ * does not fit this returns null, the state untouched, and the caller takes the general path
+ * (which also reports bad input). Then the tree's leaves advance and the split search runs again
+ * with the new leaf lengths; when it keeps every chunk count the plan is patched, else 'emit'
+ * (the tree is current, the caller emits in full). When the recycled buffer holds the plan of two
+ * steps ago and no leaf gained a page since, that plan differs from this one only in the queries'
+ * KV limits, the leaves' last segment and the leaves' tiles: only those are written (O(requests),
+ * a few stores each); otherwise writePatch copies the previous plan's arrays in bulk.
+ */
+export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined): Plan | 'emit' | null {
+  const prev = L.plan;
+  const reqs = next.requests;
+  const R = reqs.length;
+  if (!L.patchable || !prev || prev.numQueries !== R || L.numLeafCols !== R || tree.requests.length !== R) return null;
+  const inp = L.inputs;
+  if (inp[0] !== caps || inp[1] !== caps.tileMenu || inp[2] !== caps.parallelUnits || inp[3] !== caps.readBandwidthGBs || inp[4] !== opts || inp[5] !== configKey(next.config)) return null;
+  const lastN = tree.lastN;
+  const NP = next.numPages;
+  const PS = next.pageSize;
+  // pass 1: the batch's entries this step needs (new page count, old last page, new last page)
+  const nN = I(135, R, false);
+  const nId = I(136, R, false);
+  const nTok = I(137, R, false);
+  const oId = I(138, R, false);
+  const oTok = I(139, R, false);
+  const add = I(140, R, false); // tokens in pages after the old last one
+  for (let i = 0; i < R; i++) {
+    const q = reqs[i];
+    const ids = q.pageIds;
+    const tks = q.pageTokens;
+    if (!(ids instanceof Int32Array) || !(tks instanceof Int32Array) || q.numQueries !== 1) return null;
+    const n1 = ids.length;
+    const n0 = lastN[i];
+    if (tks.length !== n1 || n1 < n0) return null;
+    oId[i] = ids[n0 - 1];
+    oTok[i] = tks[n0 - 1];
+    nN[i] = n1;
+    nId[i] = ids[n1 - 1];
+    nTok[i] = tks[n1 - 1];
+    let d = 0;
+    for (let s = n0; s < n1; s++) {
+      const pg = ids[s];
+      const k = tks[s];
+      if (!(pg >= 0 && pg < NP && k >= 1 && k <= PS)) return null;
+      d += k;
+    }
+    add[i] = d;
+  }
+  // pass 2: against the previous batch (same last page, not shrunk, own leaf; a leaf whose first
+  // page grew changes its key: general path); the leaves' new lengths and column inputs
+  const lastId = tree.lastId;
+  const lastTok = tree.lastTok;
+  const leafOf = tree.reqLeaf;
+  const refCount = tree.refCount;
+  const tpb = tree.pb;
+  const ttok = tree.tokens;
+  const tpos = tree.pos;
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks] = L.params;
+  const { colPool, colCarry, colPb, colT, colKmax, colW, colSum, colA, colCoef, leafCols } = L;
+  const leafTok = I(141, R, false);
+  const kvLimit = I(134, R, false);
+  // the recycled buffer holds the plan of two steps ago with every leaf's page count unchanged
+  const B = buffer;
+  let same = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.colPos.length >= L.C;
+  const bCnt = B !== undefined ? B.colCnt : leafTok;
+  let grow = 0;
+  for (let i = 0; i < R; i++) {
+    const x = leafOf[i];
+    const lt = lastTok[i];
+    const k0 = oTok[i];
+    const n0 = lastN[i];
+    if (oId[i] !== lastId[i] || refCount[x] !== 1 || !(k0 >= lt && k0 <= PS) || (k0 !== lt && tpb[x] === n0 - 1)) return null;
+    const c = leafCols[i];
+    if (colPool[c] !== x) return null;
+    const tk = ttok[x] + k0 - lt + add[i];
+    leafTok[i] = tk;
+    kvLimit[i] = tpos[x] + tk;
+    const n1 = nN[i];
+    grow += n1 - n0;
+    if (same && bCnt[c] !== n1 - colPb[c]) same = false;
+    // same expressions as the full build's column setup
+    const T = colCarry[c] + tk;
+    colT[c] = T;
+    colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colW[c] = T * colA[c];
+    colSum[c] = T * colCoef[c];
+  }
+  // commit: the tree's requests, leaves and last-page records
+  tree.requests = reqs.slice();
+  tree.byteViews.length = 0;
+  const tpe = tree.pe;
+  for (let i = 0; i < R; i++) {
+    const x = leafOf[i];
+    tpe[x] = nN[i];
+    ttok[x] = leafTok[i];
+  }
+  lastN.set(nN.subarray(0, R));
+  lastId.set(nId.subarray(0, R));
+  lastTok.set(nTok.subarray(0, R));
+  tree.numPages = NP;
+  const C = L.C;
+  const K = I(129, C, false);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
+  const prevK = L.colK;
+  for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return 'emit';
+  const { cost, tiles } = modelFor(caps, opts, next.config);
+  if (!same) return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, buffer);
+  // the buffer's plan of two steps ago: rewrite what changed since
+  const old = B!.plan!;
+  const itemTile = old.itemTile;
+  const segPage = old.segPage;
+  const segTokens = old.segTokens;
+  const colPos = B!.colPos;
+  const colItem = L.colItem;
+  old.queryKvLimit.set(kvLimit.subarray(0, R));
+  const rows = L.g;
+  let lastT = -1;
+  let lastTile = 0;
+  for (let i = 0; i < R; i++) {
+    const c = leafCols[i];
+    const e = colPos[c] + bCnt[c] - 1;
+    segPage[e] = nId[i];
+    segTokens[e] = nTok[i];
+    const T = colT[c];
+    if (T !== lastT) {
+      lastT = T;
+      lastTile = tiles.choose(cost, rows, T);
+    }
+    itemTile[colItem[c]] = lastTile;
+  }
+  const plan: Plan = { ...old };
+  B!.plan = plan;
   L.plan = plan;
   return plan;
 }

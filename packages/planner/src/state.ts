@@ -5,7 +5,7 @@
  * as a fresh build. Plans equal those of a fresh build of the new batch (tested).
  */
 import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
-import { emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
+import { appendOnlyStep, emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
 import { buildRadix, RadixTree } from './tree.js';
 
 export interface PlannerState {
@@ -61,13 +61,7 @@ function scratchI32(slot: number, n: number): Int32Array {
 
 /** Cheap shape checks the tree builder relies on (ids and token counts are checked as pages enter the tree). */
 export function checkBatchShape(batch: Batch): void {
-  if (!batch || typeof batch !== 'object') fail('bad-batch', 'batch must be an object');
-  if (!batch.config || !(batch.config.numQoHeads % batch.config.numKvHeads === 0)) {
-    fail('bad-config', `config.numQoHeads (${batch.config?.numQoHeads}) must be a multiple of config.numKvHeads (${batch.config?.numKvHeads}) for GQA`);
-  }
-  if (!(Number.isInteger(batch.pageSize) && batch.pageSize >= 1)) fail('bad-batch', `batch.pageSize must be a positive integer, got ${batch.pageSize}`);
-  if (!(Number.isInteger(batch.numPages) && batch.numPages >= 1)) fail('bad-batch', `batch.numPages must be a positive integer, got ${batch.numPages}`);
-  if (!Array.isArray(batch.requests) || batch.requests.length === 0) fail('bad-batch', 'batch.requests must be a non-empty array');
+  checkBatchTop(batch);
   const reqs = batch.requests;
   for (let i = 0; i < reqs.length; i++) {
     const r = reqs[i];
@@ -75,6 +69,17 @@ export function checkBatchShape(batch: Batch): void {
     if (r.pageIds.length !== r.pageTokens.length) fail('bad-batch', `request ${i}: pageIds has ${r.pageIds.length} entries, pageTokens ${r.pageTokens.length}`);
     if (r.pageIds.length === 0) fail('bad-batch', `request ${i} has no KV pages`);
   }
+}
+
+/** The batch-level part of checkBatchShape (config, page size, pool size, a request list). */
+function checkBatchTop(batch: Batch): void {
+  if (!batch || typeof batch !== 'object') fail('bad-batch', 'batch must be an object');
+  if (!batch.config || !(batch.config.numQoHeads % batch.config.numKvHeads === 0)) {
+    fail('bad-config', `config.numQoHeads (${batch.config?.numQoHeads}) must be a multiple of config.numKvHeads (${batch.config?.numKvHeads}) for GQA`);
+  }
+  if (!(Number.isInteger(batch.pageSize) && batch.pageSize >= 1)) fail('bad-batch', `batch.pageSize must be a positive integer, got ${batch.pageSize}`);
+  if (!(Number.isInteger(batch.numPages) && batch.numPages >= 1)) fail('bad-batch', `batch.numPages must be a positive integer, got ${batch.numPages}`);
+  if (!Array.isArray(batch.requests) || batch.requests.length === 0) fail('bad-batch', 'batch.requests must be a non-empty array');
 }
 
 // One default options object: the cost model is cached per (capabilities, options) identity, and
@@ -125,9 +130,14 @@ function rebuild(state: PlannerState, next: Batch): Plan {
  * leaf is shared (forks) is re-inserted; joined requests are inserted. Explicit trees and changes
  * of config or page size fall back to a full build.
  */
-export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = {}): Plan {
-  checkBatchShape(next);
+export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = NO_DELTA): Plan {
+  checkBatchTop(next);
   const prevBatch = state.batch;
+  // The common decode step first: it checks each request as it reads it, and leaves the state
+  // untouched when the step is not one it handles (the general path below then checks the batch).
+  const fast = fastStep(state, next, delta);
+  if (fast) return fast;
+  checkBatchShape(next);
   try {
     return step(state, next, delta);
   } catch (e) {
@@ -137,6 +147,33 @@ export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta =
     Object.assign(state, { batch: fresh.batch, tree: fresh.tree, order: fresh.order, plan: fresh.plan, layout: fresh.layout });
     throw e;
   }
+}
+
+const NO_DELTA: StepDelta = Object.freeze({});
+
+/** An append-only step (appendOnlyStep) where it applies; null (state untouched) elsewhere. */
+function fastStep(state: PlannerState, next: Batch, delta: StepDelta): Plan | null {
+  const prev = state.batch;
+  if ((delta.finished !== undefined && delta.finished.length !== 0) || (delta.joined !== undefined && delta.joined !== 0)) return null;
+  if (next.tree || prev.tree || next.requests.length !== prev.requests.length || !sameConfig(prev, next) || next.numPages < prev.numPages) return null;
+  const recycle = state.options.recyclePlans !== false;
+  const buf = recycle ? stepBuffer(state) : undefined;
+  const r = appendOnlyStep(state.tree, next, state.capabilities, state.options, state.layout, buf);
+  if (r === null) {
+    if (recycle) state.nextBuffer = 1 - state.nextBuffer; // not used: hand it out again
+    return null;
+  }
+  state.batch = next;
+  state.steps++;
+  if (r === 'emit') {
+    // the tree is current (leaves advanced); the split search changed a chunk count
+    if (recycle) state.nextBuffer = 1 - state.nextBuffer;
+    state.plan = emitPrefixPlan(state.tree, state.order, next, state.capabilities, state.options, recycle ? (n) => stepBuffer(state).take(n) : undefined, state.layout);
+    return state.plan;
+  }
+  state.plan = r;
+  state.patched++;
+  return r;
 }
 
 function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {

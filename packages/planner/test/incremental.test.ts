@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { planToJSON, SeededRng, validatePlan, type Batch, type BatchRequest, type Plan } from '@canopy/core';
-import { createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
+import { clonePlannerState, createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
 import { arbCaps, arbConfig, arbOpts, arbShape, shapeBatch } from './gen.js';
 import { workload, H100_CAPS, bigTree, type WorkloadId } from './workloads.js';
 
@@ -191,6 +191,25 @@ describe('incremental planning', () => {
       // without recycling every returned plan stays as it was
       plans.forEach((p, i) => expect(p.queryKvLimit[0]).toBe(plans[0].queryKvLimit[0] + i));
       expect(planToJSON(plans[2])).toEqual(planToJSON(state.plan));
+    }
+  });
+
+  it('copies of a state step on their own (the benchmark replays steps on copies) and equal fresh builds', () => {
+    for (const b0 of [workload('W5'), workload('W3'), bigTree()]) {
+      let batch = b0;
+      const state = createPlannerState(batch, H100_CAPS);
+      for (let t = 0; t < 3; t++) stepPlanner(state, (batch = nextDecodeBatch(batch)));
+      const before = planToJSON(state.plan);
+      const next = nextDecodeBatch(batch);
+      const fresh = planToJSON(prefixPlanner(next, H100_CAPS));
+      for (let k = 0; k < 3; k++) {
+        const copy = clonePlannerState(state);
+        expect(planToJSON(stepPlanner(copy, next))).toEqual(fresh);
+        expect(planToJSON(stepPlanner(copy, nextDecodeBatch(next)))).toEqual(planToJSON(prefixPlanner(nextDecodeBatch(next), H100_CAPS)));
+      }
+      // the original's plan and buffers are untouched by its copies' steps
+      expect(planToJSON(state.plan)).toEqual(before);
+      expect(planToJSON(stepPlanner(state, next))).toEqual(fresh);
     }
   });
 
