@@ -4,7 +4,8 @@
  * with GPU timestamps, plus the WGSL read-bandwidth and f32 FMA probes. Writes one JSON.
  *
  *   node scripts/bundle-device.mjs            # → .device/webgpu/bench.mjs + dawn.node + index.js
- *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep]
+ *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
+ *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration)
  */
 import {
   attentionFlops,
@@ -50,6 +51,8 @@ interface Config {
 }
 
 const configs: Config[] = [{ name: 'default', options: {} }];
+// --roles: also every plan's attention units in one dispatch with role selection (attention_roles.wgsl)
+if (flag('roles')) configs.push({ name: 'roles', options: { dispatch: 'roles' } });
 if (flag('sweep')) {
   const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number, direct = false): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread, direct });
   const [d4, r16, r64] = DEFAULT_VARIANTS;

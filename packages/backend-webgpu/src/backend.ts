@@ -18,6 +18,7 @@ import { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.
 import { WGSL } from './shaders.js';
 import { BufferUsage, MapMode } from './usage.js';
 import { specialize } from './specialize.js';
+import { rolesModule, type RoleBody } from './roles.js';
 import { CPU_VARIANTS, DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, variantTiles, type KernelVariant, type VariantShape } from './variants.js';
 
 export interface WebGpuBackendOptions extends AcquireOptions {
@@ -35,6 +36,14 @@ export interface WebGpuBackendOptions extends AcquireOptions {
    * compiler takes tens of seconds on the barrier-heavy kernel and gains nothing from it).
    */
   tiling?: 'shared' | 'direct';
+  /**
+   * How a plan's attention work units are dispatched. 'per-variant' (default): one dispatch per
+   * kernel variant over its units. 'roles': all units in one dispatch whose workgroups pick their
+   * variant from the unit ranges (attention_roles.wgsl), so prefill-like and decode-like units of
+   * a hybrid batch share one launch; used when the variants have one workgroup size (the default
+   * menus do), else per-variant. Default from the CANOPY_WEBGPU_DISPATCH environment variable.
+   */
+  dispatch?: 'per-variant' | 'roles';
 }
 
 interface Dispatch {
@@ -94,6 +103,7 @@ export class WebGpuBackend implements AttentionBackend {
   private disposed = false;
   private readonly timestamps: boolean;
   readonly tiling: 'shared' | 'direct';
+  readonly dispatch: 'per-variant' | 'roles';
 
   private constructor(info: DeviceInfo, opts: WebGpuBackendOptions) {
     this.gpu = info;
@@ -109,6 +119,12 @@ export class WebGpuBackend implements AttentionBackend {
     this.planCacheSize = opts.planCacheSize ?? 4;
     this.timestamps = info.features.has('timestamp-query');
     this.tiling = opts.tiling ?? (info.isCpu ? 'direct' : 'shared');
+    const envDispatch = typeof process !== 'undefined' ? process.env?.CANOPY_WEBGPU_DISPATCH : undefined;
+    const dispatch = opts.dispatch ?? (envDispatch || 'per-variant');
+    if (dispatch !== 'per-variant' && dispatch !== 'roles') {
+      throw new CanopyError('bad-option', `webgpu: dispatch must be 'per-variant' or 'roles', got ${JSON.stringify(dispatch)}${opts.dispatch ? '' : ' (from CANOPY_WEBGPU_DISPATCH)'}`);
+    }
+    this.dispatch = dispatch;
     this.capabilities = {
       kvDtypes: ['f16', 'f32'],
       headDims: SUPPORTED_HEAD_DIMS.filter((d) => this.variants.every((v) => this.fits(v, d))),
@@ -240,35 +256,59 @@ export class WebGpuBackend implements AttentionBackend {
     }
   }
 
-  private pipeline(kind: 'attention' | 'merge', v: KernelVariant | undefined, plan: Plan): GPUComputePipeline {
-    const cfg = plan.config;
+  /** One variant's body as it runs for the cache's head dim: files, constants and pipeline key. */
+  private variantBody(v: KernelVariant, D: number): RoleBody & { key: string; workgroupSize: number } {
+    const f = this.fitted(v, D);
+    if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v.rows} does not fit head dim ${D} on this device`);
+    const { shape: s, subgroups: sg, direct } = f;
+    const tile = direct ? 'direct' : v.prefetch ? 'prefetch' : 'shared';
+    return {
+      key: `${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${tile}`,
+      files: [sg ? WGSL.reduceSubgroup : WGSL.reduceShared, WGSL.attention, tile === 'direct' ? WGSL.tileDirect : tile === 'prefetch' ? WGSL.tilePrefetch : WGSL.tileShared],
+      constants: { TPR: s.tpr, SPLITS: s.splits, ROWS: s.rows, WG: s.workgroupSize, KV_BLOCK: s.kvBlock, SMEM_VEC4: s.smemVec4 },
+      redWords: sg || s.tpr === 1 ? 0 : s.workgroupSize * (s.kvBlock / s.splits),
+      smemVec4: s.smemVec4,
+      subgroups: sg,
+      workgroupSize: s.workgroupSize,
+    };
+  }
+
+  /**
+   * Whether the variants can share one dispatch on this device for head dim D: one workgroup
+   * size, and the shared workgroup memory (largest KV/combine area + reduction) within the limit.
+   */
+  private rolesFit(D: number): boolean {
+    let bodies: ReturnType<WebGpuBackend['variantBody']>[];
+    try {
+      bodies = this.variants.map((v) => this.variantBody(v, D));
+    } catch {
+      return false;
+    }
+    const wg = bodies[0].workgroupSize;
+    if (bodies.some((b) => b.workgroupSize !== wg) || bodies.length > 8) return false;
+    const bytes = Math.max(...bodies.map((b) => b.smemVec4)) * 16 + 4 + Math.max(0, ...bodies.map((b) => b.redWords)) * 4;
+    return bytes <= this.gpu.device.limits.maxComputeWorkgroupStorageSize;
+  }
+
+  private pipeline(kind: 'attention' | 'merge' | 'roles', v: KernelVariant | undefined, plan: Plan): GPUComputePipeline {
     const kv = this.kv!;
     const D = kv.cache.headDim;
+    const kvFile = kv.cache.dtype === 'f16' ? WGSL.kvF16 : WGSL.kvF32;
     let key: string;
     let code: string;
     if (kind === 'attention') {
-      const f = this.fitted(v!, D);
-      if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v!.rows} does not fit head dim ${D} on this device`);
-      const { shape: s, subgroups: sg, direct } = f;
-      const tile = direct ? 'direct' : v!.prefetch ? 'prefetch' : 'shared';
-      key = `a/${D}/${kv.cache.dtype}/${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${tile}`;
+      const b = this.variantBody(v!, D);
+      key = `a/${D}/${kv.cache.dtype}/${b.key}`;
       const existing = this.pipelines.get(key);
       if (existing) return existing;
-      const files = [
-        sg ? WGSL.reduceSubgroup : WGSL.reduceShared,
-        WGSL.attention,
-        tile === 'direct' ? WGSL.tileDirect : tile === 'prefetch' ? WGSL.tilePrefetch : WGSL.tileShared,
-        kv.cache.dtype === 'f16' ? WGSL.kvF16 : WGSL.kvF32,
-      ];
-      code = specialize(files, {
-        HEAD_DIM: D,
-        TPR: s.tpr,
-        SPLITS: s.splits,
-        ROWS: s.rows,
-        WG: s.workgroupSize,
-        KV_BLOCK: s.kvBlock,
-        SMEM_VEC4: s.smemVec4,
-      });
+      // the reduction file first: reduce_subgroup.wgsl starts with its `enable` directive
+      code = specialize([b.files[0], WGSL.attentionCommon, ...b.files.slice(1), kvFile], { HEAD_DIM: D, ...b.constants });
+    } else if (kind === 'roles') {
+      const bodies = this.variants.map((x) => this.variantBody(x, D));
+      key = `r/${D}/${kv.cache.dtype}/${bodies.map((b) => b.key).join('+')}`;
+      const existing = this.pipelines.get(key);
+      if (existing) return existing;
+      code = rolesModule([specialize([WGSL.attentionCommon], { HEAD_DIM: D }), kvFile], bodies, WGSL.attentionRoles, bodies[0].workgroupSize);
     } else {
       key = `m/${D}`;
       const existing = this.pipelines.get(key);
@@ -337,7 +377,8 @@ export class WebGpuBackend implements AttentionBackend {
     const maxX = this.gpu.device.limits.maxComputeWorkgroupsPerDimension;
     const entries = (p: GPUComputePipeline, slot: number, withKv: boolean): GPUBindGroup => {
       const e: GPUBindGroupEntry[] = [
-        { binding: 0, resource: { buffer: params, offset: slot * PARAMS_STRIDE, size: 64 } },
+        // attention Params (attention_common.wgsl) are 96 bytes with the role ranges, merge's 32
+        { binding: 0, resource: { buffer: params, offset: slot * PARAMS_STRIDE, size: withKv ? 96 : 64 } },
         { binding: 1, resource: { buffer: planBuf } },
         { binding: 3, resource: { buffer: partBuf } },
         { binding: 5, resource: { buffer: outBuf } },
@@ -345,18 +386,32 @@ export class WebGpuBackend implements AttentionBackend {
       if (withKv) e.push({ binding: 2, resource: { buffer: qBuf } }, { binding: 7, resource: { buffer: kv.k } }, { binding: 8, resource: { buffer: kv.v } });
       return this.gpu.device.createBindGroup({ layout: p.getBindGroupLayout(0), entries: e });
     };
-    for (let vi = 0; vi < this.variants.length; vi++) {
-      const [first, count] = layout.variantUnits[vi];
-      if (count === 0) continue;
-      const x = Math.min(count, maxX);
-      const y = Math.ceil(count / x);
-      const o = (vi * PARAMS_STRIDE) / 4;
+    const attnParams = (slot: number, first: number, count: number, x: number): void => {
+      const o = (slot * PARAMS_STRIDE) / 4;
       pdata.set([first, count, x, layout.offTok, layout.offItemQ, layout.offLimit, layout.offDirect, H / cfg.numKvHeads, H, cfg.numKvHeads], o);
       new Float32Array(pdata.buffer, (o + 10) * 4, 1)[0] = softmaxScale(cfg) * LOG2E;
       pdata[o + 11] = partLseOffset;
       pdata[o + 12] = outLseOffset;
-      const p = this.pipeline('attention', this.variants[vi], plan);
-      dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y });
+      // roleEnd (one-dispatch mode): variant v runs the units below the end of its range
+      layout.variantUnits.forEach(([f, c], v) => (pdata[o + 16 + v] = f + c));
+    };
+    if (this.dispatch === 'roles' && layout.numUnits > 0 && this.rolesFit(D)) {
+      // every attention unit in one dispatch; variants are contiguous unit ranges (prepareLayout)
+      const x = Math.min(layout.numUnits, maxX);
+      const y = Math.ceil(layout.numUnits / x);
+      attnParams(0, 0, layout.numUnits, x);
+      const p = this.pipeline('roles', undefined, plan);
+      dispatches.push({ pipeline: p, bindGroup: entries(p, 0, true), x, y });
+    } else {
+      for (let vi = 0; vi < this.variants.length; vi++) {
+        const [first, count] = layout.variantUnits[vi];
+        if (count === 0) continue;
+        const x = Math.min(count, maxX);
+        const y = Math.ceil(count / x);
+        attnParams(vi, first, count, x);
+        const p = this.pipeline('attention', this.variants[vi], plan);
+        dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y });
+      }
     }
     if (layout.mergeCount > 0) {
       const n = layout.mergeCount * H;
@@ -697,9 +752,14 @@ export class WebGpuBackend implements AttentionBackend {
   }
 
   /** Work-unit statistics of a plan on this backend (for reports). */
-  layoutOf(plan: Plan, queries: Float32Array): { numUnits: number; numInternal: number; mergeCount: number; variantUnits: Array<[number, number]> } {
-    const l = this.prepare(plan, queries).layout;
-    return { numUnits: l.numUnits, numInternal: l.numInternal, mergeCount: l.mergeCount, variantUnits: l.variantUnits };
+  layoutOf(
+    plan: Plan,
+    queries: Float32Array,
+  ): { numUnits: number; numInternal: number; mergeCount: number; variantUnits: Array<[number, number]>; attentionDispatches: number } {
+    const p = this.prepare(plan, queries);
+    const l = p.layout;
+    const attentionDispatches = p.dispatches.filter((d) => !d.merge).length;
+    return { numUnits: l.numUnits, numInternal: l.numInternal, mergeCount: l.mergeCount, variantUnits: l.variantUnits, attentionDispatches };
   }
 
   private clearPlans(): void {

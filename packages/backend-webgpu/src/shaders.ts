@@ -1,5 +1,7 @@
 // The WGSL sources, imported as text (see wgsl.d.ts).
 import attention from './shaders/attention.wgsl';
+import attentionCommon from './shaders/attention_common.wgsl';
+import attentionRoles from './shaders/attention_roles.wgsl';
 import kvF16 from './shaders/kv_f16.wgsl';
 import kvF32 from './shaders/kv_f32.wgsl';
 import merge from './shaders/merge.wgsl';
@@ -11,4 +13,4 @@ import tileDirect from './shaders/tile_direct.wgsl';
 import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };
+export const WGSL = { attention, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

@@ -1,5 +1,6 @@
 import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig } from '@canopy/core';
-import { batchFromTree, type TreeSpec } from '@canopy/backend-testkit';
+import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
+import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { WebGpuBackend, DEFAULT_VARIANTS } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
@@ -64,4 +65,46 @@ describe.skipIf(!avail.available)(`webgpu kernels (${avail.reason})`, () => {
       }
     });
   }
+});
+
+describe.skipIf(!avail.available)(`webgpu one-dispatch mode (${avail.reason})`, () => {
+  it('all attention units of a hybrid plan in one dispatch (roles) match the reference and the per-variant dispatches', async () => {
+    // prefill chunks and decodes under one shared node: 16-row units (chunks, shared prefix) and
+    // 4-row direct units (decode leaves) in one plan
+    const config: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
+    const batch = batchFromTree(HYBRID_TREE, config, 16, 9);
+    const cache = randomKvCache(batch.numPages, batch.pageSize, config, 21);
+    const queries = randomQueries(batch.requests.reduce((a, r) => a + r.numQueries, 0), config, 22);
+    const ref = referenceAttention(batch, cache, queries);
+    const menu = [DEFAULT_VARIANTS[0], DEFAULT_VARIANTS[1]];
+    const outs: Float32Array[] = [];
+    for (const dispatch of ['per-variant', 'roles'] as const) {
+      const b = await WebGpuBackend.create({ subgroups: true, tiling: 'shared', variants: menu, dispatch });
+      try {
+        await b.setKvCache(cache);
+        const plan = prefix(batch, b.capabilities);
+        validatePlan(plan, batch);
+        const l = b.layoutOf(plan, queries);
+        expect(l.variantUnits.every(([, n]) => n > 0), 'the plan uses both variants').toBe(true);
+        // one dispatch with roles where the variants share a workgroup size (they do with subgroups)
+        expect(l.attentionDispatches).toBe(dispatch === 'roles' && b.gpu.features.has('subgroups') ? 1 : 2);
+        const got = await b.run(plan, queries);
+        expect(maxErr(got.out, ref.out), `out (${dispatch})`).toBeLessThanOrEqual(2e-3);
+        expect(maxErr(got.lse, ref.lse), `lse (${dispatch})`).toBeLessThanOrEqual(2e-3);
+        outs.push(got.out);
+        const t = await b.timeGroup([plan], [queries], { warmup: 0, iters: 2, mode: 'concurrent' });
+        expect(t.timesUs.length).toBe(2);
+      } finally {
+        await b.dispose();
+      }
+    }
+    let diff = 0;
+    for (let i = 0; i < outs[0].length; i++) diff = Math.max(diff, Math.abs(outs[0][i] - outs[1][i]));
+    expect(diff).toBeLessThan(1e-5);
+    // a cold lavapipe compiles the one-dispatch module (both bodies) for a minute or more
+  }, 300_000);
+
+  it('refuses an unknown dispatch mode', async () => {
+    await expect(WebGpuBackend.create({ dispatch: 'fused' as never })).rejects.toThrow(/dispatch must be 'per-variant' or 'roles', got "fused"/);
+  });
 });
