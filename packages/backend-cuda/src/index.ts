@@ -23,6 +23,7 @@ export {
   DEFAULT_FUSED_RATES,
   KERNEL_ROWS,
   fusedComputeFraction,
+  fusedStartFraction,
   kernelWarps,
   preparePlan,
   rowGroupsFor,

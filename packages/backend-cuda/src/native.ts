@@ -47,7 +47,8 @@ export interface NativePlanDesc {
   /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
   wgmma: boolean;
   /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
-   * estimated compute time of those units vs the memory time of the 4-warp units (prepare.ts). */
+   * estimated compute time of those units vs the memory time of the 4-warp units
+   * (fusedComputeFraction → fusedStartFraction in prepare.ts). */
   fusedComputeFraction: number;
   groupCount: Int32Array;
   workGrouped: Int32Array;

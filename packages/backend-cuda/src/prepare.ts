@@ -72,6 +72,18 @@ export function fusedComputeFraction(computeFlops: number, memoryBytes: number, 
   return tc / (tc + tm);
 }
 
+/**
+ * Share of the fused grid's CTAs that START in the compute role, from the estimate above. The H100
+ * runs (docs/benchmarks/cuda-h100-hybrid-2026-11-23.json) decide the rule: splitting the chip by
+ * the estimate (POD's per-SM mix from the start) left fewer CTAs on long prefill units and added a
+ * wave (H1: 3037 µs vs 2330 with every CTA compute-first; S1 343 vs 336; H2 within 0.5%), so when
+ * compute dominates every CTA starts on the compute list and the 4-warp halves take the decode
+ * units as that list drains (work stealing). Below one half the estimate is used as is.
+ */
+export function fusedStartFraction(estimate: number): number {
+  return estimate >= 0.5 ? 1 : estimate;
+}
+
 export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}): NativePlanDesc {
   const cfg = plan.config;
   const H = cfg.numQoHeads;
@@ -219,7 +231,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
     wgmma: opts.wgmma ?? false,
-    fusedComputeFraction: fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates),
+    fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,
     workGrouped: pack(grouped),
     workSorted: pack(sorted),

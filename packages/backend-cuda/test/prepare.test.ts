@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { KERNEL_ROWS, balancePlan, fusedComputeFraction, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
+import { KERNEL_ROWS, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -263,6 +263,13 @@ describe('fused strategy role split', () => {
     expect(fusedComputeFraction(0, 0, rates)).toBe(0.5);
   });
 
+  it('fusedStartFraction starts every CTA on the compute list once compute is at least half', () => {
+    expect(fusedStartFraction(0.5)).toBe(1);
+    expect(fusedStartFraction(0.97)).toBe(1);
+    expect(fusedStartFraction(0.3)).toBe(0.3);
+    expect(fusedStartFraction(0)).toBe(0);
+  });
+
   it('counts only visible tokens: a causal prefill chunk costs about half its square', () => {
     const cfg = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' as const };
     // One request of 1024 tokens whose last 512 are queries (8-warp tiles) and 32 decodes of 256 tokens (4-warp tiles).
@@ -301,8 +308,14 @@ describe('fused strategy role split', () => {
       if (kernelWarps(64, rg) === 8) fullFlops += 4 * 16 * rg * (d.itemTokBegin[item + 1] - d.itemTokBegin[item]) * 64;
     }
     expect(flops).toBeLessThan(0.9 * fullFlops);
-    expect(d.fusedComputeFraction).toBeCloseTo(fusedComputeFraction(flops, bytes, rates), 12);
-    expect(d.fusedComputeFraction).toBeGreaterThan(0);
-    expect(d.fusedComputeFraction).toBeLessThan(1);
+    const estimate = fusedComputeFraction(flops, bytes, rates);
+    expect(estimate).toBeGreaterThan(0);
+    expect(estimate).toBeLessThan(1);
+    expect(d.fusedComputeFraction).toBe(fusedStartFraction(estimate));
+    // Memory-heavy rates: the estimate drops below one half and is used as is.
+    const slowMem = { computeTflops: 1e6, memoryGBs: 1e-3 };
+    const d2 = preparePlan(plan, kv, { fusedRates: slowMem });
+    expect(d2.fusedComputeFraction).toBeCloseTo(fusedComputeFraction(flops, bytes, slowMem), 12);
+    expect(d2.fusedComputeFraction).toBeLessThan(0.5);
   });
 });
