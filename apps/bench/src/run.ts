@@ -32,7 +32,7 @@ import type { Io } from './progress.js';
 import { Progress } from './progress.js';
 import { RUN_SCHEMA_ID, type BackendInfo, type BenchRecord, type BenchRun, type FloorInfo } from './records.js';
 import { CPU_POLICY, GPU_POLICY, timePlan, type TimingPolicy } from './timing.js';
-import { buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type TreeSpec, type WorkloadScale } from './tree.js';
+import { batchRequestSpecs, buildBatch, describeScale, FULL_SCALE, isFullScale, scaleTree, type TreeSpec, type WorkloadScale } from './tree.js';
 import { referenceSampleAsync, verify, type ReferenceSample } from './verify.js';
 import { combineOutputs, splitHybrid, timeGroupPlans, timeInfo, type SubBatch } from './hybrid.js';
 
@@ -154,7 +154,8 @@ function dumpInputs(inst: Instance, dir: string, workload: string, seed: number)
   writeNpy(join(dir, 'q.npy'), inst.queries, [Q, H, D]);
   writeNpy(join(dir, 'k.npy'), cache.k, [cache.numPages, cache.pageSize, HK, D]);
   writeNpy(join(dir, 'v.npy'), cache.v, [cache.numPages, cache.pageSize, HK, D]);
-  const leafIds = inst.spec.requests.map((r) => r.leaf);
+  // draft nodes add requests of their own after the file's (batchRequestSpecs)
+  const leafIds = batchRequestSpecs(inst.spec).map((r) => r.leaf);
   const requests = batch.requests.map((r, i) => ({
     request: i,
     leaf: leafIds[i],

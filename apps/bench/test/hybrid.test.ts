@@ -187,6 +187,17 @@ describe('canopy-bench on hybrid workloads', () => {
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toMatch(/fused vs back to back/);
   }, 120_000);
 
+  it('--dump lists every request of a draft-tree step, draft queries included', async () => {
+    const dir = tempDir();
+    const r = await runCli(['--workload', 'S1', ...SMALL, '--planner', 'prefix', '--dump', dir]);
+    expect(r.code, r.err).toBe(0);
+    const reqs = JSON.parse(readFileSync(join(dir, 'requests.json'), 'utf8')) as Array<{ leaf: number; numQueries: number; pageIds: number[] }>;
+    expect(reqs).toHaveLength(65);
+    expect(reqs.every((q) => Number.isInteger(q.leaf) && q.numQueries === 1)).toBe(true);
+    // draft node ids follow their request's context node in the generated file
+    expect(reqs[1].leaf).toBe(reqs[0].leaf + 1);
+  });
+
   it('a backend without timeGroup gets a note; a wrong split plan gets no time and exit code 1', async () => {
     const fixture = join(here, 'fixtures', 'hybrid-backends.ts');
     const dir = tempDir();
