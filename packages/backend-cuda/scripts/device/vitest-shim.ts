@@ -72,6 +72,10 @@ export function expect(actual: unknown, message?: string) {
     toBeTruthy() {
       if (!actual) fail(`expected ${fmt(actual)} to be truthy`);
     },
+    toContain(item: unknown) {
+      const ok = typeof actual === 'string' ? actual.includes(String(item)) : Array.isArray(actual) && actual.some((x) => Object.is(x, item));
+      if (!ok) fail(`expected ${fmt(actual)} to contain ${fmt(item)}`);
+    },
   };
 }
 
