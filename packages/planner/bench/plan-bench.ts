@@ -139,7 +139,8 @@ const out = {
   results,
 };
 if (process.env.WRITE !== '0') {
-  const file = resolve(root, 'docs/benchmarks', `plan-${date.slice(0, 10)}.json`);
+  // OUT names the file (e.g. plan-2026-11-23-v2.json) so that a day's earlier run is kept
+  const file = resolve(root, 'docs/benchmarks', process.env.OUT ?? `plan-${date.slice(0, 10)}.json`);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
   console.log(`wrote ${file}`);

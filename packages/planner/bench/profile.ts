@@ -2,6 +2,7 @@
 // W (workload) N (iterations) times and prints wall-clock median, min and p10 (µs); use with --cpu-prof.
 import { createPlannerState, stepPlanner, clonePlannerState, nextDecodeBatch, emitPrefixPlan } from '../src/index.js';
 import { buildRadix } from '../src/tree.js';
+import { splitSearch } from '../src/prefix.js';
 import { workload, bigTree, H100_CAPS, type WorkloadId } from '../test/workloads.js';
 
 const id = process.env.W ?? 'W4';
@@ -16,7 +17,7 @@ const nb3 = nextDecodeBatch(b2);
 const n = Number(process.env.N ?? 2000);
 const phase = process.env.PHASE ?? 'all';
 const time = (name: string, f: (i: number) => void, pre?: (i: number) => void): void => {
-  if (phase !== 'all' && phase !== name) return;
+  if (phase !== 'all' && phase !== name && !(phase === 'split' && name === 'splitOnly')) return;
   const xs: number[] = [];
   for (let i = 0; i < n; i++) {
     pre?.(i);
@@ -71,7 +72,7 @@ if (phase === 'stepPhases') {
     acc.push([(T[0] - t0) * 1e3, ...T.slice(1).map((t, k) => (t - T[k]) * 1e3), (t1 - T[T.length - 1]) * 1e3]);
   }
   const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[Math.floor(n / 10)].toFixed(1));
-  console.log(id, 'p10 step phases (pre, pass1, commit, split, copies, segments, end):', med.join(' '));
+  console.log(id, 'p10 step phases (pre, pass1, pass2, commit, split, model, write, end):', med.join(' '));
 }
 if (phase === 'loopPhases' || phase === 'loop') {
   const acc: number[][] = [];
@@ -94,4 +95,10 @@ if (phase === 'loopPhases' || phase === 'loop') {
     const med = acc[0].map((_, k) => acc.map((d) => d[k]).sort((x, y) => x - y)[acc.length >> 1].toFixed(1));
     console.log(id, 'median loop phases (pre, pass1, commit, split, copies, segments, end):', med.join(' '));
   }
+}
+if (phase === 'split') {
+  const L = st.layout;
+  const [HK, c0, P, ml, mpp, bw] = L.params;
+  const K = new Int32Array(L.C);
+  time('splitOnly', () => splitSearch(L.C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, ml, mpp, bw, b.requests.length));
 }
