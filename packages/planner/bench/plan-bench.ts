@@ -4,7 +4,7 @@
  * Run: pnpm --filter @canopy/planner bench:plan
  */
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, getPriority, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,6 +137,10 @@ const out = {
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
+  // BASELINE=<json of an earlier planner's run, same machine, right before this one>: kept here so
+  // that before/after are compared under the same conditions (this machine's speed varies by 2×
+  // with what else runs on its host; see calibrationNsPerElement)
+  ...(process.env.BASELINE ? { baseline: { label: process.env.BASELINE_LABEL ?? 'baseline', ...JSON.parse(readFileSync(process.env.BASELINE, 'utf8')) } } : {}),
 };
 if (process.env.WRITE !== '0') {
   // OUT names the file (e.g. plan-2026-11-23-v2.json) so that a day's earlier run is kept
