@@ -22,6 +22,17 @@
 //
 // Bytes per unit: ntok·headDim·2·2 (K and V, fp16) read + rows·headDim·4 (Q) read +
 // rows·(headDim+1)·4 written. FLOPs: 4·rows·ntok·headDim useful (the m16 tile pads rows to 16·RG).
+//
+// Who runs a unit (attnUnit is templated on a sync policy, never on threadIdx/__syncthreads):
+// - a whole CTA (CtaSync): the tile kernels (one unit per CTA), the persistent kernels (one grid
+//   per warp count pulling units from a counter) and the fused kernel's compute role;
+// - one 4-warp half of an 8-warp CTA (HalfSync: threads 128·h.., named barrier 1 + h over 128
+//   threads, its own half of shared memory): the fused kernel's memory role. The halves use a
+//   32-row × 32-token tile, 2 stages (43 KB each for d128), and run rg 1 units on it as well
+//   (rows past a unit's own 16·w.rg are padding; warps with only padding rows skip the math).
+// Fused kernel (POD-style, attnFusedKernel below): one grid of 8-warp CTAs, two per SM, each
+// taking a compute or memory role from a per-SM arrival counter (%smid) and host quotas, and
+// switching to the other list when its own is empty.
 #include "common.cuh"
 
 #include <cmath>
@@ -656,7 +667,12 @@ __global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKe
 // __syncthreads first), so neither kind of unit leaves SMs idle at the tail. The quotas come
 // from the host's estimate of compute time (8-warp units' FLOPs) vs memory time (4-warp units'
 // bytes): slot 0 of every SM starts as compute first, so when both are needed an SM holds one
-// CTA of each kind, the tensor-core-heavy and the bandwidth-heavy side by side.
+// CTA of each kind, the tensor-core-heavy and the bandwidth-heavy side by side. (Measured on the
+// H100, that split loses to starting every CTA on the compute list whenever compute is at least
+// half the estimate: long prefill units then fill both slots of every SM and the halves pick up
+// decode as the list drains; the host's quotas follow that rule, prepare.ts fusedStartFraction.)
+// Costs per SM: the compute role is the persistent 8-warp kernel's; a memory-role CTA streams
+// 2 × 32 tokens × headDim × 4 bytes per stage pair per half (two halves, 2 stages each).
 // Head dims 64 and 128 (256 fits one CTA per SM; the host falls back to 'persistent').
 constexpr int kFusedHalfKT = 32;
 template <int D>

@@ -27,13 +27,15 @@ import { DEFAULT_FUSED_RATES, KERNEL_ROWS, preparePlan, type FusedRates, type Kv
  * - 'fused' (POD-Attention style): ONE grid of 8-warp CTAs, two per SM, with per-SM roles: a
  *   compute-role CTA runs the 8-warp units (prefill chunks, shared prefixes), a memory-role CTA
  *   runs the 4-warp units (decode) as two independent 4-warp halves; each steals from the other
- *   list when its own is empty. Head dim 256 runs as 'persistent'.
+ *   list when its own is empty. Head dim 256, and plans with only one kind of unit, run as
+ *   'persistent'.
  * All are captured into a CUDA graph per plan. The default is the one that measured faster on
- * the H100 (see README and docs/benchmarks/cuda-h100-*.json).
+ * the H100: 'streams' (docs/benchmarks/cuda-h100-hybrid-2026-11-23.json: faster on W1, W3–W5,
+ * H1, H2, S1 and every perRequest plan, by 1–7%; 'persistent' keeps W2, 140 vs 166 µs).
  */
 export type LaunchStrategy = 'streams' | 'persistent' | 'fused';
 export const LAUNCH_STRATEGIES: readonly LaunchStrategy[] = ['streams', 'persistent', 'fused'];
-export const DEFAULT_STRATEGY: LaunchStrategy = 'persistent';
+export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
 /** Strategy ids of the addon (native/addon.cpp `Strategy`). */
 const STRATEGY_ID: Record<LaunchStrategy, number> = { streams: 0, persistent: 1, fused: 2 };
 /** Concurrent plans one timeGroup may run (stream sets of the addon, kMaxGroup). */
@@ -43,8 +45,8 @@ export interface CudaCreateOptions extends BackendCreateOptions {
   device?: number;
   strategy?: LaunchStrategy;
   /** Split work items whose CTAs would run far longer than an even share of the chip (see
-   * balance.ts). Default: false (it helps 'streams' but measured slower with 'persistent', the
-   * default strategy); CANOPY_CUDA_BALANCE=1 turns it on. */
+   * balance.ts). Default: false (mixed on the H100: a few % better on W1 and H2,
+   * slower on W2, W3, W5 and S1; see README); CANOPY_CUDA_BALANCE=1 turns it on. */
   balance?: boolean;
   /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
    * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
