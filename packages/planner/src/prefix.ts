@@ -308,8 +308,10 @@ export function emitPrefixPlan(
       const nq = vcnt[k];
       if (nq !== lastNq) {
         lastNq = nq;
-        lastNb = nq <= qpb ? 1 : Math.ceil(nq / qpb);
-        const rows = Math.ceil(nq / lastNb) * g;
+        // integer ceilings (Math.ceil of a quotient deoptimised this function again and again:
+        // "lost precision")
+        lastNb = nq <= qpb ? 1 : ((nq + qpb - 1) / qpb) | 0;
+        const rows = (((nq + lastNb - 1) / lastNb) | 0) * g;
         let v = ptCache[rows];
         if (v === 0) v = ptCache[rows] = tiles.perToken(cost, rows);
         lastA = v;
