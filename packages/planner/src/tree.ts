@@ -52,9 +52,11 @@ const LOOP_BELOW = 48;
 class PrefixCheck {
   ids = new Int32Array(0);
   tks = new Int32Array(0);
-  /** Byte views of the scratch of exactly 4·n bytes, by n. */
-  idsViews: (Uint8Array | undefined)[] = [];
-  tksViews: (Uint8Array | undefined)[] = [];
+  /** Byte views of the scratch of exactly 4·n bytes, by n (a Map: n is sparse). */
+  idsViews = new Map<number, Uint8Array>();
+  tksViews = new Map<number, Uint8Array>();
+  lastIdsView = new Uint8Array(0);
+  lastTksView = new Uint8Array(0);
   /** Arrays whose prefix [0, validTo) the scratch holds. */
   whoIds: Int32Array | null = null;
   whoTks: Int32Array | null = null;
@@ -74,8 +76,10 @@ class PrefixCheck {
       const cap = Math.max(n, 2 * this.ids.length, 256);
       this.ids = new Int32Array(cap);
       this.tks = new Int32Array(cap);
-      this.idsViews = [];
-      this.tksViews = [];
+      this.idsViews = new Map();
+      this.tksViews = new Map();
+      this.lastIdsView = new Uint8Array(0);
+      this.lastTksView = new Uint8Array(0);
       this.reset();
     }
     const si = this.ids;
@@ -98,10 +102,17 @@ class PrefixCheck {
       st.set(at.subarray(e), e);
     }
     if (this.validTo > e) this.validTo = e;
-    let vi = this.idsViews[n];
-    if (vi === undefined) this.idsViews[n] = vi = new Uint8Array(si.buffer, 0, 4 * n);
-    let vt = this.tksViews[n];
-    if (vt === undefined) this.tksViews[n] = vt = new Uint8Array(st.buffer, 0, 4 * n);
+    // views of exactly 4·n bytes; requests mostly come in runs of one length
+    let vi = this.lastIdsView;
+    let vt = this.lastTksView;
+    if (vi.length !== 4 * n) {
+      vi = this.idsViews.get(n) ?? new Uint8Array(si.buffer, 0, 4 * n);
+      vt = this.tksViews.get(n) ?? new Uint8Array(st.buffer, 0, 4 * n);
+      this.idsViews.set(n, vi);
+      this.tksViews.set(n, vt);
+      this.lastIdsView = vi;
+      this.lastTksView = vt;
+    }
     return nativeEquals.call(ai, vi) && nativeEquals.call(at, vt);
   }
 }
