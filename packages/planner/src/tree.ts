@@ -55,8 +55,8 @@ class PrefixCheck {
   /** Byte views of the scratch of exactly 4·n bytes, by n (a Map: n is sparse). */
   idsViews = new Map<number, Uint8Array>();
   tksViews = new Map<number, Uint8Array>();
-  lastIdsView = new Uint8Array(0);
-  lastTksView = new Uint8Array(0);
+  lastIdsView: Uint8Array = new Uint8Array(0);
+  lastTksView: Uint8Array = new Uint8Array(0);
   /** Arrays whose prefix [0, validTo) the scratch holds. */
   whoIds: Int32Array | null = null;
   whoTks: Int32Array | null = null;
