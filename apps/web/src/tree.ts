@@ -50,10 +50,10 @@ export function treeToJson(spec: TreeSpec): string {
     ...head,
     `  "config": ${JSON.stringify(spec.config)},`,
     '  "nodes": [',
-    spec.nodes.map((n) => `    ${JSON.stringify({ id: n.id, parent: n.parent, tokens: n.tokens })}`).join(',\n'),
+    spec.nodes.map((n) => `    ${JSON.stringify({ id: n.id, parent: n.parent, tokens: n.tokens, ...(n.draft !== undefined ? { draft: n.draft } : {}) })}`).join(',\n'),
     '  ],',
     '  "requests": [',
-    spec.requests.map((r) => `    ${JSON.stringify({ leaf: r.leaf })}`).join(',\n'),
+    spec.requests.map((r) => `    ${JSON.stringify({ leaf: r.leaf, ...(r.queries !== undefined ? { queries: r.queries } : {}) })}`).join(',\n'),
     '  ]',
     '}',
   ].join('\n');

@@ -74,6 +74,28 @@ describe('tree JSON', () => {
     throw new Error('expected the tree to be refused');
   };
 
+  test('keeps prefill chunks and draft nodes through the editor format', () => {
+    const hybrid = {
+      config: ok.config,
+      nodes: [
+        { id: 0, parent: null, tokens: 40 },
+        { id: 1, parent: 0, tokens: 12 },
+        { id: 2, parent: 0, tokens: 1, draft: true },
+        { id: 3, parent: 2, tokens: 1, draft: true },
+      ],
+      requests: [{ leaf: 1, queries: 5 }],
+    };
+    const spec = parseTreeJson(JSON.stringify(hybrid));
+    const text = treeToJson(spec);
+    expect(text).toContain('"queries":5');
+    expect(text).toContain('"draft":true');
+    expect(parseTreeJson(text)).toEqual(spec);
+    const { batch } = buildBatch(spec);
+    validateBatch(batch);
+    // the chunk request plus one single-query request per draft node
+    expect(batch.requests.map((r) => r.numQueries)).toEqual([5, 1, 1]);
+  });
+
   test('round-trips through the editor format', () => {
     const spec = parseTreeJson(JSON.stringify(ok));
     expect(parseTreeJson(treeToJson(spec))).toEqual(spec);
