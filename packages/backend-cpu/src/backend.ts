@@ -14,6 +14,7 @@ import {
   type RunOptions,
   type TileShape,
   type TimingOptions,
+  type GroupTimingOptions,
   type TimingResult,
 } from '@canopy/core';
 import type { Worker as NodeWorker } from 'node:worker_threads';
@@ -542,6 +543,27 @@ export class CpuBackend implements AttentionBackend {
       for (let i = 0; i < options.iters; i++) {
         const t0 = performance.now();
         await this.execute(plan, queries);
+        timesUs[i] = (performance.now() - t0) * 1000;
+      }
+      return { timesUs, clock: 'wall' as const };
+    });
+  }
+
+  /** Several plans as one step: they run one after another in both modes (the workers already
+   * share every plan's items; there is nothing left to overlap). */
+  async timeGroup(plans: Plan[], queries: Float32Array[], options: GroupTimingOptions): Promise<TimingResult> {
+    if (plans.length === 0 || plans.length !== queries.length) {
+      throw new CanopyError('bad-option', `CPU backend: timeGroup needs one query tensor per plan and at least one plan (got ${plans.length} plans, ${queries.length} query tensors)`);
+    }
+    return this.serial(async () => {
+      const once = async () => {
+        for (let p = 0; p < plans.length; p++) await this.execute(plans[p], queries[p]);
+      };
+      for (let i = 0; i < options.warmup; i++) await once();
+      const timesUs = new Float64Array(options.iters);
+      for (let i = 0; i < options.iters; i++) {
+        const t0 = performance.now();
+        await once();
         timesUs[i] = (performance.now() - t0) * 1000;
       }
       return { timesUs, clock: 'wall' as const };
