@@ -539,13 +539,25 @@ export class WebGpuBackend implements AttentionBackend {
   async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
     this.check();
     const p = this.prepare(plan, queries);
+    writeBuf(this.gpu.device.queue, p.queries, 0, queries);
+    return this.timeSteps((enc, ts) => this.encodePass(enc, p, ts), options);
+  }
+
+  /**
+   * The timing loop of `time` and `timeGroup`: `encodeStep` records one step (with its begin/end
+   * timestamps at `ts` when given); `warmup` steps in one submission, then `iters` timed steps
+   * (GPU timestamps when the adapter has them, else wall time per submission).
+   */
+  private async timeSteps(
+    encodeStep: (enc: GPUCommandEncoder, ts?: { set: GPUQuerySet; index: number }) => void,
+    options: TimingOptions,
+  ): Promise<TimingResult> {
     const device = this.gpu.device;
-    writeBuf(device.queue, p.queries, 0, queries);
     const iters = Math.max(1, options.iters | 0);
     const warm = Math.max(0, options.warmup | 0);
     if (warm > 0) {
       const enc = device.createCommandEncoder();
-      for (let i = 0; i < warm; i++) this.encodePass(enc, p);
+      for (let i = 0; i < warm; i++) encodeStep(enc);
       device.queue.submit([enc.finish()]);
     }
     await this.flushErrors();
@@ -554,7 +566,7 @@ export class WebGpuBackend implements AttentionBackend {
     if (!this.timestamps) {
       for (let i = 0; i < iters; i++) {
         const enc = device.createCommandEncoder();
-        this.encodePass(enc, p);
+        encodeStep(enc);
         const t0 = performance.now();
         device.queue.submit([enc.finish()]);
         await device.queue.onSubmittedWorkDone();
@@ -562,7 +574,7 @@ export class WebGpuBackend implements AttentionBackend {
       }
       return { timesUs, clock: 'wall' };
     }
-    const CH = 1024; // passes per query set (2 timestamps each, maxQuerySetSize is 4096)
+    const CH = 1024; // steps per query set (2 timestamps each, maxQuerySetSize is 4096)
     for (let s = 0; s < iters; s += CH) {
       const n = Math.min(CH, iters - s);
       const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
@@ -570,7 +582,7 @@ export class WebGpuBackend implements AttentionBackend {
       const rd = this.createBuffer(16 * n, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
       try {
         const enc = device.createCommandEncoder();
-        for (let i = 0; i < n; i++) this.encodePass(enc, p, { set: qs, index: 2 * i });
+        for (let i = 0; i < n; i++) encodeStep(enc, { set: qs, index: 2 * i });
         enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
         enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
         device.queue.submit([enc.finish()]);
@@ -608,52 +620,8 @@ export class WebGpuBackend implements AttentionBackend {
     if (ps.some((p, i) => this.plans.get(plans[i]) !== p)) {
       throw new CanopyError('bad-option', `webgpu: timeGroup plans did not all fit the plan cache (planCacheSize ${this.planCacheSize})`);
     }
-    const device = this.gpu.device;
-    ps.forEach((p, i) => writeBuf(device.queue, p.queries, 0, queries[i]));
-    const iters = Math.max(1, options.iters | 0);
-    const warm = Math.max(0, options.warmup | 0);
-    if (warm > 0) {
-      const enc = device.createCommandEncoder();
-      for (let i = 0; i < warm; i++) this.encodeGroup(enc, ps, mode);
-      device.queue.submit([enc.finish()]);
-    }
-    await this.flushErrors();
-    await device.queue.onSubmittedWorkDone();
-    const timesUs = new Float64Array(iters);
-    if (!this.timestamps) {
-      for (let i = 0; i < iters; i++) {
-        const enc = device.createCommandEncoder();
-        this.encodeGroup(enc, ps, mode);
-        const t0 = performance.now();
-        device.queue.submit([enc.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        timesUs[i] = (performance.now() - t0) * 1000;
-      }
-      return { timesUs, clock: 'wall' };
-    }
-    const CH = 1024; // steps per query set (2 timestamps each)
-    for (let s = 0; s < iters; s += CH) {
-      const n = Math.min(CH, iters - s);
-      const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
-      const res = this.createBuffer(16 * n, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
-      const rd = this.createBuffer(16 * n, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
-      try {
-        const enc = device.createCommandEncoder();
-        for (let i = 0; i < n; i++) this.encodeGroup(enc, ps, mode, { set: qs, index: 2 * i });
-        enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
-        enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
-        device.queue.submit([enc.finish()]);
-        await rd.mapAsync(MapMode.READ);
-        const t = new BigInt64Array(rd.getMappedRange().slice(0));
-        rd.unmap();
-        for (let i = 0; i < n; i++) timesUs[s + i] = Number(t[2 * i + 1] - t[2 * i]) / 1000;
-      } finally {
-        this.destroyBuffer(res);
-        this.destroyBuffer(rd);
-        qs.destroy();
-      }
-    }
-    return { timesUs, clock: 'gpu' };
+    ps.forEach((p, i) => writeBuf(this.gpu.device.queue, p.queries, 0, queries[i]));
+    return this.timeSteps((enc, ts) => this.encodeGroup(enc, ps, mode, ts), options);
   }
 
   /** Streaming read bandwidth and f32 FMA peak, both from WGSL kernels on this device. */
