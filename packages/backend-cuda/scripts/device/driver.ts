@@ -404,24 +404,7 @@ async function bench(backend: CudaBackend) {
         backend.strategy = strategy;
         backend.wgmma = wgmma;
         backend.balance = balance;
-        const got = await backend.run(plan, queries);
-        const H = CONFIG.numQoHeads;
-        const D = CONFIG.headDim;
-        let maxRef = 1;
-        let outErr = 0;
-        let lseErr = 0;
-        checkIds.forEach((q, row) => {
-          for (let i = 0; i < H * D; i++) maxRef = Math.max(maxRef, Math.abs(ref.out[row * H * D + i]));
-          for (let i = 0; i < H * D; i++) {
-            const e = Math.abs(got.out[q * H * D + i] - ref.out[row * H * D + i]);
-            outErr = Number.isNaN(e) ? Infinity : Math.max(outErr, e);
-          }
-          for (let h = 0; h < H; h++) {
-            const e = Math.abs(got.lse[q * H + h] - ref.lse[row * H + h]);
-            lseErr = Number.isNaN(e) ? Infinity : Math.max(lseErr, e);
-          }
-        });
-        outErr /= maxRef;
+        const check = checkOutputs(await backend.run(plan, queries), ref, checkIds);
         const t = await backend.time(plan, queries, { warmup, iters });
         const med = median(t.timesUs);
         const row = {
@@ -441,12 +424,12 @@ async function bench(backend: CudaBackend) {
           gbsUnique: uniqueBytes / (med * 1e-6) / 1e9,
           floorUs,
           pctOfFloor: (floorUs / med) * 100,
-          check: { queries: Array.from(checkIds), maxOutErr: outErr, maxLseErr: lseErr, pass: outErr <= 4e-3 && lseErr <= 4e-3 },
+          check,
           peers: PEERS[id],
         };
         rows.push(row);
         log(
-          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${balance ? 'bal' : '   '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${outErr.toExponential(1)}/${lseErr.toExponential(1)}  items ${plan.numItems}`,
+          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${balance ? 'bal' : '   '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${check.maxOutErr.toExponential(1)}/${check.maxLseErr.toExponential(1)}  items ${plan.numItems}`,
         );
         result.workloads = rows;
         save();
