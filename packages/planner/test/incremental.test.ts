@@ -5,6 +5,27 @@ import { clonePlannerState, createPlannerState, nextDecodeBatch, prefixPlanner, 
 import { arbCaps, arbConfig, arbOpts, arbShape, shapeBatch } from './gen.js';
 import { workload, H100_CAPS, bigTree, type WorkloadId } from './workloads.js';
 
+/** `r` with `add` decode tokens appended: into its last page when it alone uses it and has room,
+ * then into fresh pages numbered from `nextPage`. */
+function appendTokens(r: BatchRequest, add: number, users: Map<number, number>, P: number, nextPage: number): { request: BatchRequest; nextPage: number } {
+  const n = r.pageIds.length;
+  const ids = Array.from(r.pageIds);
+  const tks = Array.from(r.pageTokens);
+  let left = add;
+  if (users.get(ids[n - 1]) === 1 && tks[n - 1] < P) {
+    const k = Math.min(left, P - tks[n - 1]);
+    tks[n - 1] += k;
+    left -= k;
+  }
+  while (left > 0) {
+    const k = Math.min(left, P);
+    ids.push(nextPage++);
+    tks.push(k);
+    left -= k;
+  }
+  return { request: { pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: 1 }, nextPage };
+}
+
 /**
  * One random decode step: some requests finish, survivors gain a token (in their last page when
  * they alone use it and it has room, else in a fresh page: copy-on-write), some join: forks of a
@@ -21,23 +42,10 @@ function randomStep(prev: Batch, rng: SeededRng): { next: Batch; finished: numbe
   let nextPage = prev.numPages;
   const P = prev.pageSize;
   const requests: BatchRequest[] = surv.map((r) => {
-    const n = r.pageIds.length;
     const add = rng.nextFloat() < 0.1 ? 1 + (rng.nextU32() % (2 * P)) : 1; // sometimes several tokens
-    const ids = Array.from(r.pageIds);
-    const tks = Array.from(r.pageTokens);
-    let left = add;
-    if (users.get(ids[n - 1]) === 1 && tks[n - 1] < P) {
-      const k = Math.min(left, P - tks[n - 1]);
-      tks[n - 1] += k;
-      left -= k;
-    }
-    while (left > 0) {
-      const k = Math.min(left, P);
-      ids.push(nextPage++);
-      tks.push(k);
-      left -= k;
-    }
-    return { pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: 1 };
+    const grown = appendTokens(r, add, users, P, nextPage);
+    nextPage = grown.nextPage;
+    return grown.request;
   });
   let joined = 0;
   const nj = requests.length === 0 ? 1 + (rng.nextU32() % 3) : rng.nextU32() % 3;
@@ -72,22 +80,9 @@ function appendStep(prev: Batch, rng: SeededRng): Batch {
   let nextPage = prev.numPages;
   const P = prev.pageSize;
   const requests: BatchRequest[] = prev.requests.map((r) => {
-    const n = r.pageIds.length;
-    const ids = Array.from(r.pageIds);
-    const tks = Array.from(r.pageTokens);
-    let left = rng.nextFloat() < 0.7 ? 1 : 1 + (rng.nextU32() % (2 * P));
-    if (users.get(ids[n - 1]) === 1 && tks[n - 1] < P) {
-      const k = Math.min(left, P - tks[n - 1]);
-      tks[n - 1] += k;
-      left -= k;
-    }
-    while (left > 0) {
-      const k = Math.min(left, P);
-      ids.push(nextPage++);
-      tks.push(k);
-      left -= k;
-    }
-    return { pageIds: Int32Array.from(ids), pageTokens: Int32Array.from(tks), numQueries: 1 };
+    const grown = appendTokens(r, rng.nextFloat() < 0.7 ? 1 : 1 + (rng.nextU32() % (2 * P)), users, P, nextPage);
+    nextPage = grown.nextPage;
+    return grown.request;
   });
   return { config: prev.config, numPages: nextPage, pageSize: P, requests };
 }
