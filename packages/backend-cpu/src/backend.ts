@@ -537,16 +537,7 @@ export class CpuBackend implements AttentionBackend {
 
   /** Wall-clock times of `iters` runs after `warmup`, without copying results out. */
   async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
-    return this.serial(async () => {
-      for (let i = 0; i < options.warmup; i++) await this.execute(plan, queries);
-      const timesUs = new Float64Array(options.iters);
-      for (let i = 0; i < options.iters; i++) {
-        const t0 = performance.now();
-        await this.execute(plan, queries);
-        timesUs[i] = (performance.now() - t0) * 1000;
-      }
-      return { timesUs, clock: 'wall' as const };
-    });
+    return this.timeGroup([plan], [queries], { ...options, mode: 'serial' });
   }
 
   /** Several plans as one step: they run one after another in both modes (the workers already

@@ -164,14 +164,7 @@ export class ReferenceBackend implements AttentionBackend {
 
 
   async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
-    for (let i = 0; i < options.warmup; i++) await this.run(plan, queries);
-    const timesUs = new Float64Array(options.iters);
-    for (let i = 0; i < options.iters; i++) {
-      const t0 = performance.now();
-      await this.run(plan, queries);
-      timesUs[i] = (performance.now() - t0) * 1000;
-    }
-    return { timesUs, clock: 'wall' };
+    return this.timeGroup([plan], [queries], { ...options, mode: 'serial' });
   }
 
   /** Plans run one after another (the host executor has nothing to overlap), whatever the mode. */
