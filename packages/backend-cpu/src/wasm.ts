@@ -158,6 +158,23 @@ class Fn {
 
 const OFFS = [0, 16, 32, 48] as const;
 
+/** Rows two at a time (`body(true)` for rows r and r + 1) while r + 1 < rows, then the odd last
+ * row alone (`body(false)`); `r` and `rows` are locals of `f`. */
+function emitRowPairs(f: Fn, body: (pair: boolean) => void): void {
+  f.i32(0).set('r');
+  f.whileNot(
+    () => f.get('r').i32(1).op(0x6a).get('rows').op(0x4e),
+    () => {
+      body(true);
+      f.get('r').i32(2).op(0x6a).set('r');
+    },
+  );
+  f.ifElse(
+    () => f.get('r').get('rows').op(0x48),
+    () => body(false),
+  );
+}
+
 /**
  * qk: rows go in pairs that share every K load (GQA rows of one KV head read the same tokens);
  * an odd last row goes alone. Tokens go four at a time (a q load serves four tokens; the four
@@ -292,19 +309,7 @@ function qkFunction(): Fn {
       },
     );
   };
-  f.i32(0).set('r');
-  // pairs while r + 1 < rows
-  f.whileNot(
-    () => f.get('r').i32(1).op(0x6a).get('rows').op(0x4e),
-    () => {
-      body(true);
-      f.get('r').i32(2).op(0x6a).set('r');
-    },
-  );
-  f.ifElse(
-    () => f.get('r').get('rows').op(0x48),
-    () => body(false),
-  );
+  emitRowPairs(f, body);
   return f;
 }
 
@@ -380,18 +385,7 @@ function pvFunction(): Fn {
       () => f.get('d').get('D4').op(0x48),
     );
   };
-  f.i32(0).set('r');
-  f.whileNot(
-    () => f.get('r').i32(1).op(0x6a).get('rows').op(0x4e),
-    () => {
-      body(true);
-      f.get('r').i32(2).op(0x6a).set('r');
-    },
-  );
-  f.ifElse(
-    () => f.get('r').get('rows').op(0x48),
-    () => body(false),
-  );
+  emitRowPairs(f, body);
   return f;
 }
 
