@@ -341,7 +341,7 @@ export class CudaBackend implements AttentionBackend {
 /** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
 export async function createCudaBackend(options?: CudaCreateOptions): Promise<CudaBackend> {
   const strategy = strategyFrom(options);
-  fusedFractionFrom(options); // bad values fail here, before the GPU is looked for
+  const fusedFraction = fusedFractionFrom(options); // bad values fail here, before the GPU is looked for
   const avail = await cudaAvailability();
   if (!avail.available) throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${avail.reason}`);
   const load = loadAddon();
@@ -354,7 +354,7 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
   }
   const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
   const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE === '1';
-  return new CudaBackend(ctx, strategy, wgmma, balance, fusedFractionFrom(options));
+  return new CudaBackend(ctx, strategy, wgmma, balance, fusedFraction);
 }
 
 export const cudaBackendFactory: BackendFactory = {
