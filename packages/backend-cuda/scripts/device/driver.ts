@@ -55,17 +55,28 @@ const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => x === '1');
 const balanceModes = arg('balance', '1,0')!.split(',').map((x) => x === '1');
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',').filter(Boolean);
 const iters = Number(arg('iters', '100'));
-// Extra prefix-planner variants with cost-model overrides, e.g. --variants pu264:fpb80,fpb40
-// (pu = parallelUnits, fpb = flopPerByte): to find the model parameters that fit these kernels.
+// Extra prefix-planner variants with cost-model and planner overrides, e.g. --variants pu264:fpb80,fpb40
+// (pu = parallelUnits, fpb = flopPerByte, bw = bandwidthGBs, ov = itemOverheadUs in tenths of a µs,
+// sib = siblingByteFactor in hundredths, mc = minChunkTokens, nofuse): to find the model parameters
+// that fit these kernels.
 const variants: Record<string, Planner> = {};
 for (const v of (arg('variants', '') ?? '').split(',').filter(Boolean)) {
   const cost: Record<string, number> = {};
+  const opts: { minChunkTokens?: number; fuse?: boolean } = {};
   for (const kv of v.split(':')) {
-    const m = /^(pu|fpb|bw)(\d+)$/.exec(kv);
+    if (kv === 'nofuse') {
+      opts.fuse = false;
+      continue;
+    }
+    const m = /^(pu|fpb|bw|ov|sib|mc)(\d+)$/.exec(kv);
     if (!m) throw new Error(`bad variant ${v}`);
-    cost[m[1] === 'pu' ? 'parallelUnits' : m[1] === 'fpb' ? 'flopPerByte' : 'bandwidthGBs'] = Number(m[2]);
+    const x = Number(m[2]);
+    if (m[1] === 'mc') opts.minChunkTokens = x;
+    else if (m[1] === 'ov') cost.itemOverheadUs = x / 10;
+    else if (m[1] === 'sib') cost.siblingByteFactor = x / 100;
+    else cost[m[1] === 'pu' ? 'parallelUnits' : m[1] === 'fpb' ? 'flopPerByte' : 'bandwidthGBs'] = x;
   }
-  variants[`prefix@${v}`] = (batch, caps) => prefixPlanner(batch, caps, { cost });
+  variants[`prefix@${v}`] = (batch, caps) => prefixPlanner(batch, caps, { cost, ...opts });
 }
 const warmup = Number(arg('warmup', '20'));
 
