@@ -19,7 +19,18 @@ import { WGSL } from './shaders.js';
 import { BufferUsage, MapMode } from './usage.js';
 import { specialize } from './specialize.js';
 import { rolesModule, type RoleBody } from './roles.js';
-import { CPU_VARIANTS, DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, variantTiles, type KernelVariant, type VariantShape } from './variants.js';
+import {
+  BLOCKED_VARIANTS,
+  blockedShape,
+  CPU_VARIANTS,
+  DEFAULT_VARIANTS,
+  SUPPORTED_HEAD_DIMS,
+  variantShape,
+  variantTiles,
+  type BlockedShape,
+  type KernelVariant,
+  type VariantShape,
+} from './variants.js';
 
 export interface WebGpuBackendOptions extends AcquireOptions {
   /** Kernel menu override (benchmarks sweep it). */
@@ -44,6 +55,13 @@ export interface WebGpuBackendOptions extends AcquireOptions {
    * menus do), else per-variant. Default from the CANOPY_WEBGPU_DISPATCH environment variable.
    */
   dispatch?: 'per-variant' | 'roles';
+  /**
+   * Run many-row (shared-prefix) tiles on the register-blocked kernel (attention_blocked.wgsl,
+   * menu BLOCKED_VARIANTS) instead of the shared-tiling one. Default from the CANOPY_WEBGPU_BLOCKED
+   * environment variable ('1'/'0'), else off. Ignored when `variants` is given (mark variants
+   * `blocked` there). Not used by CPU adapters' default menu.
+   */
+  blocked?: boolean;
 }
 
 interface Dispatch {
@@ -53,6 +71,8 @@ interface Dispatch {
   y: number;
   /** Merge dispatches read what the attention dispatches wrote. */
   merge?: boolean;
+  /** The pipeline's cache key (reports: which kernel ran). */
+  key: string;
 }
 
 /** Timestamp writes of a pass: at its beginning, its end, or both (query indices). */
@@ -99,18 +119,27 @@ export class WebGpuBackend implements AttentionBackend {
   private kv: KvState | undefined;
   private readonly plans = new Map<Plan, Prepared>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelineKeys = new Map<GPUComputePipeline, string>();
   private readonly live = new Set<GPUBuffer>();
   private disposed = false;
   private readonly timestamps: boolean;
   readonly tiling: 'shared' | 'direct';
   readonly dispatch: 'per-variant' | 'roles';
+  /** Whether the GPU menu is BLOCKED_VARIANTS (option `blocked` / CANOPY_WEBGPU_BLOCKED). */
+  readonly blocked: boolean;
 
   private constructor(info: DeviceInfo, opts: WebGpuBackendOptions) {
     this.gpu = info;
     this.device = info.description;
     // CPU adapters get one variant: lavapipe spends tens of seconds on the first dispatch of each
     // new pipeline (see README), and workgroup-memory tiling buys nothing on a CPU.
-    this.variants = (opts.variants ?? (info.isCpu && opts.tiling === undefined ? CPU_VARIANTS : DEFAULT_VARIANTS)).map((v) => ({ ...v }));
+    const envBlocked = typeof process !== 'undefined' ? process.env?.CANOPY_WEBGPU_BLOCKED : undefined;
+    if (envBlocked !== undefined && envBlocked !== '' && envBlocked !== '0' && envBlocked !== '1') {
+      throw new CanopyError('bad-option', `webgpu: CANOPY_WEBGPU_BLOCKED must be '0' or '1', got ${JSON.stringify(envBlocked)}`);
+    }
+    this.blocked = opts.blocked ?? envBlocked === '1';
+    const gpuMenu = this.blocked ? BLOCKED_VARIANTS : DEFAULT_VARIANTS;
+    this.variants = (opts.variants ?? (info.isCpu && opts.tiling === undefined ? CPU_VARIANTS : gpuMenu)).map((v) => ({ ...v }));
     const lim = info.device.limits;
     const units = opts.parallelUnits ?? guessParallelUnits(info);
     // H100 sweep (docs/benchmarks/webgpu-h100-*.json): 16 units per parallel unit and 32-token
@@ -153,8 +182,20 @@ export class WebGpuBackend implements AttentionBackend {
    * The variant as it runs for a head dim on this device: KV blocks are halved until the
    * workgroup memory fits (d256 on 32 KiB devices), or undefined when nothing fits.
    */
-  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean; direct: boolean } | undefined {
+  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean; direct: boolean; blocked?: BlockedShape } | undefined {
     const lim = this.gpu.device.limits;
+    if (v.blocked) {
+      // halve the KV block until the workgroup memory fits; else the shared-tiling kernel runs it
+      for (let kvBlock = v.kvBlock; kvBlock >= 4; kvBlock /= 2) {
+        const bs = blockedShape(v.rows, kvBlock, headDim);
+        if (!bs) continue;
+        if (bs.workgroupSize > lim.maxComputeInvocationsPerWorkgroup || bs.workgroupSize > lim.maxComputeWorkgroupSizeX) continue;
+        if (bs.workgroupBytes > lim.maxComputeWorkgroupStorageSize) continue;
+        const shape: VariantShape = { ...v, kvBlock, splits: 1, dimsPerThread: headDim, headDim, tpr: 1, workgroupSize: bs.workgroupSize, smemVec4: 0, workgroupBytes: bs.workgroupBytes };
+        return { shape, subgroups: false, direct: false, blocked: bs };
+      }
+      return this.fitted({ ...v, blocked: false, prefetch: true, direct: false }, headDim);
+    }
     const direct = this.tiling === 'direct' || v.direct === true;
     const oneSplit = this.tiling === 'direct';
     // shrink the KV block first, then the token splits (whose combine area does not shrink)
@@ -257,10 +298,23 @@ export class WebGpuBackend implements AttentionBackend {
   }
 
   /** One variant's body as it runs for the cache's head dim: files, constants and pipeline key. */
-  private variantBody(v: KernelVariant, D: number): RoleBody & { key: string; workgroupSize: number } {
+  private variantBody(v: KernelVariant, D: number): RoleBody & { key: string; workgroupSize: number; blocked?: boolean } {
     const f = this.fitted(v, D);
     if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v.rows} does not fit head dim ${D} on this device`);
     const { shape: s, subgroups: sg, direct } = f;
+    if (f.blocked) {
+      const bs = f.blocked;
+      return {
+        key: `blocked/${bs.rows}/${bs.kvBlock}/${bs.workgroupSize}/${bs.qkTokens}/${bs.pvRowQuads}/${bs.pvVec4}`,
+        files: [WGSL.attentionBlocked],
+        constants: { ROWS: bs.rows, KV_BLOCK: bs.kvBlock, WG: bs.workgroupSize, QK_ST: bs.qkTokens, PV_RQ: bs.pvRowQuads, PV_D4: bs.pvVec4 },
+        redWords: 0,
+        smemVec4: 0,
+        subgroups: false,
+        blocked: true,
+        workgroupSize: bs.workgroupSize,
+      };
+    }
     const tile = direct ? 'direct' : v.prefetch ? 'prefetch' : 'shared';
     return {
       key: `${s.rows}/${s.kvBlock}/${s.splits}/${s.tpr}/${sg}/${tile}`,
@@ -285,6 +339,8 @@ export class WebGpuBackend implements AttentionBackend {
       return false;
     }
     const wg = bodies[0].workgroupSize;
+    // the blocked kernel has its own workgroup arrays and no role body: per-variant dispatches then
+    if (bodies.some((b) => b.blocked)) return false;
     if (bodies.some((b) => b.workgroupSize !== wg) || bodies.length > 8) return false;
     const bytes = Math.max(...bodies.map((b) => b.smemVec4)) * 16 + 4 + Math.max(0, ...bodies.map((b) => b.redWords)) * 4;
     return bytes <= this.gpu.device.limits.maxComputeWorkgroupStorageSize;
@@ -324,6 +380,7 @@ export class WebGpuBackend implements AttentionBackend {
       device.popErrorScope().then((err) => (err ? new CanopyError('wgsl-error', `webgpu: pipeline ${key} failed: ${err.message}`) : undefined)),
     );
     this.pipelines.set(key, pipeline);
+    this.pipelineKeys.set(pipeline, key);
     return pipeline;
   }
 
@@ -401,7 +458,7 @@ export class WebGpuBackend implements AttentionBackend {
       const y = Math.ceil(layout.numUnits / x);
       attnParams(0, 0, layout.numUnits, x);
       const p = this.pipeline('roles', undefined, plan);
-      dispatches.push({ pipeline: p, bindGroup: entries(p, 0, true), x, y });
+      dispatches.push({ pipeline: p, bindGroup: entries(p, 0, true), x, y, key: this.pipelineKeys.get(p) ?? '' });
     } else {
       for (let vi = 0; vi < this.variants.length; vi++) {
         const [first, count] = layout.variantUnits[vi];
@@ -410,7 +467,7 @@ export class WebGpuBackend implements AttentionBackend {
         const y = Math.ceil(count / x);
         attnParams(vi, first, count, x);
         const p = this.pipeline('attention', this.variants[vi], plan);
-        dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y });
+        dispatches.push({ pipeline: p, bindGroup: entries(p, vi, true), x, y, key: this.pipelineKeys.get(p) ?? '' });
       }
     }
     if (layout.mergeCount > 0) {
@@ -420,7 +477,7 @@ export class WebGpuBackend implements AttentionBackend {
       const slot = this.variants.length;
       pdata.set([layout.mergeCount, x, layout.offMergeQuery, layout.offMergeBegin, layout.offMergeList, H, partLseOffset, outLseOffset], (slot * PARAMS_STRIDE) / 4);
       const p = this.pipeline('merge', undefined, plan);
-      dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y, merge: true });
+      dispatches.push({ pipeline: p, bindGroup: entries(p, slot, false), x, y, merge: true, key: this.pipelineKeys.get(p) ?? '' });
     }
     writeBuf(this.gpu.device.queue, params, 0, pdata);
     const prepared: Prepared = {
@@ -665,7 +722,7 @@ export class WebGpuBackend implements AttentionBackend {
         ],
       });
       const timeIt = async (pipe: GPUComputePipeline, bg: GPUBindGroup, n: number, reps: number): Promise<number> => {
-        const fake: Prepared = { dispatches: [{ pipeline: pipe, bindGroup: bg, x: n, y: 1 }] } as unknown as Prepared;
+        const fake: Prepared = { dispatches: [{ pipeline: pipe, bindGroup: bg, x: n, y: 1, key: 'probe' }] } as unknown as Prepared;
         const times: number[] = [];
         for (let r = 0; r < reps; r++) times.push(await this.timeDispatch(fake));
         times.sort((a, b) => a - b);
@@ -723,11 +780,12 @@ export class WebGpuBackend implements AttentionBackend {
   layoutOf(
     plan: Plan,
     queries: Float32Array,
-  ): { numUnits: number; numInternal: number; mergeCount: number; variantUnits: Array<[number, number]>; attentionDispatches: number } {
+  ): { numUnits: number; numInternal: number; mergeCount: number; variantUnits: Array<[number, number]>; attentionDispatches: number; kernels: string[] } {
     const p = this.prepare(plan, queries);
     const l = p.layout;
-    const attentionDispatches = p.dispatches.filter((d) => !d.merge).length;
-    return { numUnits: l.numUnits, numInternal: l.numInternal, mergeCount: l.mergeCount, variantUnits: l.variantUnits, attentionDispatches };
+    const attn = p.dispatches.filter((d) => !d.merge);
+    // kernels: the attention pipelines' keys in dispatch order ('a/<dim>/<dtype>/blocked/…' for the blocked kernel)
+    return { numUnits: l.numUnits, numInternal: l.numInternal, mergeCount: l.mergeCount, variantUnits: l.variantUnits, attentionDispatches: attn.length, kernels: attn.map((d) => d.key) };
   }
 
   private clearPlans(): void {

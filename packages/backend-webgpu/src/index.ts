@@ -1,7 +1,17 @@
 export { WebGpuBackend, type WebGpuBackendOptions } from './backend.js';
 export { webgpuBackendFactory } from './factory.js';
 export { acquireDevice, getAdapter, getGpu, describeAdapter, type AcquireOptions, type DeviceInfo } from './device.js';
-export { CPU_VARIANTS, DEFAULT_VARIANTS, SUPPORTED_HEAD_DIMS, variantShape, pickVariant, type KernelVariant } from './variants.js';
+export {
+  BLOCKED_VARIANTS,
+  blockedShape,
+  CPU_VARIANTS,
+  DEFAULT_VARIANTS,
+  SUPPORTED_HEAD_DIMS,
+  variantShape,
+  pickVariant,
+  type BlockedShape,
+  type KernelVariant,
+} from './variants.js';
 export { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.js';
 export { specialize } from './specialize.js';
 export { WGSL } from './shaders.js';

@@ -1,5 +1,6 @@
 // The WGSL sources, imported as text (see wgsl.d.ts).
 import attention from './shaders/attention.wgsl';
+import attentionBlocked from './shaders/attention_blocked.wgsl';
 import attentionCommon from './shaders/attention_common.wgsl';
 import attentionRoles from './shaders/attention_roles.wgsl';
 import kvF16 from './shaders/kv_f16.wgsl';
@@ -13,4 +14,4 @@ import tileDirect from './shaders/tile_direct.wgsl';
 import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };
+export const WGSL = { attention, attentionBlocked, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

@@ -15,6 +15,12 @@ export interface KernelVariant {
   direct?: boolean;
   /** Shared tiling only: load the next KV block into registers while computing on this one. */
   prefetch?: boolean;
+  /**
+   * Register-blocked kernel (attention_blocked.wgsl) for many-row units: each invocation computes
+   * a micro-tile of scores and of the output. Where it does not fit the device (workgroup memory,
+   * head dim) the variant runs the shared-tiling kernel with prefetch instead.
+   */
+  blocked?: boolean;
 }
 
 /**
@@ -26,6 +32,16 @@ export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
   { rows: 4, kvBlock: 32, splits: 8, dimsPerThread: 32, direct: true },
   { rows: 16, kvBlock: 16, splits: 2, dimsPerThread: 32, prefetch: true },
   { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, prefetch: true },
+];
+
+/**
+ * The menu with the register-blocked kernel for the 64-row (shared-prefix) tile; few-row variants
+ * as in DEFAULT_VARIANTS.
+ */
+export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
+  DEFAULT_VARIANTS[0],
+  DEFAULT_VARIANTS[1],
+  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true },
 ];
 
 /** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */
@@ -85,4 +101,44 @@ export function pickVariant(variants: readonly KernelVariant[], tile: TileShape 
   let big = 0;
   for (let i = 1; i < variants.length; i++) if (variants[i].rows > variants[big].rows) big = i;
   return big;
+}
+
+/**
+ * Sizes of the register-blocked kernel (attention_blocked.wgsl) for `rows` rows, KV blocks of
+ * `kvBlock` tokens and a head dim. Workgroup: at most 128 invocations unless the output tile
+ * would exceed 16 vec4 (64 f32 registers) per invocation. S = Q·Kᵀ: 4 rows × `qkTokens` tokens per
+ * invocation; O += P·V: `pvRowQuads` × 4 rows × `pvVec4` × 4 dims per invocation.
+ */
+export interface BlockedShape {
+  rows: number;
+  kvBlock: number;
+  headDim: number;
+  workgroupSize: number;
+  qkTokens: number;
+  pvRowQuads: number;
+  pvVec4: number;
+  /** qT + K/V block (padded rows) + P + row alphas + the token count */
+  workgroupBytes: number;
+}
+
+/** The blocked kernel's shape, or undefined when the sizes do not tile (the host then falls back). */
+export function blockedShape(rows: number, kvBlock: number, headDim: number): BlockedShape | undefined {
+  if (rows % 4 !== 0 || rows < 8 || headDim % 8 !== 0 || kvBlock < 4) return undefined;
+  const d4 = headDim / 4;
+  const rq4 = rows / 4;
+  let wg = Math.min(128, (rows * kvBlock) / 4);
+  // keep the per-invocation output tile at <= 16 vec4
+  if ((rows * d4) / wg > 16) wg = (rows * d4) / 16;
+  if (!Number.isInteger(wg) || wg < rows || wg > 256) return undefined;
+  const qkTokens = (rows * kvBlock) / (4 * wg);
+  if (!Number.isInteger(qkTokens) || qkTokens < 1 || kvBlock % qkTokens !== 0) return undefined;
+  const perThread = (rows * d4) / wg; // O vec4 per invocation
+  for (const pvRowQuads of [2, 1, 4]) {
+    const pvVec4 = perThread / (4 * pvRowQuads);
+    if (!Number.isInteger(pvVec4) || pvVec4 < 1 || rq4 % pvRowQuads !== 0 || d4 % pvVec4 !== 0) continue;
+    if ((rq4 / pvRowQuads) * (d4 / pvVec4) !== wg) continue;
+    const workgroupBytes = headDim * rows * 4 + kvBlock * (d4 + 1) * 16 + kvBlock * rows * 4 + rows * 4 + 16;
+    return { rows, kvBlock, headDim, workgroupSize: wg, qkTokens, pvRowQuads, pvVec4, workgroupBytes };
+  }
+  return undefined;
 }

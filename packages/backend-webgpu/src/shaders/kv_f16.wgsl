@@ -15,3 +15,20 @@ fn loadK4(i: u32) -> vec4<f32> {
 fn loadV4(i: u32) -> vec4<f32> {
   return unpack4(vPool[i >> 1u], i);
 }
+
+// Raw words for staging kernels (attention_blocked.wgsl): one vec4<u32> holds 8 halves, i.e.
+// KV_RAW4 = 2 vec4<f32>; kept packed in registers while prefetched, decoded when stored.
+const KV_RAW4: u32 = 2u;
+alias KvRaw = vec4<u32>;
+
+fn loadKRaw(i: u32) -> KvRaw {
+  return kPool[i];
+}
+
+fn loadVRaw(i: u32) -> KvRaw {
+  return vPool[i];
+}
+
+fn kvDecode(w: KvRaw, h: u32) -> vec4<f32> {
+  return unpack4(w, h);
+}

@@ -9,3 +9,19 @@ fn loadK4(i: u32) -> vec4<f32> {
 fn loadV4(i: u32) -> vec4<f32> {
   return vPool[i];
 }
+
+// Raw words for staging kernels (attention_blocked.wgsl): one vec4<f32> each (KV_RAW4 = 1).
+const KV_RAW4: u32 = 1u;
+alias KvRaw = vec4<f32>;
+
+fn loadKRaw(i: u32) -> KvRaw {
+  return kPool[i];
+}
+
+fn loadVRaw(i: u32) -> KvRaw {
+  return vPool[i];
+}
+
+fn kvDecode(w: KvRaw, h: u32) -> vec4<f32> {
+  return w;
+}

@@ -1,0 +1,117 @@
+import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type KvDtype, type Plan } from '@canopy/core';
+import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
+import { prefix } from '@canopy/planner';
+import { describe, expect, it } from 'vitest';
+import { blockedShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { gpuAvailability } from './gpu.js';
+import { testPlan } from './plans.js';
+
+const avail = await gpuAvailability();
+
+function maxErr(got: Float32Array, ref: Float64Array): number {
+  let m = 0;
+  let scale = 1;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i] - ref[i]);
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
+  }
+  return m / scale;
+}
+
+// prefill requests (several queries each: causal limits) beside decodes, shared nodes seen by up
+// to 10 queries (40 rows at GQA 4: not a multiple of the tile's rows)
+const shared: TreeSpec = {
+  parent: [-1, 0, 0, 1, 1, 2, -1],
+  tokens: [45, 17, 64, 9, 33, 1, 70],
+  requestAt: [3, 4, 5, 1, 2, 6, 3],
+  numQueries: [1, 1, 1, 1, 3, 1, 2],
+};
+
+const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
+
+describe('blocked kernel shapes', () => {
+  it('tile the rows, tokens and head dim exactly, or are refused', () => {
+    for (const [rows, kvBlock, d] of [
+      [64, 16, 128],
+      [64, 16, 64],
+      [32, 16, 128],
+      [16, 16, 128],
+      [16, 8, 128],
+      [16, 16, 256],
+    ]) {
+      const s = blockedShape(rows, kvBlock, d);
+      expect(s, `${rows}/${kvBlock}/d${d}`).toBeDefined();
+      // S = Q·Kᵀ: 4 rows × qkTokens tokens per invocation; O: pvRowQuads × 4 rows × pvVec4 × 4 dims
+      expect((rows / 4) * (kvBlock / s!.qkTokens)).toBe(s!.workgroupSize);
+      expect((rows / 4 / s!.pvRowQuads) * (d / 4 / s!.pvVec4)).toBe(s!.workgroupSize);
+      expect(s!.workgroupSize).toBeGreaterThanOrEqual(rows);
+    }
+    // the H100's 64-row tile at d128 fits its 48 KiB; at d256 it needs more than any device gives
+    expect(blockedShape(64, 16, 128)!.workgroupBytes).toBeLessThanOrEqual(48 * 1024);
+    expect(blockedShape(64, 16, 256)!.workgroupBytes).toBeGreaterThan(64 * 1024);
+    expect(blockedShape(6, 16, 64)).toBeUndefined();
+  });
+});
+
+describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reason})`, () => {
+  // Two pipelines, forced on this (CPU) adapter: d64 f16 with the H100's 64-row shape (2 tokens
+  // per invocation in S, 2 row quads in O) and d128 f32 with 16 rows and 8-token blocks (2 row
+  // quads × 2 vec4 dims in O). GQA is a run-time value, so each pipeline serves GQA 1 and 4.
+  for (const [dtype, d, variant] of [
+    ['f16', 64, { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true }],
+    ['f32', 128, { rows: 16, kvBlock: 8, splits: 1, dimsPerThread: 32, blocked: true }],
+  ] as Array<[KvDtype, number, KernelVariant]>) {
+    it(`matches the reference on tree, per-request and hybrid plans (${dtype}, d${d}, ${variant.rows} rows, GQA 1 and 4)`, async () => {
+      const b = await WebGpuBackend.create({ variants: [variant] });
+      try {
+        for (const gqa of [4, 1]) {
+          const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
+          for (const spec of [shared, HYBRID_TREE]) {
+            const batch = batchFromTree(spec, config, 16, 7);
+            const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3 + gqa);
+            const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+            const queries = randomQueries(nq, config, 5 + gqa);
+            const ref = referenceAttention(batch, cache, queries);
+            await b.setKvCache(cache);
+            const plans: Plan[] = [
+              testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles }),
+              testPlan(batch, { mode: 'tree', chunk: 1000, maxQueries: 64, tiles }),
+              testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
+              prefix(batch, b.capabilities),
+            ];
+            for (const plan of plans) {
+              validatePlan(plan, batch);
+              const l = b.layoutOf(plan, queries);
+              expect(l.kernels.every((k) => k.includes('/blocked/')), `blocked kernel ran: ${l.kernels.join(', ')}`).toBe(true);
+              const got = await b.run(plan, queries);
+              const tol = dtype === 'f16' ? 2e-3 : 2e-4;
+              const what = `${plan.planner}, GQA ${gqa}, ${spec === shared ? 'shared' : 'hybrid'} tree`;
+              expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
+              expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
+            }
+          }
+        }
+      } finally {
+        await b.dispose();
+      }
+    }, 300_000);
+  }
+
+  it('falls back to the shared-tiling kernel where the blocked one does not fit the workgroup memory', async () => {
+    // 64 rows at d256 need 86 KiB of workgroup memory (more than lavapipe's 32 KiB or the H100's 48 KiB)
+    const b = await WebGpuBackend.create({ variants: [{ rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true }], tiling: 'shared' });
+    try {
+      const config: AttentionConfig = { numQoHeads: 4, numKvHeads: 1, headDim: 256, kvDtype: 'f16' };
+      const batch = batchFromTree({ parent: [-1], tokens: [20], requestAt: [0], numQueries: [1] }, config, 16);
+      const cache = randomKvCache(batch.numPages, batch.pageSize, config, 1);
+      await b.setKvCache(cache);
+      const queries = randomQueries(1, config, 2);
+      const l = b.layoutOf(prefix(batch, b.capabilities), queries);
+      expect(l.kernels.length).toBe(1);
+      expect(l.kernels[0]).not.toContain('/blocked/');
+    } finally {
+      await b.dispose();
+    }
+  });
+});
