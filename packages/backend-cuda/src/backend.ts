@@ -69,10 +69,23 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
   masks: ['none', 'causal'],
   gpuTimers: true,
   parallelUnits: 132,
+  planningHints: cudaPlanningHints(132),
 };
+
+/**
+ * Cost-model hints for planners (core's PlanningHints), fitted on the H100 by sweeping the
+ * prefix planner's parameters over W1–W5 (docs/benchmarks/cuda-h100-plan-sweep-*.json): balancing
+ * against 1.5 × SMs of concurrent CTAs (latency-bound tiles gain from a second CTA per SM, less
+ * than 2×) and wave quantisation at the two 8-warp CTAs an SM holds. W1 113 → 91 µs, W3 83 → 81,
+ * W5 391 → 353 (its root in 256 CTAs: one wave; 192 or 320 CTAs cost 391 and 435 µs).
+ */
+export function cudaPlanningHints(smCount: number): { parallelUnits: number; waveSlots: number } {
+  return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount };
+}
 
 export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
   parallelUnits: 'the GPU\'s SM count (132 on an H100 SXM)',
+  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs (fitted on the H100, see cudaPlanningHints)',
   readBandwidthGBs: '90% of the datasheet bandwidth, replaced by the measured value after probe()',
   maxKvPoolBytes: '45% of the GPU memory per pool',
 };
@@ -164,6 +177,7 @@ export class CudaBackend implements AttentionBackend {
       headDims: [...CUDA_CAPABILITIES.headDims],
       tileMenu: CUDA_CAPABILITIES.tileMenu.map((t) => ({ ...t })),
       parallelUnits: info.smCount,
+      planningHints: cudaPlanningHints(info.smCount),
       // About 90% of the datasheet figure is what a streaming read reaches (H100: 2985 of 3352 GB/s
       // measured by probe()); probe() replaces it with the measured value.
       readBandwidthGBs: info.theoreticalBandwidthGBs > 0 ? Math.round(info.theoreticalBandwidthGBs * 0.9) : undefined,

@@ -176,6 +176,22 @@ export interface BackendCapabilities {
   parallelUnits: number;
   /** Approximate read bandwidth in GB/s, for cost models (a probe may refine it). */
   readBandwidthGBs?: number;
+  /** Optional hints a backend measured for planners' cost models; planners may ignore them and
+   * a caller's explicit planner options win over them. */
+  planningHints?: PlanningHints;
+}
+
+/**
+ * What a backend knows about scheduling its kernels that a planner cannot derive from the
+ * fields above. All optional; a planner without a use for one ignores it.
+ */
+export interface PlanningHints {
+  /** Work items the device effectively runs at once when balancing long items against the
+   * total (default: `parallelUnits`). */
+  parallelUnits?: number;
+  /** Slots the largest work items (the longest CTAs) occupy at once: when their count exceeds
+   * a multiple of this, a further wave runs (wave quantisation). Omitted: not modelled. */
+  waveSlots?: number;
 }
 
 export interface RunOptions {

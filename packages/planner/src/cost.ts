@@ -38,6 +38,9 @@ export interface CostModelParams {
   siblingByteFactor: number;
   /** A query with more partials than this merges in two levels (a second pass). Default 64. */
   twoLevelMergeAt: number;
+  /** CTA slots for wave quantisation (0: off): the CTAs within a factor 2 of the longest run in
+   * ceil(count / waveSlots) waves. Default: capabilities.planningHints.waveSlots, else 0. */
+  waveSlots: number;
 }
 
 export const COST_DEFAULTS = {
@@ -53,13 +56,15 @@ export const COST_DEFAULTS = {
 export function costModel(capabilities: BackendCapabilities, overrides: Partial<CostModelParams> = {}): CostModelParams {
   return {
     bandwidthGBs: capabilities.readBandwidthGBs ?? COST_DEFAULTS.bandwidthGBs,
-    parallelUnits: Math.max(1, capabilities.parallelUnits | 0),
+    // a backend's measured hints first (core's PlanningHints), then the caller's overrides
+    parallelUnits: Math.max(1, (capabilities.planningHints?.parallelUnits ?? capabilities.parallelUnits) | 0),
     flopPerByte: COST_DEFAULTS.flopPerByte,
     itemOverheadUs: COST_DEFAULTS.itemOverheadUs,
     blockOverheadUs: COST_DEFAULTS.blockOverheadUs,
     mergeLaunchUs: COST_DEFAULTS.mergeLaunchUs,
     siblingByteFactor: COST_DEFAULTS.siblingByteFactor,
     twoLevelMergeAt: COST_DEFAULTS.twoLevelMergeAt,
+    waveSlots: Math.max(0, (capabilities.planningHints?.waveSlots ?? 0) | 0),
     ...overrides,
   };
 }

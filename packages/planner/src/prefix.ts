@@ -118,6 +118,7 @@ export function splitSearch(
   mergePerPartial: number,
   bwTot: number,
   NQ: number,
+  waveSlots = 0,
 ): void {
   let Wmax = 0;
   for (let c = 0; c < C; c++) if (colW[c] > Wmax && colKmax[c] > 1) Wmax = colW[c];
@@ -191,7 +192,27 @@ export function splitSearch(
       }
       const total = sum / P;
       const merge = basePartials + extraPartials > NQ ? mergeLaunchUs + (extraPartials * mergePerPartial) / bwTot : 0;
-      const pred = Math.max(total, mx + c0) + merge;
+      let longest = mx + c0;
+      if (waveSlots > 0) {
+        // Wave quantisation: the CTAs within a factor 2 of the longest run in ceil(n / slots)
+        // waves of about the longest CTA's time (W5's root: 256 CTAs in 264 slots is one wave,
+        // 320 are two, and the second wave costs more than the shorter CTAs saved).
+        const thr = mx / 2;
+        let big = 0;
+        for (let z = 0; z < S; z++) {
+          const c = split[z];
+          const W = colW[c];
+          let k = 1;
+          if (W > tau) {
+            k = Math.ceil(W / tau);
+            if (k > colKmax[c]) k = colKmax[c];
+          }
+          if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k;
+        }
+        if (constMax >= thr) for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c];
+        longest *= Math.ceil(big / waveSlots);
+      }
+      const pred = Math.max(total, longest) + merge;
       if (pred < bestPred - 1e-9) {
         bestPred = pred;
         bestTau = tau;
@@ -418,7 +439,7 @@ export function emitPrefixPlan(
   const colVis = I(124, C);
   for (let c = 0; c < C; c++) colVis[c] = vcnt[colNode[c]];
   const colK = I(120, C);
-  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ);
+  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots);
 
   // ---- emit items
   let maxItems = 0;
@@ -661,7 +682,7 @@ export function emitPrefixPlan(
     layout.colCoef.set(colCoef.subarray(0, C));
     layout.patchable = patchable;
     layout.g = g;
-    layout.params = [HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks];
+    layout.params = [HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, model.waveSlots];
   }
   return plan;
 }
@@ -733,7 +754,7 @@ export class PlanLayout {
   /** Every request has one query and every leaf column is one item (one chunk, one row block). */
   patchable = false;
   g = 1;
-  /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks. */
+  /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots. */
   params: number[] = [];
   cap = 0;
   colPool: Int32Array = new Int32Array(0);
@@ -820,7 +841,7 @@ export function patchAppendPlan(
   if (inp[0] !== caps || inp[1] !== caps.tileMenu || inp[2] !== caps.parallelUnits || inp[3] !== caps.readBandwidthGBs || inp[4] !== opts || inp[5] !== configKey(config)) return null;
   const { cost, tiles } = modelFor(caps, opts, config);
   const C = L.C;
-  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks] = L.params;
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots] = L.params;
   const { colLeaf, colPool, colCarry, colPb, colItem, colT, colKmax, colW, colSum, colA, colCoef } = L;
   const pSegBegin = prev.itemSegBegin;
   const NI = prev.numItems;
@@ -841,7 +862,7 @@ export function patchAppendPlan(
     NS += tPe[x] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
   }
   const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return null;
   const kvLimit = I(134, R, false);
@@ -1090,7 +1111,7 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   const tpb = tree.pb;
   const ttok = tree.tokens;
   const tpos = tree.pos;
-  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks] = L.params;
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots] = L.params;
   const { colPool, colCarry, colPb, colT, colKmax, colW, colSum, colA, colCoef, leafCols } = L;
   const leafTok = I(141, R, false);
   const kvLimit = I(134, R, false);
@@ -1135,7 +1156,7 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   tree.numPages = NP;
   const C = L.C;
   const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return 'emit';
   const { cost, tiles } = modelFor(caps, opts, next.config);

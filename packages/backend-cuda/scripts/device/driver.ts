@@ -57,7 +57,7 @@ const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',').filter(Boolea
 const iters = Number(arg('iters', '100'));
 // Extra prefix-planner variants with cost-model and planner overrides, e.g. --variants pu264:fpb80,fpb40
 // (pu = parallelUnits, fpb = flopPerByte, bw = bandwidthGBs, ov = itemOverheadUs in tenths of a µs,
-// sib = siblingByteFactor in hundredths, mc = minChunkTokens, nofuse): to find the model parameters
+// sib = siblingByteFactor in hundredths, mc = minChunkTokens, wq = waveSlots, nofuse): to find the model parameters
 // that fit these kernels.
 const variants: Record<string, Planner> = {};
 for (const v of (arg('variants', '') ?? '').split(',').filter(Boolean)) {
@@ -68,12 +68,13 @@ for (const v of (arg('variants', '') ?? '').split(',').filter(Boolean)) {
       opts.fuse = false;
       continue;
     }
-    const m = /^(pu|fpb|bw|ov|sib|mc)(\d+)$/.exec(kv);
+    const m = /^(pu|fpb|bw|ov|sib|mc|wq)(\d+)$/.exec(kv);
     if (!m) throw new Error(`bad variant ${v}`);
     const x = Number(m[2]);
     if (m[1] === 'mc') opts.minChunkTokens = x;
     else if (m[1] === 'ov') cost.itemOverheadUs = x / 10;
     else if (m[1] === 'sib') cost.siblingByteFactor = x / 100;
+    else if (m[1] === 'wq') cost.waveSlots = x;
     else cost[m[1] === 'pu' ? 'parallelUnits' : m[1] === 'fpb' ? 'flopPerByte' : 'bandwidthGBs'] = x;
   }
   variants[`prefix@${v}`] = (batch, caps) => prefixPlanner(batch, caps, { cost, ...opts });

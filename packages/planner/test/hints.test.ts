@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { validatePlan, type BackendCapabilities, type Plan } from '@canopy/core';
+import { costModel, createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
+import { workload } from './workloads.js';
+
+// The CUDA backend's menu and the hints it reports on an H100 (132 SMs): balance against 198
+// concurrent CTAs, two 8-warp CTAs per SM for wave quantisation.
+const CUDA_LIKE: BackendCapabilities = {
+  kvDtypes: ['f16'],
+  headDims: [64, 128, 256],
+  tileMenu: [16, 32, 64, 128].map((rows) => ({ rows, kvBlock: 64 })),
+  masks: ['none', 'causal'],
+  gpuTimers: true,
+  parallelUnits: 132,
+  readBandwidthGBs: 3030,
+  planningHints: { parallelUnits: 198, waveSlots: 264 },
+};
+
+/** CTAs (items × KV heads) that read the node of item 0's node (W5's root). */
+function rootCtas(plan: Plan, numKvHeads: number): number {
+  const root = plan.itemNode![0];
+  let n = 0;
+  for (let i = 0; i < plan.numItems; i++) if (plan.itemNode![i] === root) n++;
+  return n * numKvHeads;
+}
+
+describe('planning hints (core PlanningHints)', () => {
+  it('the cost model takes a backend hint, and an explicit option wins over it', () => {
+    expect(costModel(CUDA_LIKE).parallelUnits).toBe(198);
+    expect(costModel(CUDA_LIKE).waveSlots).toBe(264);
+    expect(costModel(CUDA_LIKE, { parallelUnits: 100, waveSlots: 0 })).toMatchObject({ parallelUnits: 100, waveSlots: 0 });
+    const { planningHints: _, ...plain } = CUDA_LIKE;
+    expect(costModel(plain)).toMatchObject({ parallelUnits: 132, waveSlots: 0 });
+  });
+
+  it('wave quantisation keeps the longest CTAs in whole waves (W5 root: one wave of ≤ 264)', () => {
+    const b = workload('W5');
+    const HK = b.config.numKvHeads;
+    // Without the wave term, balancing against more units cuts the root into more CTAs than one
+    // wave holds (the second wave measured 435 vs 352 µs on the H100).
+    const noWaves = prefixPlanner(b, CUDA_LIKE, { cost: { parallelUnits: 215, waveSlots: 0 } });
+    expect(rootCtas(noWaves, HK)).toBeGreaterThan(264);
+    for (const pu of [165, 198, 215, 230, 264]) {
+      const plan = prefixPlanner(b, CUDA_LIKE, { cost: { parallelUnits: pu } });
+      validatePlan(plan, b);
+      const n = rootCtas(plan, HK);
+      expect(n, `parallelUnits ${pu}`).toBeLessThanOrEqual(264);
+      // and the root is still split: one wave of many CTAs, not a few long ones
+      expect(n, `parallelUnits ${pu}`).toBeGreaterThan(132);
+    }
+  });
+
+  it('incremental steps give the plan of a fresh build under hints', () => {
+    let b = workload('W1');
+    const st = createPlannerState(b, CUDA_LIKE);
+    for (let s = 0; s < 40; s++) {
+      b = nextDecodeBatch(b);
+      const got = stepPlanner(st, b);
+      const want = prefixPlanner(b, CUDA_LIKE);
+      expect(Array.from(got.itemTile)).toEqual(Array.from(want.itemTile));
+      expect(Array.from(got.segTokens)).toEqual(Array.from(want.segTokens));
+      expect(Array.from(got.itemQueryBegin)).toEqual(Array.from(want.itemQueryBegin));
+    }
+  });
+});
