@@ -17,6 +17,7 @@ const COMMON = {
   backend: { type: 'string', short: 'b' },
   'backend-module': { type: 'string', multiple: true },
   planner: { type: 'string', short: 'p' },
+  'hybrid-layout': { type: 'string' },
   seed: { type: 'string' },
   iters: { type: 'string' },
   json: { type: 'string' },
@@ -133,6 +134,9 @@ Backends and planners:
                        (reference, cuda, webgpu, …)
       --backend-module PATH   also load backends (BackendFactory exports) from a module
   -p, --planner P      perRequest, prefix or both (default)
+      --hybrid-layout L   prefix planner on hybrid batches: packed (default: one group per shared
+                       node with prefill and decode queries) or separate (the two kinds in
+                       separate groups of one plan)
 
 Measurement:
       --seed N         data seed (default 1): queries use N, K N+1, V N+2

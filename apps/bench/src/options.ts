@@ -51,6 +51,12 @@ export function scaleOptions(o: Options): { scale?: WorkloadScale; cpuScale: Wor
   return { scale, cpuScale: o.full ? { tokens: 1, requests: 1 } : CPU_DEFAULT_SCALE };
 }
 
+function hybridLayoutOption(v: string | undefined): 'packed' | 'separate' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'packed' && v !== 'separate') throw new UsageError(`--hybrid-layout must be packed or separate, got "${v}"`);
+  return v;
+}
+
 export function runConfig(o: Options, argv: string[], workloads: WorkloadInput[]): RunConfig {
   return {
     workloads,
@@ -64,6 +70,7 @@ export function runConfig(o: Options, argv: string[], workloads: WorkloadInput[]
     timeoutS: intOption(o.timeout, 'timeout', 1),
     quiet: !!o.quiet,
     model: o.model ? modelPreset(o.model).label : null,
+    hybridLayout: hybridLayoutOption(o['hybrid-layout']),
     command: argv,
   };
 }

@@ -15,7 +15,13 @@ export interface PlannerExtras {
 
 const pkg = plannerPkg as unknown as { planners?: Partial<Record<PlannerName, Planner>> } & Record<string, unknown> & PlannerExtras;
 
-export function getPlanner(name: PlannerName): Planner {
+export function getPlanner(name: PlannerName, hybridLayout?: 'packed' | 'separate'): Planner {
+  if (hybridLayout !== undefined && name === 'prefix') {
+    const f = pkg.prefixPlanner as ((b: Batch, c: BackendCapabilities, o: { hybridLayout: string }) => Plan) | undefined;
+    if (typeof f !== 'function') throw new CanopyError('no-planner', '@canopy/planner does not provide prefixPlanner (needed for --hybrid-layout)');
+    const opts = { hybridLayout };
+    return (batch, capabilities) => f(batch, capabilities, opts);
+  }
   const p = pkg.planners?.[name] ?? (pkg[`${name}Planner`] as Planner | undefined);
   if (typeof p !== 'function') throw new CanopyError('no-planner', `@canopy/planner does not provide the "${name}" planner`);
   return p;

@@ -61,6 +61,8 @@ export interface RunConfig {
   dump?: string;
   quiet: boolean;
   model: string | null;
+  /** The prefix planner's `hybridLayout` option (`--hybrid-layout`); default: the planner's. */
+  hybridLayout?: 'packed' | 'separate';
   command: string[];
   /** Override the timing budget per record, ms (tests). */
   budgetMs?: number;
@@ -417,7 +419,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
     commit,
     command: cfg.command,
     host: hostInfo(),
-    options: { seed: cfg.seed, iters: cfg.iters ?? null, planners: cfg.planners, backend: cfg.backend, model: cfg.model },
+    options: { seed: cfg.seed, iters: cfg.iters ?? null, planners: cfg.planners, backend: cfg.backend, model: cfg.model, ...(cfg.hybridLayout ? { hybridLayout: cfg.hybridLayout } : {}) },
     backends,
     records,
     notes,
@@ -495,7 +497,7 @@ export async function runBench(cfg: RunConfig, io: Io): Promise<RunResult> {
           try {
             if (l.dead) throw new Error(`skipped: the backend ${l.dead} earlier in this run`);
             if (unusable) throw new Error(unusable);
-            const planner = getPlanner(plannerName);
+            const planner = getPlanner(plannerName, cfg.hybridLayout);
             const tp = performance.now();
             const plan = planner(batch, l.backend.capabilities);
             rec.planTimeUs = (performance.now() - tp) * 1000;

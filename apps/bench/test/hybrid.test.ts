@@ -187,6 +187,22 @@ describe('canopy-bench on hybrid workloads', () => {
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toMatch(/fused vs back to back/);
   }, 120_000);
 
+  it('--hybrid-layout separate plans prefill and decode queries in separate items (verified, recorded in the JSON)', async () => {
+    const dir = tempDir();
+    const r = await runCli(['--workload', 'H2', ...SMALL, '--planner', 'prefix', '--hybrid-layout', 'separate', '--json', join(dir, 'r.json')]);
+    expect(r.code, r.err).toBe(0);
+    const run: BenchRun = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(validate(run) ? '' : JSON.stringify(validate.errors)).toBe('');
+    expect(run.options).toMatchObject({ hybridLayout: 'separate' });
+    const rec = run.records[0];
+    expect(rec.verification.passed).toBe(true);
+    // one plan holding exactly the prefill plan's and the decode plan's items
+    expect(rec.workItems).toBe(rec.hybrid!.workItems.prefill + rec.hybrid!.workItems.decode);
+    const bad = await runCli(['--workload', 'H2', ...SMALL, '--hybrid-layout', 'mixed']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--hybrid-layout must be packed or separate, got "mixed"/);
+  }, 120_000);
+
   it('--dump lists every request of a draft-tree step, draft queries included', async () => {
     const dir = tempDir();
     const r = await runCli(['--workload', 'S1', ...SMALL, '--planner', 'prefix', '--dump', dir]);

@@ -36,6 +36,13 @@ export interface PrefixPlannerOptions {
    * arrays. Full builds (`prefixPlanner`, `createPlannerState`) always return fresh arrays.
    */
   recyclePlans?: boolean;
+  /**
+   * Hybrid batches (prefill chunks beside decodes): 'packed' (default) gives a node shared by
+   * both kinds one group with all their queries; 'separate' plans the prefill requests and the
+   * decode requests as two sets of groups in one plan (a shared node is read once per set, as two
+   * separate launches would; one launch, one merge). See hybrid.ts.
+   */
+  hybridLayout?: 'packed' | 'separate';
   /** Run core's full `validateBatch` first (always done for explicit trees). Default false: the
    * planner checks what it reads (page ids, token counts, query counts) as it goes. */
   validate?: boolean;

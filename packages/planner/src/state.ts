@@ -7,6 +7,7 @@
 import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
 import { appendOnlyStep, emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
 import { buildRadix, RadixTree } from './tree.js';
+import { concatPlans, isHybridBatch, splitHybridBatch } from './hybrid.js';
 
 export interface PlannerState {
   batch: Batch;
@@ -95,8 +96,25 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
   const layout = new PlanLayout();
-  const plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
+  let plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
+  if (options.hybridLayout === 'separate' && isHybridBatch(batch)) {
+    // The state keeps the whole batch's tree (later steps may be decode-only); the plan is the
+    // two halves' plans in one. Steps never patch it (they rebuild while the batch is hybrid).
+    const parts = splitHybridBatch(batch);
+    const packed = packedOptions(options);
+    plan = concatPlans(batch, parts, parts.map((p) => createPlannerState(p.batch, capabilities, packed).plan));
+    layout.patchable = false;
+  }
   return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0, layout, patched: 0 };
+}
+
+// The halves are planned with the caller's options but the packed layout; one derived object
+// per options object (the cost model is cached by options identity).
+const PACKED = new WeakMap<PrefixPlannerOptions, PrefixPlannerOptions>();
+function packedOptions(options: PrefixPlannerOptions): PrefixPlannerOptions {
+  let o = PACKED.get(options);
+  if (!o) PACKED.set(options, (o = Object.freeze({ ...options, hybridLayout: 'packed' as const })));
+  return o;
 }
 
 /** The buffer for the next step's plan: the older of the state's two (never the one the current
@@ -133,6 +151,10 @@ function rebuild(state: PlannerState, next: Batch): Plan {
 export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = NO_DELTA): Plan {
   checkBatchTop(next);
   const prevBatch = state.batch;
+  if (state.options.hybridLayout === 'separate' && isHybridBatch(next)) {
+    checkBatchShape(next);
+    return rebuild(state, next);
+  }
   // The common decode step first: it checks each request as it reads it, and leaves the state
   // untouched when the step is not one it handles (the general path below then checks the batch).
   const fast = fastStep(state, next, delta);

@@ -21,6 +21,7 @@ export const arbOpts: fc.Arbitrary<PrefixPlannerOptions> = fc.record({
   fuse: fc.boolean(),
   trustPageIds: fc.boolean(),
   fuseMaxTokens: fc.constantFrom(0, 8, 64, 100000),
+  hybridLayout: fc.constantFrom('packed' as const, 'separate' as const),
   cost: fc.record({
     itemOverheadUs: fc.constantFrom(0.001, 0.05, 1, 50),
     flopPerByte: fc.constantFrom(1, 100),

@@ -111,7 +111,8 @@ describe('incremental planning', () => {
             expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
             batch = next;
           }
-          expect(state.rebuilds).toBe(0);
+          // (hybrid batches under the 'separate' layout are rebuilt by design)
+          if (opts.hybridLayout !== 'separate') expect(state.rebuilds).toBe(0);
         },
       ),
       { numRuns: 100 },
@@ -158,7 +159,7 @@ describe('incremental planning', () => {
             held.push({ plan, json });
             batch = next;
           }
-          expect(state.rebuilds).toBe(0);
+          if (opts.hybridLayout !== 'separate') expect(state.rebuilds).toBe(0);
           patchedTotal += state.patched;
           stepsTotal += state.steps;
         },

@@ -65,7 +65,7 @@ describe('random trees and batches (fast-check)', () => {
   it('without fusion the prefix plan reads every visible KV token exactly once', () => {
     fc.assert(
       fc.property(arbCase(), ({ batch, caps, opts }) => {
-        const plan = prefixPlanner(batch, caps, { ...opts, fuse: false });
+        const plan = prefixPlanner(batch, caps, { ...opts, fuse: false, hybridLayout: 'packed' });
         validatePlan(plan, batch);
         const m = planMetrics(plan, batch, caps);
         expect(m.kvTokensRead).toBe(uniqueKvTokens(batch));

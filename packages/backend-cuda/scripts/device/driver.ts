@@ -272,7 +272,10 @@ async function hybrid(backend: CudaBackend) {
     }
     log(`${id}: ${JSON.stringify(info)}`);
     const plans: Record<string, Record<string, Plan>> = {};
-    for (const [pname, planner] of Object.entries(planners as Record<string, Planner>)) {
+    // 'prefix-separate': the prefix planner with hybridLayout 'separate' (prefill and decode
+    // queries in separate groups of one plan); only its whole-batch plan is timed.
+    const hybridPlanners: Record<string, Planner> = { ...(planners as Record<string, Planner>), 'prefix-separate': (b, c) => prefixPlanner(b, c, { hybridLayout: 'separate' }) };
+    for (const [pname, planner] of Object.entries(hybridPlanners)) {
       plans[pname] = {};
       for (const [name, b] of parts) {
         const t0 = performance.now();
