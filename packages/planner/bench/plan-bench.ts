@@ -72,13 +72,36 @@ function decodeLoop(batch: ReturnType<typeof workload>, steps: number): { sample
   }
   return { samples: xs, patched: st.patched, steps: st.steps };
 }
+// The floor of any step over this Batch layout: merely reading every request's last page id and
+// token count, on batches built the same way as in decodeLoop (each request's page lists are
+// separate heap objects, mostly not in cache by the time the step runs).
+function touchLoop(batch: ReturnType<typeof workload>, steps: number): number[] {
+  let b = batch;
+  const xs: number[] = [];
+  let sink = 0;
+  for (let i = 0; i < steps + 5; i++) {
+    const nb = nextDecodeBatch(b);
+    const reqs = nb.requests;
+    const t0 = performance.now();
+    for (let r = 0; r < reqs.length; r++) {
+      const q = reqs[r];
+      const n = q.pageIds.length;
+      sink += q.pageIds[n - 1] + q.pageTokens[n - 1];
+    }
+    const dt = (performance.now() - t0) * 1e3;
+    if (i >= 5) xs.push(dt);
+    b = nb;
+  }
+  (globalThis as { sink?: number }).sink = sink;
+  return xs;
+}
 // Rounds: every case is measured ROUNDS times with ITERS / ROUNDS iterations, cases interleaved,
 // and the quantiles are taken over all samples of a case. Other jobs on this machine come and go
 // in bursts of seconds; interleaving spreads them over all cases instead of hitting one.
 const rounds = Number(process.env.ROUNDS ?? 5);
 const per = Math.max(1, Math.ceil(iters / rounds));
-type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; patched: number; steps: number };
-const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], patched: 0, steps: 0 }]));
+type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; touch: number[]; patched: number; steps: number };
+const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], touch: [], patched: 0, steps: 0 }]));
 for (let round = 0; round < rounds; round++) {
   for (const [name, batch] of cases) {
     const b = benchmarkPlanning(batch, H100_CAPS, { iters: per, warmup: 25, keepSamples: true });
@@ -86,6 +109,7 @@ for (let round = 0; round < rounds; round++) {
     for (const k of ['fullBuildUs', 'fullBuildTrustedUs', 'incrementalStepUs', 'joinFinishStepUs'] as const) a[k].push(...b.samples![k]);
     const loop = decodeLoop(batch, Math.min(per, 40));
     a.loop.push(...loop.samples);
+    a.touch.push(...touchLoop(batch, Math.min(per, 40)));
     a.patched += loop.patched;
     a.steps += loop.steps;
   }
@@ -108,13 +132,14 @@ const results = cases.map(([name, batch]) => {
     incrementalStepUs: step,
     joinFinishStepUs: join,
     decodeLoopStepUs: loop,
+    stepInputTouchUs: quantiles(a.touch),
     inputPages: batch.requests.reduce((n, q) => n + q.pageIds.length, 0),
     inputReadUs: inputReadUs(batch),
     plan: { workItems: m.workItems, uniqueKvTokens: m.uniqueKvTokens, kvTokensRead: m.kvTokensRead, kvTokensLoaded: m.kvTokensLoaded, predictedTimeUs: m.predictedTimeUs },
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched)  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched, input touch ${quantiles(a.touch).median.toFixed(1)})  items ${m.workItems}`,
   );
   return row;
 });
@@ -133,7 +158,7 @@ const out = {
   rounds,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over all samples of a case: ROUNDS rounds of ITERS/ROUNDS iterations each (after 25 warm-up iterations per round), cases interleaved round by round',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
