@@ -4,7 +4,7 @@
  * sharing nothing), prefill queries, GQA ratios 1..8, small head dims, random tile menus.
  */
 import fc from 'fast-check';
-import type { AttentionConfig, BackendCapabilities, Batch, TileShape } from '@canopy/core';
+import { randomKvCache, randomQueries, referenceAttention, runReference, type AttentionConfig, type BackendCapabilities, type Batch, type Plan, type TileShape } from '@canopy/core';
 import type { PrefixPlannerOptions } from '../src/index.js';
 import { treeBatch } from './workloads.js';
 
@@ -100,4 +100,17 @@ export function arbCase(opts: Parameters<typeof arbShape>[0] & { explicit?: bool
   return fc
     .record({ shape: arbShape(opts), config: arbConfig, caps: arbCaps, pageSize: fc.constantFrom(1, 4, 16), explicit: opts.explicit === undefined ? fc.boolean() : fc.constant(opts.explicit), o: arbOpts })
     .map(({ shape, config, caps, pageSize, explicit, o }) => ({ batch: shapeBatch(shape, config, pageSize, explicit), caps, opts: o }));
+}
+
+/** Largest |out| and |lse| difference between the reference backend running `plan` and
+ * `referenceAttention` (float64, no plan) on random KV and queries. */
+export async function planErrorVsReference(batch: Batch, plan: Plan, seed: number): Promise<number> {
+  const cache = randomKvCache(batch.numPages, batch.pageSize, batch.config, seed);
+  const queries = randomQueries(plan.numQueries, batch.config, seed + 7);
+  const ref = referenceAttention(batch, cache, queries);
+  const got = await runReference(batch, cache, plan, queries);
+  let maxErr = 0;
+  for (let i = 0; i < ref.out.length; i++) maxErr = Math.max(maxErr, Math.abs(ref.out[i] - got.out[i]));
+  for (let i = 0; i < ref.lse.length; i++) maxErr = Math.max(maxErr, Math.abs(ref.lse[i] - got.lse[i]));
+  return maxErr;
 }

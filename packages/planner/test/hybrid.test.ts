@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { randomKvCache, randomQueries, referenceAttention, runReference, validatePlan, type Batch, type Plan } from '@canopy/core';
+import { validatePlan, type Batch, type Plan } from '@canopy/core';
+import { planErrorVsReference } from './gen.js';
 import { createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
 import { H100_CAPS, treeBatch, W_CONFIG } from './workloads.js';
 
@@ -29,17 +30,6 @@ function itemsMixKinds(plan: Plan, batch: Batch): number {
   return mixed;
 }
 
-async function maxError(batch: Batch, plan: Plan, seed: number): Promise<number> {
-  const cache = randomKvCache(batch.numPages, batch.pageSize, batch.config, seed);
-  const queries = randomQueries(plan.numQueries, batch.config, seed + 1);
-  const ref = referenceAttention(batch, cache, queries);
-  const got = await runReference(batch, cache, plan, queries);
-  let e = 0;
-  for (let i = 0; i < ref.out.length; i++) e = Math.max(e, Math.abs(ref.out[i] - got.out[i]));
-  for (let i = 0; i < ref.lse.length; i++) e = Math.max(e, Math.abs(ref.lse[i] - got.lse[i]));
-  return e;
-}
-
 describe("hybridLayout: 'separate'", () => {
   for (const explicit of [false, true]) {
     it(`plans prefill and decode queries in separate items, matching the reference (${explicit ? 'explicit tree' : 'page lists'})`, async () => {
@@ -51,7 +41,7 @@ describe("hybridLayout: 'separate'", () => {
       // the packed plan mixes the two kinds on the shared root; the separate one never does
       expect(itemsMixKinds(packed, batch)).toBeGreaterThan(0);
       expect(itemsMixKinds(separate, batch)).toBe(0);
-      expect(await maxError(batch, separate, 5)).toBeLessThan(2e-4);
+      expect(await planErrorVsReference(batch, separate, 5)).toBeLessThan(2e-4);
     });
   }
 
@@ -82,7 +72,7 @@ describe("hybridLayout: 'separate'", () => {
     b = nextDecodeBatch({ ...b, requests: b.requests.slice(2) });
     const got = stepPlanner(st, b, { finished, joined: 0 });
     same(got, prefixPlanner(b, H100_CAPS, opts));
-    expect(await maxError(b, got, 9)).toBeLessThan(2e-4);
+    expect(await planErrorVsReference(b, got, 9)).toBeLessThan(2e-4);
     for (let s = 0; s < 3; s++) {
       b = nextDecodeBatch(b);
       same(stepPlanner(st, b), prefixPlanner(b, H100_CAPS));

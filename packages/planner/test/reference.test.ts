@@ -2,17 +2,10 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomKvCache, randomQueries, referenceAttention, runReference, type Batch, type Plan } from '@canopy/core';
 import { perRequestPlanner, prefixPlanner } from '../src/index.js';
-import { arbCase } from './gen.js';
+import { arbCase, planErrorVsReference } from './gen.js';
 
 async function expectMatches(batch: Batch, plan: Plan, seed: number): Promise<void> {
-  const cache = randomKvCache(batch.numPages, batch.pageSize, batch.config, seed);
-  const queries = randomQueries(plan.numQueries, batch.config, seed + 7);
-  const ref = referenceAttention(batch, cache, queries);
-  const got = await runReference(batch, cache, plan, queries);
-  let maxErr = 0;
-  for (let i = 0; i < ref.out.length; i++) maxErr = Math.max(maxErr, Math.abs(ref.out[i] - got.out[i]));
-  for (let i = 0; i < ref.lse.length; i++) maxErr = Math.max(maxErr, Math.abs(ref.lse[i] - got.lse[i]));
-  expect(maxErr).toBeLessThan(2e-4);
+  expect(await planErrorVsReference(batch, plan, seed)).toBeLessThan(2e-4);
 }
 
 describe('reference backend executing planner output matches referenceAttention', () => {
