@@ -279,8 +279,18 @@ export function emitPrefixPlan(
   }
 
   // ---- queries
+  // each request object is read once here (they are scattered on the heap): its query count is
+  // kept in nqOf for the two passes below
   const qoff = I(105, R + 1);
-  for (let r = 0; r < R; r++) qoff[r + 1] = qoff[r] + batch.requests[r].numQueries;
+  const nqOf = I(100, R, false);
+  const reqs = batch.requests;
+  for (let r = 0; r < R; r++) {
+    const raw = reqs[r].numQueries;
+    // not a positive integer: -1, reported with the raw value below
+    const nq = Number.isInteger(raw) && raw >= 1 && raw <= 0x3fffffff ? raw : -1;
+    nqOf[r] = nq;
+    qoff[r + 1] = qoff[r] + (nq > 0 ? nq : 0);
+  }
   const NQ = qoff[R];
   const queryRequest = I(106, NQ);
   const queryKvLimit = I(107, NQ);
@@ -290,8 +300,8 @@ export function emitPrefixPlan(
     const leaf = idx[tree.reqLeaf[r]];
     leafK[r] = leaf;
     const L = pos[leaf] + tok[leaf];
-    const nq = batch.requests[r].numQueries;
-    if (!(Number.isInteger(nq) && nq >= 1 && nq <= L)) fail('bad-batch', `request ${r}: numQueries ${nq} must be 1..its KV tokens (${L})`);
+    const nq = nqOf[r];
+    if (!(nq >= 1 && nq <= L)) fail('bad-batch', `request ${r}: numQueries ${reqs[r].numQueries} must be 1..its KV tokens (${L})`);
     const base = L - nq;
     for (let j = 0, q = qoff[r]; j < nq; j++, q++) {
       queryRequest[q] = r;
@@ -309,7 +319,7 @@ export function emitPrefixPlan(
   const cur = I(99, N, false);
   cur.set(vbeg.subarray(0, N));
   for (let r = 0; r < R; r++) {
-    const nq = batch.requests[r].numQueries;
+    const nq = nqOf[r];
     const leaf = leafK[r];
     const base = pos[leaf] + tok[leaf] - nq;
     const q0 = qoff[r];

@@ -718,11 +718,24 @@ export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   if (batch.tree) {
     const bounds = explicitBounds(batch);
     for (let r = 0; r < R; r++) t.insert(r, bounds[r]);
+    t.recordLast();
   } else {
+    // lastN/lastId/lastTok recorded right after each insertion, while the request's arrays are
+    // in cache (a separate pass afterwards reads every request object again)
+    const lastN = (t.lastN = new Int32Array(R));
+    const lastId = (t.lastId = new Int32Array(R));
+    const lastTok = (t.lastTok = new Int32Array(R));
+    const reqs = t.requests;
     prefixCheck.reset();
-    for (let r = 0; r < R; r++) t.insertChecked(r, !trustPageIds);
+    for (let r = 0; r < R; r++) {
+      t.insertChecked(r, !trustPageIds);
+      const q = reqs[r];
+      const n = q.pageIds.length;
+      lastN[r] = n;
+      lastId[r] = q.pageIds[n - 1];
+      lastTok[r] = q.pageTokens[n - 1];
+    }
     prefixCheck.reset();
   }
-  t.recordLast();
   return t;
 }

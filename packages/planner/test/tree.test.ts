@@ -103,6 +103,11 @@ describe('bad input gets a CanopyError naming the problem', () => {
     const d = good();
     d.requests[0].numQueries = 7;
     expectError(() => prefixPlanner(d, caps), /request 0: numQueries 7 must be 1..its KV tokens \(6\)/);
+    for (const bad of [0, 1.5, -2, Number.NaN, 2 ** 40]) {
+      const f = good();
+      f.requests[0].numQueries = bad;
+      expectError(() => prefixPlanner(f, caps), new RegExp(`request 0: numQueries ${bad} must be 1\\.\\.its KV tokens`));
+    }
     const e = good();
     e.requests[0] = req([], []);
     expectError(() => prefixPlanner(e, caps), /request 0 has no KV pages/);
