@@ -10,10 +10,20 @@ import { clonePlannerState, createPlannerState, stepPlanner, type PlannerState, 
  * grown as needed).
  */
 export function nextDecodeBatch(batch: Batch): Batch {
+  return nextDecodeStep(batch).batch;
+}
+
+/**
+ * `nextDecodeBatch` with the step's account for `stepPlanner`'s `appended` delta: the requests
+ * that started a new page and its id.
+ */
+export function nextDecodeStep(batch: Batch): { batch: Batch; appended: { newPageRequests: Int32Array; newPageIds: Int32Array } } {
   const users = new Map<number, number>();
   for (const r of batch.requests) for (let i = 0; i < r.pageIds.length; i++) users.set(r.pageIds[i], (users.get(r.pageIds[i]) ?? 0) + 1);
   let nextPage = batch.numPages;
-  const requests: BatchRequest[] = batch.requests.map((r) => {
+  const newReq: number[] = [];
+  const newIds: number[] = [];
+  const requests: BatchRequest[] = batch.requests.map((r, i) => {
     const n = r.pageIds.length;
     const last = r.pageIds[n - 1];
     if (r.pageTokens[n - 1] < batch.pageSize && users.get(last) === 1) {
@@ -23,13 +33,18 @@ export function nextDecodeBatch(batch: Batch): Batch {
     }
     const pageIds = new Int32Array(n + 1);
     pageIds.set(r.pageIds);
+    newReq.push(i);
+    newIds.push(nextPage);
     pageIds[n] = nextPage++;
     const pageTokens = new Int32Array(n + 1);
     pageTokens.set(r.pageTokens);
     pageTokens[n] = 1;
     return { pageIds, pageTokens, numQueries: 1 };
   });
-  return { config: batch.config, numPages: nextPage, pageSize: batch.pageSize, requests };
+  return {
+    batch: { config: batch.config, numPages: nextPage, pageSize: batch.pageSize, requests },
+    appended: { newPageRequests: Int32Array.from(newReq), newPageIds: Int32Array.from(newIds) },
+  };
 }
 
 export interface Quantiles {

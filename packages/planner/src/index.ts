@@ -11,7 +11,7 @@ import { perRequestPlanner } from './perRequest.js';
 import { prefixPlanner } from './state.js';
 
 export { costModel, COST_DEFAULTS, CtaCost, TileChooser, type CostModelParams } from './cost.js';
-export { emitPrefixPlan, type PrefixPlannerOptions } from './prefix.js';
+export { emitPrefixPlan, type AppendDelta, type PrefixPlannerOptions } from './prefix.js';
 export { perRequestPlanner, type PerRequestOptions } from './perRequest.js';
 export {
   buildTokenTree,
@@ -25,7 +25,7 @@ export {
 } from './state.js';
 export { planMetrics, type PlanMetrics } from './metrics.js';
 export { explainPlan } from './explain.js';
-export { benchmarkPlanning, nextDecodeBatch, quantiles, type PlanningBenchmark, type Quantiles } from './bench.js';
+export { benchmarkPlanning, nextDecodeBatch, nextDecodeStep, quantiles, type PlanningBenchmark, type Quantiles } from './bench.js';
 export { RadixTree } from './tree.js';
 
 /** The baseline as a core `Planner`. */

@@ -896,7 +896,15 @@ export function patchAppendPlan(
  * written again (from its last page of two steps ago when the recycled buffer still holds the
  * rest), shared columns' segments moved where an earlier leaf gained pages.
  */
-function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, tiles: TileChooser, L: PlanLayout, NS: number, kvLimit: Int32Array, buffer: PlanBuffer | undefined): Plan {
+/** Per request (indexed by request): the old last page's token count in the new batch, and the
+ * new last page's id and token count (appendOnlyStep's pass 1). */
+interface LeafLast {
+  oTok: Int32Array;
+  nId: Int32Array;
+  nTok: Int32Array;
+}
+
+function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, tiles: TileChooser, L: PlanLayout, NS: number, kvLimit: Int32Array, buffer: PlanBuffer | undefined, last?: LeafLast): Plan {
   const prev = L.plan!;
   const C = L.C;
   const { colLeaf, colPool, colPb, colItem, colT } = L;
@@ -1000,12 +1008,51 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
     // a leaf column: one item over the leaf's pages (and what it carries), whole pages
     const x = colPool[c];
     const i = colItem[c];
-    const req = reqs[tree.src[x]];
-    const ids = req.pageIds;
-    const tks = req.pageTokens;
     const pb = colPb[c];
     const cnt = tree.pe[x] - pb;
     itemSegBegin[i] = ns;
+    const q0 = pSegBegin[i];
+    const oc = pSegBegin[i + 1] - q0;
+    if (last !== undefined && (cnt === oc || cnt === oc + 1)) {
+      // The previous plan holds the leaf's pages (whole pages, in order): copy them from there
+      // (one contiguous array, in cache) instead of from the request's own page lists, and
+      // write the last page (and the new one) from pass 1's records.
+      const r = tree.src[x];
+      if (oc >= 32) {
+        segPage.set(pPage.subarray(q0, q0 + oc), ns);
+        segTokens.set(pTok.subarray(q0, q0 + oc), ns);
+        segSlot.fill(0, ns, ns + oc);
+      } else {
+        for (let z = 0; z < oc; z++) {
+          segPage[ns + z] = pPage[q0 + z];
+          segTokens[ns + z] = pTok[q0 + z];
+          segSlot[ns + z] = 0;
+        }
+      }
+      if (cnt === oc) segTokens[ns + oc - 1] = last.nTok[r];
+      else {
+        segTokens[ns + oc - 1] = last.oTok[r];
+        segPage[ns + oc] = last.nId[r];
+        segTokens[ns + oc] = last.nTok[r];
+        segSlot[ns + oc] = 0;
+      }
+      if (B !== undefined) {
+        colPos[c] = ns;
+        colCnt[c] = cnt;
+      }
+      ns += cnt;
+      const T = colT[c];
+      if (T !== lastT) {
+        lastT = T;
+        lastTile = tiles.choose(cost, rows, T);
+      }
+      itemTile[i] = lastTile;
+      c++;
+      continue;
+    }
+    const req = reqs[tree.src[x]];
+    const ids = req.pageIds;
+    const tks = req.pageTokens;
     // the buffer may hold this leaf's segments of two steps ago at the same place: pages before
     // the last of then are unchanged
     let from = 0;
@@ -1080,7 +1127,15 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
  * KV limits, the leaves' last segment and the leaves' tiles: only those are written (O(requests),
  * a few stores each); otherwise writePatch copies the previous plan's arrays in bulk.
  */
-export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined): Plan | 'emit' | null {
+/** What an append-only decode step changed, as the caller knows it (see StepDelta.appended). */
+export interface AppendDelta {
+  /** Requests whose new token started a new page. */
+  newPageRequests: ArrayLike<number>;
+  /** The page id each of them started (same order). */
+  newPageIds: ArrayLike<number>;
+}
+
+export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined, appended?: AppendDelta): Plan | 'emit' | null {
   const prev = L.plan;
   const reqs = next.requests;
   const R = reqs.length;
@@ -1097,7 +1152,47 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   const oId = I(138, R, false);
   const oTok = I(139, R, false);
   const add = I(140, R, false); // tokens in pages after the old last one
-  for (let i = 0; i < R; i++) {
+  if (appended) {
+    // The caller's account of the step: every request gained one token, in its last page or in
+    // the new page listed for it. Built from the state's own records (no request's page lists
+    // are read: they are scattered heap objects, and reading them is most of a step's cost).
+    const lastId = tree.lastId;
+    const lastTok = tree.lastTok;
+    const { newPageRequests: nr, newPageIds: np } = appended;
+    if (nr.length !== np.length) fail('bad-delta', `appended.newPageRequests has ${nr.length} entries, newPageIds ${np.length}`);
+    for (let i = 0; i < R; i++) {
+      const n0 = lastN[i];
+      nN[i] = n0;
+      oId[i] = nId[i] = lastId[i];
+      oTok[i] = nTok[i] = lastTok[i] + 1;
+      add[i] = 0;
+    }
+    for (let z = 0; z < nr.length; z++) {
+      const i = nr[z];
+      const pg = np[z];
+      if (!(Number.isInteger(i) && i >= 0 && i < R)) fail('bad-delta', `appended.newPageRequests[${z}] = ${i} is not a request of the batch (0..${R - 1})`);
+      if (nN[i] !== lastN[i]) fail('bad-delta', `appended.newPageRequests lists request ${i} twice`);
+      if (!(Number.isInteger(pg) && pg >= 0 && pg < NP)) fail('page-out-of-range', `appended.newPageIds[${z}]: page id ${pg} out of range [0, ${NP})`);
+      nN[i] = lastN[i] + 1;
+      nId[i] = pg;
+      nTok[i] = 1;
+      oTok[i] = lastTok[i];
+      add[i] = 1;
+    }
+    for (let i = 0; i < R; i++) {
+      if (nTok[i] > PS) fail('bad-delta', `request ${i}: its last page is full (${PS} tokens) but appended lists no new page for it`);
+    }
+    if (opts.validate) {
+      // check the account against the batch itself
+      for (let i = 0; i < R; i++) {
+        const q = reqs[i];
+        const n1 = q.pageIds.length;
+        if (n1 !== nN[i] || q.pageIds[n1 - 1] !== nId[i] || q.pageTokens[n1 - 1] !== nTok[i] || q.pageTokens[lastN[i] - 1] !== oTok[i] || q.numQueries !== 1) {
+          fail('bad-delta', `request ${i}: the batch does not match appended (expected ${nN[i]} pages ending with page ${nId[i]} holding ${nTok[i]} tokens)`);
+        }
+      }
+    }
+  } else for (let i = 0; i < R; i++) {
     const q = reqs[i];
     const ids = q.pageIds;
     const tks = q.pageTokens;
@@ -1177,7 +1272,7 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return 'emit';
   const { cost, tiles } = modelFor(caps, opts, next.config);
-  if (!same) return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, buffer);
+  if (!same) return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, buffer, { oTok, nId, nTok });
   // the buffer's plan of two steps ago: rewrite what changed since
   const old = B!.plan!;
   const itemTile = old.itemTile;

@@ -5,7 +5,7 @@
  * as a fresh build. Plans equal those of a fresh build of the new batch (tested).
  */
 import { fail, validateBatch, type BackendCapabilities, type Batch, type Plan, type TokenTree } from '@canopy/core';
-import { appendOnlyStep, emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type PrefixPlannerOptions } from './prefix.js';
+import { appendOnlyStep, emitPrefixPlan, patchAppendPlan, PlanBuffer, PlanLayout, type AppendDelta, type PrefixPlannerOptions } from './prefix.js';
 import { buildRadix, RadixTree } from './tree.js';
 import { concatPlans, isHybridBatch, splitHybridBatch } from './hybrid.js';
 
@@ -40,6 +40,17 @@ export interface StepDelta {
   finished?: ArrayLike<number>;
   /** Requests that joined, at the end of the new batch. Default: new length − survivors. */
   joined?: number;
+  /**
+   * For an append-only decode step (nobody finished or joined, every request one decode query):
+   * the caller's account of it. Every request gained exactly one KV token, in its last page, or
+   * in a new page for the requests listed here (`newPageIds[k]` for `newPageRequests[k]`). The
+   * planner then updates its records from this instead of reading every request's page lists
+   * (scattered heap objects: on 1024 requests, reading them is most of a step). A wrong account
+   * gives a wrong plan; with `validate` the account is checked against the batch. Impossible
+   * accounts (an index out of range, a request listed twice, a page id out of range, a full page
+   * grown) get a CanopyError. Ignored where the step cannot be patched (the batch is read).
+   */
+  appended?: AppendDelta;
 }
 
 function checkCaps(caps: BackendCapabilities): void {
@@ -176,11 +187,23 @@ const NO_DELTA: StepDelta = Object.freeze({});
 /** An append-only step (appendOnlyStep) where it applies; null (state untouched) elsewhere. */
 function fastStep(state: PlannerState, next: Batch, delta: StepDelta): Plan | null {
   const prev = state.batch;
-  if ((delta.finished !== undefined && delta.finished.length !== 0) || (delta.joined !== undefined && delta.joined !== 0)) return null;
+  if ((delta.finished !== undefined && delta.finished.length !== 0) || (delta.joined !== undefined && delta.joined !== 0)) {
+    if (delta.appended) fail('bad-delta', 'appended describes an append-only step: no request may finish or join');
+    return null;
+  }
+  if (delta.appended && next.requests.length !== prev.requests.length) fail('bad-delta', `appended describes an append-only step, but the batch went from ${prev.requests.length} to ${next.requests.length} requests`);
   if (next.tree || prev.tree || next.requests.length !== prev.requests.length || !sameConfig(prev, next) || next.numPages < prev.numPages) return null;
   const recycle = state.options.recyclePlans !== false;
   const buf = recycle ? stepBuffer(state) : undefined;
-  const r = appendOnlyStep(state.tree, next, state.capabilities, state.options, state.layout, buf);
+  let r: ReturnType<typeof appendOnlyStep>;
+  try {
+    r = appendOnlyStep(state.tree, next, state.capabilities, state.options, state.layout, buf, delta.appended);
+  } catch (e) {
+    // a rejected account: the state is untouched, and the buffer holding the current plan must
+    // not be the next one written
+    if (recycle) state.nextBuffer = 1 - state.nextBuffer;
+    throw e;
+  }
   if (r === null) {
     if (recycle) state.nextBuffer = 1 - state.nextBuffer; // not used: hand it out again
     return null;
