@@ -5,7 +5,9 @@
  *
  *   node scripts/bundle-device.mjs            # → .device/webgpu/bench.mjs + dawn.node + index.js
  *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
- *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration)
+ *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
+ *   --blocked adds the register-blocked kernel configurations; --configs a,b keeps only those)
+ *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
 import {
   attentionFlops,
@@ -24,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildBatch, scaleTree } from '../../../apps/bench/src/tree.js';
 import { builtinWorkload } from '../../../apps/bench/src/workloads.js';
-import { WebGpuBackend, DEFAULT_VARIANTS, type KernelVariant, type WebGpuBackendOptions } from '../src/index.js';
+import { WebGpuBackend, BLOCKED_VARIANTS, DEFAULT_VARIANTS, type KernelVariant, type WebGpuBackendOptions } from '../src/index.js';
 
 declare const __CANOPY_COMMIT__: string;
 
@@ -50,9 +52,27 @@ interface Config {
   options: WebGpuBackendOptions;
 }
 
-const configs: Config[] = [{ name: 'default', options: {} }];
+let configs: Config[] = [
+  // the shared-tiling menu whatever CANOPY_WEBGPU_BLOCKED or the default says
+  { name: 'shared', options: { blocked: false } },
+  { name: 'default', options: {} },
+];
 // --roles: also every plan's attention units in one dispatch with role selection (attention_roles.wgsl)
 if (flag('roles')) configs.push({ name: 'roles', options: { dispatch: 'roles' } });
+if (flag('blocked')) {
+  const [d4, r16, b64] = BLOCKED_VARIANTS;
+  configs.push(
+    { name: 'blocked', options: { blocked: true } },
+    // the 16-row tile blocked too (64 invocations, 4 scores each)
+    { name: 'blocked16', options: { variants: [d4, { ...r16, blocked: true }, b64] } },
+    // 8-token KV blocks (39 KiB of workgroup memory instead of 45: more workgroups per SM)
+    { name: 'blocked-kv8', options: { variants: [d4, r16, { ...b64, kvBlock: 8 }] } },
+    // more KV splits: W5's 64-row units are too few to fill the SMs at the default policy
+    { name: 'blocked-split32', options: { blocked: true, split: { targetUnits: 132 * 32 } } },
+  );
+}
+const only = opt('configs', '');
+if (only) configs = configs.filter((c) => only.split(',').includes(c.name));
 if (flag('sweep')) {
   const v = (rows: number, kvBlock: number, splits: number, dimsPerThread: number, direct = false): KernelVariant => ({ rows, kvBlock, splits, dimsPerThread, direct });
   const [d4, r16, r64] = DEFAULT_VARIANTS;
@@ -98,14 +118,16 @@ async function main(): Promise<void> {
     },
   };
   log(`adapter: ${JSON.stringify(adapterReport)}`);
+  state.adapter = adapterReport;
 
   const planners: Record<string, Planner> = { perRequest, prefix };
   const probeBackend = await WebGpuBackend.create({ gpu });
   const probe = await probeBackend.probe();
   log(`probe: ${JSON.stringify(probe)}`);
+  state.probe = probe;
   await probeBackend.dispose();
 
-  const results: unknown[] = [];
+  const results = state.results;
   for (const w of workloads) {
     let spec = builtinWorkload(w);
     if (scale !== 1) spec = scaleTree(spec, { tokens: scale, requests: 1 });
@@ -167,20 +189,29 @@ async function main(): Promise<void> {
         await b.dispose();
       }
     }
+    write();
   }
+  write();
+  log(`wrote ${outPath}`);
+}
+
+/** What write() puts in the JSON (filled in as the run goes). */
+const state: { adapter?: unknown; probe?: unknown; results: unknown[] } = { results: [] };
+
+function write(): void {
   const report = {
     tool: '@canopy/backend-webgpu scripts/bench-device.ts',
     date: new Date().toISOString(),
     commit: typeof __CANOPY_COMMIT__ === 'string' ? __CANOPY_COMMIT__ : 'unknown',
     node: process.version,
-    adapter: adapterReport,
-    probe,
+    adapter: state.adapter,
+    probe: state.probe,
+    configs: configs.map((c) => ({ name: c.name, options: c.options })),
     iters,
     warmup,
-    results,
+    results: state.results,
   };
   writeFileSync(outPath, JSON.stringify(report, null, 1));
-  log(`wrote ${outPath}`);
 }
 
 main().then(
