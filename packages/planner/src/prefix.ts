@@ -1254,7 +1254,11 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
     colSum[c] = T * colCoef[c];
   }
   // commit: the tree's requests, leaves and last-page records
-  tree.requests = reqs.slice();
+  // the tree's own copy of the request list, rewritten in place (no allocation in a step: a
+  // decode loop leaves garbage, and whoever allocates next pays for collecting it)
+  const treq = tree.requests;
+  if (treq.length === R) for (let i = 0; i < R; i++) treq[i] = reqs[i];
+  else tree.requests = reqs.slice();
   tree.byteViews.length = 0;
   const tpe = tree.pe;
   for (let i = 0; i < R; i++) {
