@@ -67,6 +67,8 @@ if (flag('blocked')) {
     { name: 'blocked16', options: { variants: [d4, { ...r16, blocked: true }, b64] } },
     // 8-token KV blocks (39 KiB of workgroup memory instead of 45: more workgroups per SM)
     { name: 'blocked-kv8', options: { variants: [d4, r16, { ...b64, kvBlock: 8 }] } },
+    // 256 invocations: 1 token per invocation in S, 8 vec4 of O (more warps, fewer FMAs per load)
+    { name: 'blocked-wg256', options: { variants: [d4, r16, { ...b64, workgroupSize: 256 }] } },
     // more KV splits: W5's 64-row units are too few to fill the SMs at the default policy
     { name: 'blocked-split32', options: { blocked: true, split: { targetUnits: 132 * 32 } } },
   );

@@ -187,7 +187,7 @@ export class WebGpuBackend implements AttentionBackend {
     if (v.blocked) {
       // halve the KV block until the workgroup memory fits; else the shared-tiling kernel runs it
       for (let kvBlock = v.kvBlock; kvBlock >= 4; kvBlock /= 2) {
-        const bs = blockedShape(v.rows, kvBlock, headDim);
+        const bs = blockedShape(v.rows, kvBlock, headDim, v.workgroupSize);
         if (!bs) continue;
         if (bs.workgroupSize > lim.maxComputeInvocationsPerWorkgroup || bs.workgroupSize > lim.maxComputeWorkgroupSizeX) continue;
         if (bs.workgroupBytes > lim.maxComputeWorkgroupStorageSize) continue;

@@ -21,6 +21,8 @@ export interface KernelVariant {
    * head dim) the variant runs the shared-tiling kernel with prefetch instead.
    */
   blocked?: boolean;
+  /** Blocked kernel only: invocations per workgroup to aim for (default 128; benchmarks sweep it). */
+  workgroupSize?: number;
 }
 
 /**
@@ -105,7 +107,7 @@ export function pickVariant(variants: readonly KernelVariant[], tile: TileShape 
 
 /**
  * Sizes of the register-blocked kernel (attention_blocked.wgsl) for `rows` rows, KV blocks of
- * `kvBlock` tokens and a head dim. Workgroup: at most 128 invocations unless the output tile
+ * `kvBlock` tokens and a head dim. Workgroup: at most `threads` invocations unless the output tile
  * would exceed 16 vec4 (64 f32 registers) per invocation. S = Q·Kᵀ: 4 rows × `qkTokens` tokens per
  * invocation; O += P·V: `pvRowQuads` × 4 rows × `pvVec4` × 4 dims per invocation.
  */
@@ -122,11 +124,11 @@ export interface BlockedShape {
 }
 
 /** The blocked kernel's shape, or undefined when the sizes do not tile (the host then falls back). */
-export function blockedShape(rows: number, kvBlock: number, headDim: number): BlockedShape | undefined {
+export function blockedShape(rows: number, kvBlock: number, headDim: number, threads = 128): BlockedShape | undefined {
   if (rows % 4 !== 0 || rows < 8 || headDim % 8 !== 0 || kvBlock < 4) return undefined;
   const d4 = headDim / 4;
   const rq4 = rows / 4;
-  let wg = Math.min(128, (rows * kvBlock) / 4);
+  let wg = Math.min(threads, (rows * kvBlock) / 4);
   // keep the per-invocation output tile at <= 16 vec4
   if ((rows * d4) / wg > 16) wg = (rows * d4) / 16;
   if (!Number.isInteger(wg) || wg < rows || wg > 256) return undefined;

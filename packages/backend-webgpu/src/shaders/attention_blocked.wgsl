@@ -139,16 +139,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = 0u; j < QK_ST; j++) {
       acc[j] = vec4<f32>(0.0);
     }
+    // the 4 dims of a step are spelled out (.x … .w) rather than looped: no dynamic vector index
     for (var d4 = 0u; d4 < D4; d4++) {
-      var kk: array<vec4<f32>, QK_ST>;
+      let qb = 4u * d4 * RQ4 + rq;
+      let q0 = qT[qb];
+      let q1 = qT[qb + RQ4];
+      let q2 = qT[qb + 2u * RQ4];
+      let q3 = qT[qb + 3u * RQ4];
       for (var j = 0u; j < QK_ST; j++) {
-        kk[j] = kv[(tg + j * QK_TG) * KS + d4];
-      }
-      for (var x = 0u; x < 4u; x++) {
-        let qx = qT[(4u * d4 + x) * RQ4 + rq];
-        for (var j = 0u; j < QK_ST; j++) {
-          acc[j] = fma(qx, vec4<f32>(kk[j][x]), acc[j]);
-        }
+        let k = kv[(tg + j * QK_TG) * KS + d4];
+        var a = acc[j];
+        a = fma(q0, vec4<f32>(k.x), a);
+        a = fma(q1, vec4<f32>(k.y), a);
+        a = fma(q2, vec4<f32>(k.z), a);
+        a = fma(q3, vec4<f32>(k.w), a);
+        acc[j] = a;
       }
     }
     for (var j = 0u; j < QK_ST; j++) {
@@ -181,12 +186,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier(); // P, alpha and the V block are in place
 
+    // o[(i * 4 + x) * PV_D4 + c]: row x of quad i, vec4 dims c; rows spelled out as above
     for (var i = 0u; i < PV_RQ; i++) {
       let a = rowA[rg + i * PV_RG];
-      for (var x = 0u; x < 4u; x++) {
-        for (var c = 0u; c < PV_D4; c++) {
-          o[(i * 4u + x) * PV_D4 + c] *= a[x];
-        }
+      for (var c = 0u; c < PV_D4; c++) {
+        let ob = i * 4u * PV_D4 + c;
+        o[ob] *= a.x;
+        o[ob + PV_D4] *= a.y;
+        o[ob + 2u * PV_D4] *= a.z;
+        o[ob + 3u * PV_D4] *= a.w;
       }
     }
     for (var t = 0u; t < KV_BLOCK; t++) {
@@ -196,10 +204,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       for (var i = 0u; i < PV_RQ; i++) {
         let p = ps[t * RQ4 + rg + i * PV_RG];
-        for (var x = 0u; x < 4u; x++) {
-          for (var c = 0u; c < PV_D4; c++) {
-            o[(i * 4u + x) * PV_D4 + c] = fma(vec4<f32>(p[x]), vv[c], o[(i * 4u + x) * PV_D4 + c]);
-          }
+        for (var c = 0u; c < PV_D4; c++) {
+          let ob = i * 4u * PV_D4 + c;
+          o[ob] = fma(vec4<f32>(p.x), vv[c], o[ob]);
+          o[ob + PV_D4] = fma(vec4<f32>(p.y), vv[c], o[ob + PV_D4]);
+          o[ob + 2u * PV_D4] = fma(vec4<f32>(p.z), vv[c], o[ob + 2u * PV_D4]);
+          o[ob + 3u * PV_D4] = fma(vec4<f32>(p.w), vv[c], o[ob + 3u * PV_D4]);
         }
       }
     }
