@@ -66,9 +66,9 @@ if (flag('blocked')) {
     // the 16-row tile blocked too (64 invocations, 4 scores each)
     { name: 'blocked16', options: { variants: [d4, { ...r16, blocked: true }, b64] } },
     // 8-token KV blocks (39 KiB of workgroup memory instead of 45: more workgroups per SM)
-    { name: 'blocked-kv8', options: { variants: [d4, r16, { ...b64, kvBlock: 8 }] } },
-    // 256 invocations: 1 token per invocation in S, 8 vec4 of O (more warps, fewer FMAs per load)
-    { name: 'blocked-wg256', options: { variants: [d4, r16, { ...b64, workgroupSize: 256 }] } },
+    { name: 'blocked-kv8', options: { variants: [d4, r16, { ...b64, kvBlock: 8, workgroupSize: 128 }] } },
+    // 128 invocations: 2 tokens per invocation in S, 16 vec4 of O (BLOCKED_VARIANTS has 256)
+    { name: 'blocked-wg128', options: { variants: [d4, r16, { ...b64, workgroupSize: 128 }] } },
     // more KV splits: W5's 64-row units are too few to fill the SMs at the default policy
     { name: 'blocked-split32', options: { blocked: true, split: { targetUnits: 132 * 32 } } },
   );

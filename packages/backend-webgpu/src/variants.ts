@@ -43,7 +43,8 @@ export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
 export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
   DEFAULT_VARIANTS[0],
   DEFAULT_VARIANTS[1],
-  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true },
+  // 256 invocations beat 128 on the H100 (docs/benchmarks/webgpu-h100-blocked-2026-11-23.json)
+  { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true, workgroupSize: 256 },
 ];
 
 /** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */

@@ -94,10 +94,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let u = Unit(planBuf[b], ntok, planBuf[b + 2u], planBuf[b + 3u],
                planBuf[b + 4u], planBuf[b + 5u], planBuf[b + 6u], planBuf[b + 7u]);
 
-  // q rows, scaled, transposed into qT (rows past the item's end are zeros; their limit is 0)
+  // q rows, scaled, transposed into qT (rows past the item's end are zeros; their limit is 0).
+  // Neighbouring invocations take neighbouring rows of one dim quad, so their stores hit
+  // neighbouring words (rows along dims would all hit one bank).
   for (var e = lid; e < ROWS * D4; e += WG) {
-    let lr = e / D4;
-    let d4 = e % D4;
+    let lr = e % ROWS;
+    let d4 = e / ROWS;
     let r = u.row0 + lr;
     var qv = vec4<f32>(0.0);
     if (r < u.nrows) {
@@ -135,9 +137,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 
     // zeroed explicitly: a declaration inside the loop was not re-zeroed per block on lavapipe
+    // two partial sums per token (even and odd dims) so twice as many FMA chains are in flight
     var acc: array<vec4<f32>, QK_ST>;
+    var acc2: array<vec4<f32>, QK_ST>;
     for (var j = 0u; j < QK_ST; j++) {
       acc[j] = vec4<f32>(0.0);
+      acc2[j] = vec4<f32>(0.0);
     }
     // the 4 dims of a step are spelled out (.x … .w) rather than looped: no dynamic vector index
     for (var d4 = 0u; d4 < D4; d4++) {
@@ -148,16 +153,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let q3 = qT[qb + 3u * RQ4];
       for (var j = 0u; j < QK_ST; j++) {
         let k = kv[(tg + j * QK_TG) * KS + d4];
-        var a = acc[j];
-        a = fma(q0, vec4<f32>(k.x), a);
-        a = fma(q1, vec4<f32>(k.y), a);
-        a = fma(q2, vec4<f32>(k.z), a);
-        a = fma(q3, vec4<f32>(k.w), a);
-        acc[j] = a;
+        acc[j] = fma(q2, vec4<f32>(k.z), fma(q0, vec4<f32>(k.x), acc[j]));
+        acc2[j] = fma(q3, vec4<f32>(k.w), fma(q1, vec4<f32>(k.y), acc2[j]));
       }
     }
     for (var j = 0u; j < QK_ST; j++) {
-      ps[(tg + j * QK_TG) * RQ4 + rq] = acc[j];
+      ps[(tg + j * QK_TG) * RQ4 + rq] = acc[j] + acc2[j];
     }
     workgroupBarrier(); // S is in ps; K is no longer read
 
