@@ -53,22 +53,24 @@ interface Config {
 }
 
 let configs: Config[] = [
-  // the shared-tiling menu whatever CANOPY_WEBGPU_BLOCKED or the default says
+  // the shared-tiling menu (DEFAULT_VARIANTS) whatever CANOPY_WEBGPU_BLOCKED or the default says
   { name: 'shared', options: { blocked: false } },
   { name: 'default', options: {} },
 ];
 // --roles: also every plan's attention units in one dispatch with role selection (attention_roles.wgsl)
 if (flag('roles')) configs.push({ name: 'roles', options: { dispatch: 'roles' } });
 if (flag('blocked')) {
-  const [d4, r16, b64] = BLOCKED_VARIANTS;
+  // BLOCKED_VARIANTS (the GPU default since the 2026-11-23 runs): 4-row direct, 16- and 64-row blocked
+  const [d4, b16, b64] = BLOCKED_VARIANTS;
+  const r16 = DEFAULT_VARIANTS[1];
   configs.push(
     { name: 'blocked', options: { blocked: true } },
-    // the 16-row tile blocked too (64 invocations, 4 scores each)
-    { name: 'blocked16', options: { variants: [d4, { ...r16, blocked: true }, b64] } },
+    // only the 64-row tile blocked (the 16-row one on the shared-tiling kernel)
+    { name: 'blocked64', options: { variants: [d4, r16, b64] } },
     // 8-token KV blocks (39 KiB of workgroup memory instead of 45: more workgroups per SM)
-    { name: 'blocked-kv8', options: { variants: [d4, r16, { ...b64, kvBlock: 8, workgroupSize: 128 }] } },
+    { name: 'blocked-kv8', options: { variants: [d4, b16, { ...b64, kvBlock: 8, workgroupSize: 128 }] } },
     // 128 invocations: 2 tokens per invocation in S, 16 vec4 of O (BLOCKED_VARIANTS has 256)
-    { name: 'blocked-wg128', options: { variants: [d4, r16, { ...b64, workgroupSize: 128 }] } },
+    { name: 'blocked-wg128', options: { variants: [d4, b16, { ...b64, workgroupSize: 128 }] } },
     // more KV splits: W5's 64-row units are too few to fill the SMs at the default policy
     { name: 'blocked-split32', options: { blocked: true, split: { targetUnits: 132 * 32 } } },
   );

@@ -57,9 +57,10 @@ export interface WebGpuBackendOptions extends AcquireOptions {
   dispatch?: 'per-variant' | 'roles';
   /**
    * Run many-row (shared-prefix) tiles on the register-blocked kernel (attention_blocked.wgsl,
-   * menu BLOCKED_VARIANTS) instead of the shared-tiling one. Default from the CANOPY_WEBGPU_BLOCKED
-   * environment variable ('1'/'0'), else off. Ignored when `variants` is given (mark variants
-   * `blocked` there). Not used by CPU adapters' default menu.
+   * menu BLOCKED_VARIANTS) instead of the shared-tiling one (DEFAULT_VARIANTS). Default from the
+   * CANOPY_WEBGPU_BLOCKED environment variable ('1'/'0'), else on for GPU adapters and off for CPU
+   * ones (whose default menu is CPU_VARIANTS anyway; this picks the menu when `tiling` is given).
+   * Ignored when `variants` is given (mark variants `blocked` there).
    */
   blocked?: boolean;
 }
@@ -137,7 +138,8 @@ export class WebGpuBackend implements AttentionBackend {
     if (envBlocked !== undefined && envBlocked !== '' && envBlocked !== '0' && envBlocked !== '1') {
       throw new CanopyError('bad-option', `webgpu: CANOPY_WEBGPU_BLOCKED must be '0' or '1', got ${JSON.stringify(envBlocked)}`);
     }
-    this.blocked = opts.blocked ?? envBlocked === '1';
+    // default on GPUs: faster on every shared-prefix workload on the H100 (README)
+    this.blocked = opts.blocked ?? (envBlocked === '1' ? true : envBlocked === '0' ? false : !info.isCpu);
     const gpuMenu = this.blocked ? BLOCKED_VARIANTS : DEFAULT_VARIANTS;
     this.variants = (opts.variants ?? (info.isCpu && opts.tiling === undefined ? CPU_VARIANTS : gpuMenu)).map((v) => ({ ...v }));
     const lim = info.device.limits;

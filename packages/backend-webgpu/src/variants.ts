@@ -37,13 +37,15 @@ export const DEFAULT_VARIANTS: readonly KernelVariant[] = [
 ];
 
 /**
- * The menu with the register-blocked kernel for the 64-row (shared-prefix) tile; few-row variants
- * as in DEFAULT_VARIANTS.
+ * The GPU menu with the register-blocked kernel (the default on GPU adapters): the 16- and 64-row
+ * (shared-prefix) tiles blocked, the decode-like 4-row variant as in DEFAULT_VARIANTS. On the H100
+ * it beat DEFAULT_VARIANTS by 10–15% on W1, W2, W3, W5 and tied on W4
+ * (docs/benchmarks/webgpu-h100-blocked-2026-11-23.json, config `blocked16`); 256 invocations for
+ * the 64-row tile beat 128 there by 12–20%.
  */
 export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
   DEFAULT_VARIANTS[0],
-  DEFAULT_VARIANTS[1],
-  // 256 invocations beat 128 on the H100 (docs/benchmarks/webgpu-h100-blocked-2026-11-23.json)
+  { ...DEFAULT_VARIANTS[1], blocked: true },
   { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true, workgroupSize: 256 },
 ];
 
