@@ -101,6 +101,27 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reaso
     }, 300_000);
   }
 
+  it('is the GPU default, off on CPU adapters, and CANOPY_WEBGPU_BLOCKED is checked', async () => {
+    const b = await WebGpuBackend.create({ tiling: 'shared' });
+    try {
+      expect(b.blocked).toBe(!b.gpu.isCpu);
+    } finally {
+      await b.dispose();
+    }
+    const old = process.env.CANOPY_WEBGPU_BLOCKED;
+    try {
+      process.env.CANOPY_WEBGPU_BLOCKED = '1';
+      const forced = await WebGpuBackend.create({ tiling: 'shared' });
+      expect(forced.blocked).toBe(true);
+      await forced.dispose();
+      process.env.CANOPY_WEBGPU_BLOCKED = 'yes';
+      await expect(WebGpuBackend.create()).rejects.toThrow(/CANOPY_WEBGPU_BLOCKED must be '0' or '1', got "yes"/);
+    } finally {
+      if (old === undefined) delete process.env.CANOPY_WEBGPU_BLOCKED;
+      else process.env.CANOPY_WEBGPU_BLOCKED = old;
+    }
+  });
+
   it('falls back to the shared-tiling kernel where the blocked one does not fit the workgroup memory', async () => {
     // 64 rows at d256 need 86 KiB of workgroup memory (more than lavapipe's 32 KiB or the H100's 48 KiB)
     const b = await WebGpuBackend.create({ variants: [{ rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true }], tiling: 'shared' });
