@@ -134,9 +134,9 @@ Backends and planners:
                        (reference, cuda, webgpu, …)
       --backend-module PATH   also load backends (BackendFactory exports) from a module
   -p, --planner P      perRequest, prefix or both (default)
-      --hybrid-layout L   prefix planner on hybrid batches: packed (default: one group per shared
-                       node with prefill and decode queries) or separate (the two kinds in
-                       separate groups of one plan)
+      --hybrid-layout L   prefix planner on hybrid batches: separate (the planner's default: the
+                       two kinds in separate groups of one plan) or packed (one group per shared
+                       node with prefill and decode queries)
 
 Measurement:
       --seed N         data seed (default 1): queries use N, K N+1, V N+2

@@ -1,6 +1,6 @@
 /**
  * Hybrid batches (prefill chunks beside decodes) planned as two query sets in one plan
- * (`PrefixPlannerOptions.hybridLayout: 'separate'`). With the default 'packed' layout a node
+ * (`PrefixPlannerOptions.hybridLayout: 'separate'`, the default). With the 'packed' layout a node
  * shared by prefill and decode requests gets one group holding both kinds of queries: its row
  * blocks mix compute-bound prefill rows with the decodes, and the split search sizes the node's
  * chunks for the union (H2: 2304 queries on W5's root, 72 row blocks in one chunk, which runs in

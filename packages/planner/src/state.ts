@@ -108,7 +108,7 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   const order = tree.canonicalOrder();
   const layout = new PlanLayout();
   let plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
-  if (options.hybridLayout === 'separate' && isHybridBatch(batch)) {
+  if (options.hybridLayout !== 'packed' && isHybridBatch(batch)) {
     // The state keeps the whole batch's tree (later steps may be decode-only); the plan is the
     // two halves' plans in one. Steps never patch it (they rebuild while the batch is hybrid).
     const parts = splitHybridBatch(batch);
@@ -162,7 +162,7 @@ function rebuild(state: PlannerState, next: Batch): Plan {
 export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = NO_DELTA): Plan {
   checkBatchTop(next);
   const prevBatch = state.batch;
-  if (state.options.hybridLayout === 'separate' && isHybridBatch(next)) {
+  if (state.options.hybridLayout !== 'packed' && isHybridBatch(next)) {
     checkBatchShape(next);
     return rebuild(state, next);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { validatePlan, type Batch, type Plan } from '@canopy/core';
+import { planToJSON, validatePlan, type Batch, type Plan } from '@canopy/core';
 import { planErrorVsReference } from './gen.js';
 import { createPlannerState, nextDecodeBatch, prefixPlanner, stepPlanner } from '../src/index.js';
 import { H100_CAPS, treeBatch, W_CONFIG } from './workloads.js';
@@ -34,10 +34,12 @@ describe("hybridLayout: 'separate'", () => {
   for (const explicit of [false, true]) {
     it(`plans prefill and decode queries in separate items, matching the reference (${explicit ? 'explicit tree' : 'page lists'})`, async () => {
       const batch = h2Like(explicit);
-      const packed = prefixPlanner(batch, H100_CAPS);
+      const packed = prefixPlanner(batch, H100_CAPS, { hybridLayout: 'packed' });
       const separate = prefixPlanner(batch, H100_CAPS, { hybridLayout: 'separate' });
       validatePlan(packed, batch);
       validatePlan(separate, batch);
+      // 'separate' is the default
+      expect(planToJSON(prefixPlanner(batch, H100_CAPS))).toEqual(planToJSON(separate));
       // the packed plan mixes the two kinds on the shared root; the separate one never does
       expect(itemsMixKinds(packed, batch)).toBeGreaterThan(0);
       expect(itemsMixKinds(separate, batch)).toBe(0);
@@ -48,7 +50,7 @@ describe("hybridLayout: 'separate'", () => {
   it('decode-only batches are planned exactly as with the packed layout', () => {
     const b = h2Like(false);
     const dec: Batch = { ...b, requests: b.requests.filter((r) => r.numQueries === 1) };
-    const a = prefixPlanner(dec, H100_CAPS);
+    const a = prefixPlanner(dec, H100_CAPS, { hybridLayout: 'packed' });
     const s = prefixPlanner(dec, H100_CAPS, { hybridLayout: 'separate' });
     expect(Array.from(s.itemQueries)).toEqual(Array.from(a.itemQueries));
     expect(Array.from(s.segPage)).toEqual(Array.from(a.segPage));
