@@ -7,6 +7,7 @@
  */
 export {
   CUDA_CAPABILITIES,
+  cudaPlanningHints,
   CUDA_CAPABILITY_NOTES,
   CudaBackend,
   DEFAULT_STRATEGY,
