@@ -72,19 +72,26 @@ function decodeLoop(batch: ReturnType<typeof workload>, steps: number): { sample
   }
   return { samples: xs, patched: st.patched, steps: st.steps };
 }
-// The same decode loop with the caller's account of each step (stepPlanner's delta.appended:
-// which requests started a new page), which spares the step reading every request's page lists.
-function decodeLoopDelta(batch: ReturnType<typeof workload>, steps: number): number[] {
-  const st = createPlannerState(batch, H100_CAPS);
+// Decode loops over batches built beforehand (so that building them, and collecting what that
+// leaves behind, does not fall inside the timed steps), stepping with the batch alone or with the
+// caller's account of each step (stepPlanner's delta.appended: which requests started a new page),
+// which spares the step reading every request's page lists.
+function prebuiltLoop(batch: ReturnType<typeof workload>, steps: number, account: boolean): number[] {
+  const seq: Array<ReturnType<typeof nextDecodeStep>> = [];
   let b = batch;
-  const xs: number[] = [];
   for (let i = 0; i < steps + 5; i++) {
-    const { batch: nb, appended } = nextDecodeStep(b);
+    const s = nextDecodeStep(b);
+    seq.push(s);
+    b = s.batch;
+  }
+  const st = createPlannerState(batch, H100_CAPS);
+  const xs: number[] = [];
+  for (let i = 0; i < seq.length; i++) {
+    const { batch: nb, appended } = seq[i];
     const t0 = performance.now();
-    stepPlanner(st, nb, { appended });
+    stepPlanner(st, nb, account ? { appended } : undefined);
     const dt = (performance.now() - t0) * 1e3;
     if (i >= 5) xs.push(dt);
-    b = nb;
   }
   return xs;
 }
@@ -116,8 +123,8 @@ function touchLoop(batch: ReturnType<typeof workload>, steps: number): number[] 
 // in bursts of seconds; interleaving spreads them over all cases instead of hitting one.
 const rounds = Number(process.env.ROUNDS ?? 5);
 const per = Math.max(1, Math.ceil(iters / rounds));
-type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; loopDelta: number[]; touch: number[]; patched: number; steps: number };
-const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], loopDelta: [], touch: [], patched: 0, steps: 0 }]));
+type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; pre: number[]; preAccount: number[]; touch: number[]; patched: number; steps: number };
+const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], pre: [], preAccount: [], touch: [], patched: 0, steps: 0 }]));
 for (let round = 0; round < rounds; round++) {
   for (const [name, batch] of cases) {
     const b = benchmarkPlanning(batch, H100_CAPS, { iters: per, warmup: 25, keepSamples: true });
@@ -126,7 +133,8 @@ for (let round = 0; round < rounds; round++) {
     const loop = decodeLoop(batch, Math.min(per, 40));
     a.loop.push(...loop.samples);
     a.touch.push(...touchLoop(batch, Math.min(per, 40)));
-    a.loopDelta.push(...decodeLoopDelta(batch, Math.min(per, 40)));
+    a.pre.push(...prebuiltLoop(batch, Math.min(per, 40), false));
+    a.preAccount.push(...prebuiltLoop(batch, Math.min(per, 40), true));
     a.patched += loop.patched;
     a.steps += loop.steps;
   }
@@ -149,7 +157,8 @@ const results = cases.map(([name, batch]) => {
     incrementalStepUs: step,
     joinFinishStepUs: join,
     decodeLoopStepUs: loop,
-    decodeLoopDeltaStepUs: quantiles(a.loopDelta),
+    prebuiltLoopStepUs: quantiles(a.pre),
+    prebuiltLoopAccountStepUs: quantiles(a.preAccount),
     stepInputTouchUs: quantiles(a.touch),
     inputPages: batch.requests.reduce((n, q) => n + q.pageIds.length, 0),
     inputReadUs: inputReadUs(batch),
@@ -157,7 +166,7 @@ const results = cases.map(([name, batch]) => {
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched, input touch ${quantiles(a.touch).median.toFixed(1)})  loop+account ${quantiles(a.loopDelta).median.toFixed(1).padStart(6)} µs  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched, input touch ${quantiles(a.touch).median.toFixed(1)})  prebuilt ${quantiles(a.pre).median.toFixed(1).padStart(6)} µs, with account ${quantiles(a.preAccount).median.toFixed(1).padStart(6)} µs  items ${m.workItems}`,
   );
   return row;
 });
@@ -176,7 +185,7 @@ const out = {
   rounds,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over all samples of a case: ROUNDS rounds of ITERS/ROUNDS iterations each (after 25 warm-up iterations per round), cases interleaved round by round',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. decodeLoopDeltaStepUs: the decode loop with the caller’s account of each step (stepPlanner delta.appended: the requests that started a page and its id), which spares reading the page lists. stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. prebuiltLoopStepUs / prebuiltLoopAccountStepUs: the decode loop over batches built beforehand (no batch building or its garbage collection between steps), stepping with the batch alone / with the caller’s account of each step (stepPlanner delta.appended). stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
