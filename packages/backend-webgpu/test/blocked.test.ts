@@ -4,29 +4,11 @@ import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { BLOCKED_VARIANTS, blockedShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
-import { testPlan } from './plans.js';
+import { maxErr, SHARED_TREE, testPlan } from './plans.js';
 
 const avail = await gpuAvailability();
 
-function maxErr(got: Float32Array, ref: Float64Array): number {
-  let m = 0;
-  let scale = 1;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i] - ref[i]);
-    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
-  }
-  return m / scale;
-}
 
-// prefill requests (several queries each: causal limits) beside decodes, shared nodes seen by up
-// to 10 queries (40 rows at GQA 4: not a multiple of the tile's rows)
-const shared: TreeSpec = {
-  parent: [-1, 0, 0, 1, 1, 2, -1],
-  tokens: [45, 17, 64, 9, 33, 1, 70],
-  requestAt: [3, 4, 5, 1, 2, 6, 3],
-  numQueries: [1, 1, 1, 1, 3, 1, 2],
-};
 
 const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
 
@@ -61,11 +43,11 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reaso
   // each pipeline serves GQA 1 and 4.
   // (lavapipe runs these kernels slowly, so not every pipeline sees every GQA × tree pair)
   for (const [dtype, d, variant, cases] of [
-    ['f16', 64, BLOCKED_VARIANTS[2], [[4, shared], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
+    ['f16', 64, BLOCKED_VARIANTS[2], [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
     ['f16', 64, { ...BLOCKED_VARIANTS[2], workgroupSize: 128 }, [[4, HYBRID_TREE]]],
-    ['f32', 128, { rows: 16, kvBlock: 8, splits: 1, dimsPerThread: 32, blocked: true }, [[1, shared], [4, HYBRID_TREE]]],
+    ['f32', 128, { rows: 16, kvBlock: 8, splits: 1, dimsPerThread: 32, blocked: true }, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
   ] as Array<[KvDtype, number, KernelVariant, Array<[number, TreeSpec]>]>) {
-    const what = cases.map(([g, t]) => `GQA ${g} ${t === shared ? 'shared' : 'hybrid'}`).join(', ');
+    const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
     it(`matches the reference on tree, per-request and prefix plans (${dtype}, d${d}, ${variant.rows} rows, ${variant.workgroupSize ?? 128} invocations; ${what})`, async () => {
       const b = await WebGpuBackend.create({ variants: [variant] });
       try {
@@ -89,7 +71,7 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reaso
               expect(l.kernels.every((k) => k.includes('/blocked/')), `blocked kernel ran: ${l.kernels.join(', ')}`).toBe(true);
               const got = await b.run(plan, queries);
               const tol = dtype === 'f16' ? 2e-3 : 2e-4;
-              const what = `${plan.planner}, GQA ${gqa}, ${spec === shared ? 'shared' : 'hybrid'} tree`;
+              const what = `${plan.planner}, GQA ${gqa}, ${spec === SHARED_TREE ? 'shared' : 'hybrid'} tree`;
               expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
               expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
             }

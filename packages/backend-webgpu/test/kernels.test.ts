@@ -1,31 +1,15 @@
 import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig } from '@canopy/core';
-import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
+import { batchFromTree, HYBRID_TREE } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { WebGpuBackend, DEFAULT_VARIANTS } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
-import { testPlan } from './plans.js';
+import { maxErr, SHARED_TREE, testPlan } from './plans.js';
 
 const avail = await gpuAvailability();
 const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
 
-function maxErr(got: Float32Array, ref: Float64Array): number {
-  let m = 0;
-  let scale = 1;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i] - ref[i]);
-    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
-  }
-  return m / scale;
-}
 
-const shared: TreeSpec = {
-  parent: [-1, 0, 0, 1, 1, 2, -1],
-  tokens: [45, 17, 64, 9, 33, 1, 70],
-  requestAt: [3, 4, 5, 1, 2, 6, 3],
-  numQueries: [1, 1, 1, 1, 3, 1, 2],
-};
 
 describe.skipIf(!avail.available)(`webgpu kernels (${avail.reason})`, () => {
   // The default CPU configuration ('direct', one variant) over dtypes, GQA and subgroups, and the
@@ -38,7 +22,7 @@ describe.skipIf(!avail.available)(`webgpu kernels (${avail.reason})`, () => {
   ] as const) {
     it(`tree and per-request plans match the reference (${dtype}, GQA ${gqa}, d${d}, subgroups ${subgroups}, ${tiling ?? 'cpu'} menu)`, async () => {
       const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
-      const batch = batchFromTree(shared, config, 16, 7);
+      const batch = batchFromTree(SHARED_TREE, config, 16, 7);
       const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3);
       const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
       const queries = randomQueries(nq, config, 5);

@@ -1,6 +1,7 @@
 // Hand-made plans for tests (independent of @canopy/planner): KV ranges of tree nodes or whole
 // requests, cut into chunks (splitting segments mid-page) and query groups. validatePlan checks them.
 import { CONTRACT_VERSION, queryKvLimits, queryRequestMap, requestQueryOffsets, type Batch, type Plan, type TileShape } from '@canopy/core';
+import type { TreeSpec } from '@canopy/backend-testkit';
 
 interface Range {
   seg: Array<[number, number, number]>; // page, slot, tokens
@@ -121,3 +122,24 @@ export function testPlan(batch: Batch, o: TestPlanOptions): Plan {
     mergeSlots: Int32Array.from(mergeSlots),
   };
 }
+
+/** Largest |got − ref| relative to max(1, max |ref|); NaN counts as infinite. */
+export function maxErr(got: Float32Array, ref: Float64Array): number {
+  let m = 0;
+  let scale = 1;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i] - ref[i]);
+    if (!(e <= m)) m = Number.isNaN(e) ? Infinity : e;
+  }
+  return m / scale;
+}
+
+/** Prefill requests (several queries each: causal limits) beside decodes, shared nodes seen by up
+ * to 10 queries (40 rows at GQA 4: not a multiple of the tiles' rows). */
+export const SHARED_TREE: TreeSpec = {
+  parent: [-1, 0, 0, 1, 1, 2, -1],
+  tokens: [45, 17, 64, 9, 33, 1, 70],
+  requestAt: [3, 4, 5, 1, 2, 6, 3],
+  numQueries: [1, 1, 1, 1, 3, 1, 2],
+};
