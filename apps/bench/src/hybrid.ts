@@ -8,7 +8,8 @@
  * Both sub-plans are run and their outputs put back in the whole batch's query order, then
  * checked against the same reference sample as the fused plan: no time for a wrong result.
  */
-import { requestQueryOffsets, validateBatch, type AttentionBackend, type Batch, type GroupMode, type Plan } from '@canopy/core';
+import { validateBatch, type AttentionBackend, type Batch, type GroupMode, type Plan } from '@canopy/core';
+import { isHybridBatch, splitHybridBatch } from '@canopy/planner';
 import type { TimeInfo } from './records.js';
 export type { HybridInfo } from './records.js';
 import { timeWith, type TimingOutcome, type TimingPolicy } from './timing.js';
@@ -24,32 +25,19 @@ export interface SubBatch {
   queries: Float32Array;
 }
 
-/** The prefill and decode halves of a batch, or null when it is not hybrid (one kind only). */
+/** The prefill and decode halves of a batch, or null when it is not hybrid (one kind only). The
+ * split is the planner's own (`splitHybridBatch`: requests with several queries are prefill). */
 export function splitHybrid(batch: Batch, queries: Float32Array): [SubBatch, SubBatch] | null {
-  const pre: number[] = [];
-  const dec: number[] = [];
-  batch.requests.forEach((r, i) => (r.numQueries > 1 ? pre : dec).push(i));
-  if (pre.length === 0 || dec.length === 0) return null;
-  const off = requestQueryOffsets(batch);
+  if (!isHybridBatch(batch)) return null;
   const row = batch.config.numQoHeads * batch.config.headDim;
-  const make = (kind: SubBatch['kind'], reqs: number[]): SubBatch => {
-    const sub: Batch = {
-      config: batch.config,
-      numPages: batch.numPages,
-      pageSize: batch.pageSize,
-      requests: reqs.map((i) => batch.requests[i]),
-    };
-    // the explicit tree stays whole (nodes no request of the half sees are simply unused)
-    if (batch.tree) sub.tree = { ...batch.tree, requestLeaf: Int32Array.from(reqs, (i) => batch.tree!.requestLeaf[i]) };
-    validateBatch(sub);
-    const ids: number[] = [];
-    for (const i of reqs) for (let q = off[i]; q < off[i + 1]; q++) ids.push(q);
-    const queryIds = Int32Array.from(ids);
-    const qs = new Float32Array(ids.length * row);
-    ids.forEach((q, k) => qs.set(queries.subarray(q * row, (q + 1) * row), k * row));
-    return { kind, batch: sub, requests: reqs, queryIds, queries: qs };
-  };
-  return [make('prefill', pre), make('decode', dec)];
+  const kinds = ['prefill', 'decode'] as const;
+  const [pre, dec] = splitHybridBatch(batch).map((part, k): SubBatch => {
+    validateBatch(part.batch);
+    const qs = new Float32Array(part.queryIds.length * row);
+    part.queryIds.forEach((q, j) => qs.set(queries.subarray(q * row, (q + 1) * row), j * row));
+    return { kind: kinds[k], batch: part.batch, requests: part.requests, queryIds: part.queryIds, queries: qs };
+  });
+  return [pre, dec];
 }
 
 /** Put the sub-batches' outputs back into the whole batch's query order. */

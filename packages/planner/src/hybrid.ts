@@ -26,6 +26,8 @@ export function isHybridBatch(batch: Batch): boolean {
 export interface HybridPart {
   /** The sub-batch (a subset of the requests, same pages and config; an explicit tree kept whole). */
   batch: Batch;
+  /** Whole-batch index of each of the sub-batch's requests, in order. */
+  requests: number[];
   /** Whole-batch query id of each of the sub-batch's queries, in order. */
   queryIds: Int32Array;
 }
@@ -44,7 +46,7 @@ export function splitHybridBatch(batch: Batch): [HybridPart, HybridPart] {
     const queryIds = new Int32Array(n);
     n = 0;
     for (const i of reqs) for (let q = off[i]; q < off[i + 1]; q++) queryIds[n++] = q;
-    return { batch: sub, queryIds };
+    return { batch: sub, requests: reqs, queryIds };
   };
   return [make((nq) => nq > 1), make((nq) => nq <= 1)];
 }

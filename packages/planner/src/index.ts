@@ -27,6 +27,7 @@ export { planMetrics, type PlanMetrics } from './metrics.js';
 export { explainPlan } from './explain.js';
 export { benchmarkPlanning, nextDecodeBatch, nextDecodeStep, quantiles, type PlanningBenchmark, type Quantiles } from './bench.js';
 export { RadixTree } from './tree.js';
+export { concatPlans, isHybridBatch, splitHybridBatch, type HybridPart } from './hybrid.js';
 
 /** The baseline as a core `Planner`. */
 export const perRequest: Planner = (batch, capabilities) => perRequestPlanner(batch, capabilities);

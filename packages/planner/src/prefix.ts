@@ -890,12 +890,6 @@ export function patchAppendPlan(
   return writePatch(tree, reqs, cost, tiles, L, NS, kvLimit, buffer);
 }
 
-/**
- * The patched plan of an append-only step (see patchAppendPlan): the previous plan's arrays
- * copied in bulk, the queries' KV limits from `kvLimit`, every leaf item's segments and tile
- * written again (from its last page of two steps ago when the recycled buffer still holds the
- * rest), shared columns' segments moved where an earlier leaf gained pages.
- */
 /** Per request (indexed by request): the old last page's token count in the new batch, and the
  * new last page's id and token count (appendOnlyStep's pass 1). */
 interface LeafLast {
@@ -904,6 +898,30 @@ interface LeafLast {
   nTok: Int32Array;
 }
 
+/** `n` whole pages (slot 0) from `ids`/`tks` at `src` into the segment arrays at `dst`
+ * (bulk copies from 32 pages on: each call costs about 100 ns). */
+function copyWholePages(segPage: Int32Array, segTokens: Int32Array, segSlot: Int32Array, dst: number, ids: Int32Array, tks: Int32Array, src: number, n: number): void {
+  if (n >= 32) {
+    segPage.set(ids.subarray(src, src + n), dst);
+    segTokens.set(tks.subarray(src, src + n), dst);
+    segSlot.fill(0, dst, dst + n);
+  } else {
+    for (let z = 0; z < n; z++) {
+      segPage[dst + z] = ids[src + z];
+      segTokens[dst + z] = tks[src + z];
+      segSlot[dst + z] = 0;
+    }
+  }
+}
+
+/**
+ * The patched plan of an append-only step (see patchAppendPlan): the previous plan's arrays
+ * copied in bulk, the queries' KV limits from `kvLimit`, every leaf item's segments and tile
+ * written again: from the previous plan plus pass 1's last-page records when `last` is given and
+ * the leaf gained at most one page, else from the request's page lists (only its last page of two
+ * steps ago on, when the recycled buffer still holds the rest); shared columns' segments moved
+ * where an earlier leaf gained pages.
+ */
 function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, tiles: TileChooser, L: PlanLayout, NS: number, kvLimit: Int32Array, buffer: PlanBuffer | undefined, last?: LeafLast): Plan {
   const prev = L.plan!;
   const C = L.C;
@@ -1018,17 +1036,7 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
       // (one contiguous array, in cache) instead of from the request's own page lists, and
       // write the last page (and the new one) from pass 1's records.
       const r = tree.src[x];
-      if (oc >= 32) {
-        segPage.set(pPage.subarray(q0, q0 + oc), ns);
-        segTokens.set(pTok.subarray(q0, q0 + oc), ns);
-        segSlot.fill(0, ns, ns + oc);
-      } else {
-        for (let z = 0; z < oc; z++) {
-          segPage[ns + z] = pPage[q0 + z];
-          segTokens[ns + z] = pTok[q0 + z];
-          segSlot[ns + z] = 0;
-        }
-      }
+      copyWholePages(segPage, segTokens, segSlot, ns, pPage, pTok, q0, oc);
       if (cnt === oc) segTokens[ns + oc - 1] = last.nTok[r];
       else {
         segTokens[ns + oc - 1] = last.oTok[r];
@@ -1040,37 +1048,17 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
         colPos[c] = ns;
         colCnt[c] = cnt;
       }
-      ns += cnt;
-      const T = colT[c];
-      if (T !== lastT) {
-        lastT = T;
-        lastTile = tiles.choose(cost, rows, T);
-      }
-      itemTile[i] = lastTile;
-      c++;
-      continue;
-    }
-    const req = reqs[tree.src[x]];
-    const ids = req.pageIds;
-    const tks = req.pageTokens;
-    // the buffer may hold this leaf's segments of two steps ago at the same place: pages before
-    // the last of then are unchanged
-    let from = 0;
-    if (B !== undefined) {
-      if (colPos[c] === ns && colCnt[c] >= 1 && colCnt[c] <= cnt) from = colCnt[c] - 1;
-      colPos[c] = ns;
-      colCnt[c] = cnt;
-    }
-    if (cnt - from >= 32) {
-      segPage.set(ids.subarray(pb + from, pb + cnt), ns + from);
-      segTokens.set(tks.subarray(pb + from, pb + cnt), ns + from);
-      segSlot.fill(0, ns + from, ns + cnt);
     } else {
-      for (let z = from; z < cnt; z++) {
-        segPage[ns + z] = ids[pb + z];
-        segTokens[ns + z] = tks[pb + z];
-        segSlot[ns + z] = 0;
+      const req = reqs[tree.src[x]];
+      // the buffer may hold this leaf's segments of two steps ago at the same place: pages before
+      // the last of then are unchanged
+      let from = 0;
+      if (B !== undefined) {
+        if (colPos[c] === ns && colCnt[c] >= 1 && colCnt[c] <= cnt) from = colCnt[c] - 1;
+        colPos[c] = ns;
+        colCnt[c] = cnt;
       }
+      copyWholePages(segPage, segTokens, segSlot, ns + from, req.pageIds, req.pageTokens, pb + from, cnt - from);
     }
     ns += cnt;
     const T = colT[c];
@@ -1111,13 +1099,23 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
   return plan;
 }
 
+/** What an append-only decode step changed, as the caller knows it (see StepDelta.appended). */
+export interface AppendDelta {
+  /** Requests whose new token started a new page. */
+  newPageRequests: ArrayLike<number>;
+  /** The page id each of them started (same order). */
+  newPageIds: ArrayLike<number>;
+}
+
 /**
  * The common decode step in a few lean passes over the requests (the general `stepPlanner` path
  * takes about ten): nobody finished or joined, every request has one query and its own leaf,
  * which gains tokens (in its last page, or in new pages after it), and the previous plan
  * qualifies for a patch. Pass 1 reads, of the new batch, each request's array lengths and its last
  * one or two page entries (nothing of its earlier pages: the caller promises they are unchanged),
- * in a loop short enough that the cache misses of several requests overlap; pass 2 checks them
+ * in a loop short enough that the cache misses of several requests overlap (with `appended`, the
+ * caller's account, it reads no request at all and builds the same entries from the tree's
+ * records of the previous batch); pass 2 checks them
  * against the tree's record of the previous batch. Until then nothing is written: when anything
  * does not fit this returns null, the state untouched, and the caller takes the general path
  * (which also reports bad input). Then the tree's leaves advance and the split search runs again
@@ -1127,14 +1125,6 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
  * KV limits, the leaves' last segment and the leaves' tiles: only those are written (O(requests),
  * a few stores each); otherwise writePatch copies the previous plan's arrays in bulk.
  */
-/** What an append-only decode step changed, as the caller knows it (see StepDelta.appended). */
-export interface AppendDelta {
-  /** Requests whose new token started a new page. */
-  newPageRequests: ArrayLike<number>;
-  /** The page id each of them started (same order). */
-  newPageIds: ArrayLike<number>;
-}
-
 export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined, appended?: AppendDelta): Plan | 'emit' | null {
   const prev = L.plan;
   const reqs = next.requests;
@@ -1253,9 +1243,9 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
     colW[c] = T * colA[c];
     colSum[c] = T * colCoef[c];
   }
-  // commit: the tree's requests, leaves and last-page records
-  // the tree's own copy of the request list, rewritten in place (no allocation in a step: a
-  // decode loop leaves garbage, and whoever allocates next pays for collecting it)
+  // commit: the tree's requests, leaves and last-page records. The tree's own copy of the request
+  // list is rewritten in place (no allocation in a step: a decode loop leaves garbage, and
+  // whoever allocates next pays for collecting it).
   const treq = tree.requests;
   if (treq.length === R) for (let i = 0; i < R; i++) treq[i] = reqs[i];
   else tree.requests = reqs.slice();

@@ -107,15 +107,15 @@ export function createPlannerState(batch: Batch, capabilities: BackendCapabiliti
   const tree = buildRadix(batch, options.trustPageIds === true && !batch.tree);
   const order = tree.canonicalOrder();
   const layout = new PlanLayout();
-  let plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
+  let plan: Plan;
   if (options.hybridLayout !== 'packed' && isHybridBatch(batch)) {
     // The state keeps the whole batch's tree (later steps may be decode-only); the plan is the
-    // two halves' plans in one. Steps never patch it (they rebuild while the batch is hybrid).
+    // two halves' plans in one. The layout stays unpatchable, so steps never patch it (they
+    // rebuild while the batch is hybrid).
     const parts = splitHybridBatch(batch);
     const packed = packedOptions(options);
     plan = concatPlans(batch, parts, parts.map((p) => createPlannerState(p.batch, capabilities, packed).plan));
-    layout.patchable = false;
-  }
+  } else plan = emitPrefixPlan(tree, order, batch, capabilities, options, undefined, layout);
   return { batch, capabilities, options, tree, order, plan, steps: 0, rebuilds: 0, planBuffers: [], nextBuffer: 0, layout, patched: 0 };
 }
 
@@ -162,14 +162,14 @@ function rebuild(state: PlannerState, next: Batch): Plan {
 export function stepPlanner(state: PlannerState, next: Batch, delta: StepDelta = NO_DELTA): Plan {
   checkBatchTop(next);
   const prevBatch = state.batch;
-  if (state.options.hybridLayout !== 'packed' && isHybridBatch(next)) {
-    checkBatchShape(next);
-    return rebuild(state, next);
-  }
   // The common decode step first: it checks each request as it reads it, and leaves the state
   // untouched when the step is not one it handles (the general path below then checks the batch).
+  // It never takes a hybrid batch (every request must have one query), so the hybrid check, which
+  // reads every request, stays off this path.
   const fast = fastStep(state, next, delta);
   if (fast) return fast;
+  // hybrid batches under the separate layout: a full build (createPlannerState checks the batch)
+  if (state.options.hybridLayout !== 'packed' && isHybridBatch(next)) return rebuild(state, next);
   checkBatchShape(next);
   try {
     return step(state, next, delta);
@@ -331,10 +331,8 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
     tpe[L] = n1;
     ttok[L] += d;
     if (appendOnly) {
-      // survivor i is request i of both batches: update the record in place
-      lastN[i] = n1;
-      lastId[i] = ids[n1 - 1];
-      lastTok[i] = tks[n1 - 1];
+      // survivor i is request i of both batches (t.requests is the new list): update the record in place
+      t.recordLastOf(i);
     }
   }
   const recycle = state.options.recyclePlans !== false;

@@ -156,17 +156,25 @@ export class RadixTree {
 
   /** Record lastN/lastId/lastTok of every request (fresh arrays). */
   recordLast(): void {
+    this.allocLast();
+    for (let r = 0; r < this.requests.length; r++) this.recordLastOf(r);
+  }
+
+  /** Fresh lastN/lastId/lastTok arrays, one entry per request (filled by recordLastOf). */
+  allocLast(): void {
     const R = this.requests.length;
     this.lastN = new Int32Array(R);
     this.lastId = new Int32Array(R);
     this.lastTok = new Int32Array(R);
-    for (let r = 0; r < R; r++) {
-      const q = this.requests[r];
-      const n = q.pageIds.length;
-      this.lastN[r] = n;
-      this.lastId[r] = q.pageIds[n - 1];
-      this.lastTok[r] = q.pageTokens[n - 1];
-    }
+  }
+
+  /** Record request r's page count, last page id and its token count. */
+  recordLastOf(r: number): void {
+    const q = this.requests[r];
+    const n = q.pageIds.length;
+    this.lastN[r] = n;
+    this.lastId[r] = q.pageIds[n - 1];
+    this.lastTok[r] = q.pageTokens[n - 1];
   }
   readonly keyMul: number;
 
@@ -722,18 +730,11 @@ export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   } else {
     // lastN/lastId/lastTok recorded right after each insertion, while the request's arrays are
     // in cache (a separate pass afterwards reads every request object again)
-    const lastN = (t.lastN = new Int32Array(R));
-    const lastId = (t.lastId = new Int32Array(R));
-    const lastTok = (t.lastTok = new Int32Array(R));
-    const reqs = t.requests;
+    t.allocLast();
     prefixCheck.reset();
     for (let r = 0; r < R; r++) {
       t.insertChecked(r, !trustPageIds);
-      const q = reqs[r];
-      const n = q.pageIds.length;
-      lastN[r] = n;
-      lastId[r] = q.pageIds[n - 1];
-      lastTok[r] = q.pageTokens[n - 1];
+      t.recordLastOf(r);
     }
     prefixCheck.reset();
   }
