@@ -11,6 +11,7 @@ import {
   type GroupTimingOptions,
   type PagedKvCache,
   type Plan,
+  type PlanningHints,
   type RunOptions,
   type TimingOptions,
   type TimingResult,
@@ -79,12 +80,12 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
  * than 2×) and wave quantisation at the two 8-warp CTAs an SM holds. W1 113 → 91 µs, W3 83 → 81,
  * W5 391 → 353 (its root in 256 CTAs: one wave; 192 or 320 CTAs cost 391 and 435 µs).
  */
-export function cudaPlanningHints(smCount: number, env: string | undefined = envHints()): { parallelUnits?: number; waveSlots?: number } {
+export function cudaPlanningHints(smCount: number, env: string | undefined = process.env.CANOPY_CUDA_PLANNING_HINTS): PlanningHints {
   // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G" (multiples of the SM count; either may be
   // left out, which leaves that hint unset), to compare settings on other workloads
   if (env === undefined || env === '') return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount };
   if (env === 'off') return {};
-  const out: { parallelUnits?: number; waveSlots?: number } = {};
+  const out: PlanningHints = {};
   for (const part of env.split(',')) {
     const m = /^(pu|wq)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
     if (!m || !(Number(m[2]) > 0)) throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2" (multiples of the SM count), got ${JSON.stringify(env)}`);
@@ -93,10 +94,6 @@ export function cudaPlanningHints(smCount: number, env: string | undefined = env
     else out.waveSlots = v;
   }
   return out;
-}
-
-function envHints(): string | undefined {
-  return typeof process !== 'undefined' ? process.env?.CANOPY_CUDA_PLANNING_HINTS : undefined;
 }
 
 export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
