@@ -788,8 +788,8 @@ class Context : public Napi::ObjectWrap<Context> {
         // Both families get full-chip grids: sizing them by estimated work share measured slower
         // (docs/benchmarks/cuda-h100-v7-*.json), the hardware interleaves the two grids' CTAs.
         const int sms = core_->prop.multiProcessorCount;
-        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps) * sms;
-        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps) * sms;
+        st->persistentGrid[0] = attnPersistentBlocksPerSm(st->headDim, st->firstWarps, st->wgmma) * sms;
+        st->persistentGrid[1] = attnPersistentBlocksPerSm(st->headDim, 12 - st->firstWarps, st->wgmma) * sms;
         st->fusedOk = attnFusedSupported(st->headDim);
         if (st->fusedOk) {
           st->fusedCounters.alloc((4 + kFusedSmSlots) * sizeof(int));

@@ -129,6 +129,33 @@ __device__ __forceinline__ void wgmmaSS<64>(float (&d)[8][4], unsigned long long
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
       : "l"(da), "l"(db), "r"(acc));
 }
+// D[64 × N] (+)= A[64 × 16] · B[16 × N] with A from registers (per warp the m16n8k16 A fragment of
+// its 16 rows: exactly what packing the S accumulators gives) and B in shared memory MN-major (the
+// transpose flag): core matrices of 8 tokens × 8 dims, 16-byte rows along N, as cp.async writes V.
+#define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+template <int N>
+__device__ __forceinline__ void wgmmaRS(float (&d)[N / 8][4], const unsigned (&a)[4], unsigned long long db);
+template <>
+__device__ __forceinline__ void wgmmaRS<64>(float (&d)[8][4], const unsigned (&a)[4], unsigned long long db) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"
+      "%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, 1, 1, 1, 1;\n"
+      : CANOPY_D4(0), CANOPY_D4(1), CANOPY_D4(2), CANOPY_D4(3), CANOPY_D4(4), CANOPY_D4(5), CANOPY_D4(6), CANOPY_D4(7)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+template <>
+__device__ __forceinline__ void wgmmaRS<128>(float (&d)[16][4], const unsigned (&a)[4], unsigned long long db) {
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, 1, 1, 1, 1;\n"
+      : CANOPY_D4(0), CANOPY_D4(1), CANOPY_D4(2), CANOPY_D4(3), CANOPY_D4(4), CANOPY_D4(5), CANOPY_D4(6), CANOPY_D4(7),
+        CANOPY_D4(8), CANOPY_D4(9), CANOPY_D4(10), CANOPY_D4(11), CANOPY_D4(12), CANOPY_D4(13), CANOPY_D4(14), CANOPY_D4(15)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+#undef CANOPY_D4
 __device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmmaCommitWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -223,7 +250,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   static_assert(NT >= 16 && NT % 16 == 0, "a warp needs whole 16-token k-steps");
   // 8-warp tiles may compute S with wgmma: each warpgroup (4 warps, 64 rows) issues
   // m64n{NT}k16 from Q and K in shared memory (core-matrix layout instead of padded rows).
-  constexpr bool USE_WG = WG && CANOPY_HAS_WGMMA && kWarps == 8 && MT == 1 && (NT == 32 || NT == 64);
+  // O += P·V then uses wgmma too (m64n{D}k16, P from registers, V MN-major in shared memory), so
+  // head dims 64 and 128 only (256 would need 128 accumulator registers per thread).
+  constexpr bool USE_WG = WG && CANOPY_HAS_WGMMA && kWarps == 8 && MT == 1 && (NT == 32 || NT == 64) && D <= 128;
   // Warp ↔ (16-row group rgi, token slice ks): with wgmma the 4 warps of a warpgroup take 64
   // consecutive rows and share a token slice; otherwise the KV_SPLIT warps of a row group are adjacent.
   auto warpOf = [](int rg16, int k) { return USE_WG ? (k + (rg16 / 4) * KV_SPLIT) * 4 + rg16 % 4 : rg16 * KV_SPLIT + k; };
@@ -268,15 +297,17 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
         if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
         cpAsync16(sK + ((c / 8) * (kKT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
       }
+      // V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
+      // ((t/8)·(D/8) + c/8)·128 bytes, token t%8 its 16-byte row; same thread order as K.
 #pragma unroll 4
       for (int i = tid; i < kKT * (D / 8); i += kThreads) {
-        const int t = i / (D / 8);
-        const int c = (i % (D / 8)) * 8;
+        const int t = (i & 7) + 8 * ((i >> 3) / (D / 8));
+        const int c = ((i >> 3) % (D / 8)) * 8;
         const int tok = t0 + t;
         const bool ok = tok < ntok;
         size_t off = 0;
         if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
-        cpAsync16(sV + t * S + c, p.v + off, ok);
+        cpAsync16(sV + ((t / 8) * (D / 8) + c / 8) * 64 + (t % 8) * 8, p.v + off, ok);
       }
     } else {
 #pragma unroll 4
@@ -481,6 +512,27 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     }
 
     // O += P·V: the S accumulators of two adjacent n-tiles form one A fragment (16 tokens).
+#if CANOPY_HAS_WGMMA
+    if constexpr (USE_WG) {
+      // The warpgroup's token slice of this stage's V (MN-major core matrices, see loadTile):
+      // 16 tokens per k-step; byte offsets: next 8 tokens (K) (D/8)·128, next 8 dims (N) 128.
+      const __half* sVc = sKV + (j % STAGES) * 2 * kKT * S + kKT * S;
+      wgmmaFence();  // the A registers (P) and the rescaled O were written by ordinary instructions
+#pragma unroll
+      for (int kk = 0; kk < NT / 16; ++kk) {
+        unsigned a[4];
+        a[0] = packHalf2(s[0][2 * kk][0], s[0][2 * kk][1]);
+        a[1] = packHalf2(s[0][2 * kk][2], s[0][2 * kk][3]);
+        a[2] = packHalf2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+        a[3] = packHalf2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+        const unsigned long long db =
+            smemDesc(sVc + ((ks * NT + 16 * kk) / 8) * (D / 8) * 64, (D / 8) * 128, 128);
+        wgmmaRS<D>(o[0], a, db);
+      }
+      wgmmaCommitWait();
+      continue;
+    }
+#endif
 #pragma unroll
     for (int kk = 0; kk < NT / 16; ++kk) {
       unsigned a[MT][4];
@@ -600,8 +652,16 @@ __host__ __device__ constexpr int tileStages() {
   return unitSmemBytes<D, RG, 3>() <= 113 * 1024 ? 3 : 2;
 }
 
+// The wgmma variants hold S and O in registers for 64 rows per warpgroup: they run one CTA per SM
+// without the 128-register cap (the mma.sync tiles keep two per SM under it).
+// The wgmma tiles run one CTA per SM (see below), so they take 3 stages wherever 3 fit in an SM.
+template <int D, int RG>
+__host__ __device__ constexpr int tileStagesWg() {
+  return unitSmemBytes<D, RG, 3>() <= 220 * 1024 ? 3 : 2;
+}
+
 template <int D, int RG, int STAGES, bool WG>
-__global__ void __launch_bounds__(warpsFor(D, RG) * 32, minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
+__global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? 1 : minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem);
 }
@@ -630,7 +690,7 @@ __host__ __device__ constexpr int persistentStages() {
 }
 
 template <int D, int NW, bool WG>
-__global__ void __launch_bounds__(NW * 32, minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
+__global__ void __launch_bounds__(NW * 32, WG ? 1 : minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   constexpr int ST = persistentStages<D, NW>();
   __shared__ int sNext;
@@ -740,6 +800,10 @@ template <int D, int RG>
 size_t tileSmem() {
   return unitSmemBytes<D, RG, tileStages<D, RG>()>();
 }
+template <int D, int RG>
+size_t tileSmemWg() {
+  return unitSmemBytes<D, RG, tileStagesWg<D, RG>()>();
+}
 template <int D, int NW>
 size_t persistentSmem() {
   return familySmem<D, NW>(persistentStages<D, NW>());
@@ -751,7 +815,7 @@ void launchTileD(const AttnParams& p, bool wg, cudaStream_t stream) {
   constexpr int ST = tileStages<D, RG>();
   if constexpr (warpsFor(D, RG) == 8) {
     if (wg) {
-      attnTileKernel<D, RG, ST, true><<<p.numWork, warpsFor(D, RG) * 32, tileSmem<D, RG>(), stream>>>(p);
+      attnTileKernel<D, RG, tileStagesWg<D, RG>(), true><<<p.numWork, warpsFor(D, RG) * 32, tileSmemWg<D, RG>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileKernel launch");
       return;
     }
@@ -765,8 +829,8 @@ void initTile() {
   CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>(), false>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
   if constexpr (warpsFor(D, RG) == 8) {
-    CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>(), true>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
+    CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStagesWg<D, RG>(), true>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmemWg<D, RG>())));
   }
 }
 template <int D, int NW>
@@ -792,10 +856,15 @@ void initD() {
 }
 
 template <int D, int NW>
-int persistentPerSm() {
+int persistentPerSm(bool wg) {
   int n = 0;
-  CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW, false>, NW * 32,
-                                                            persistentSmem<D, NW>()));
+  if (NW == 8 && wg) {
+    CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW, true>, NW * 32,
+                                                              persistentSmem<D, NW>()));
+  } else {
+    CANOPY_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attnPersistentKernel<D, NW, false>, NW * 32,
+                                                              persistentSmem<D, NW>()));
+  }
   return n < 1 ? 1 : n;
 }
 
@@ -862,14 +931,14 @@ void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaS
   }
 }
 
-int attnPersistentBlocksPerSm(int headDim, int warps) {
+int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma) {
   switch (headDim * 16 + warps) {
-    case 64 * 16 + 4: return persistentPerSm<64, 4>();
-    case 64 * 16 + 8: return persistentPerSm<64, 8>();
-    case 128 * 16 + 4: return persistentPerSm<128, 4>();
-    case 128 * 16 + 8: return persistentPerSm<128, 8>();
-    case 256 * 16 + 4: return persistentPerSm<256, 4>();
-    case 256 * 16 + 8: return persistentPerSm<256, 8>();
+    case 64 * 16 + 4: return persistentPerSm<64, 4>(wgmma);
+    case 64 * 16 + 8: return persistentPerSm<64, 8>(wgmma);
+    case 128 * 16 + 4: return persistentPerSm<128, 4>(wgmma);
+    case 128 * 16 + 8: return persistentPerSm<128, 8>(wgmma);
+    case 256 * 16 + 4: return persistentPerSm<256, 4>(wgmma);
+    case 256 * 16 + 8: return persistentPerSm<256, 8>(wgmma);
     default: throw CudaError("attention: unsupported head dim " + std::to_string(headDim));
   }
 }

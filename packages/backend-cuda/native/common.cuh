@@ -98,8 +98,8 @@ void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmm
                           cudaStream_t stream);
 // Warps per CTA of the tile kernel for (head dim, rg).
 int attnWarpsFor(int headDim, int rg);
-// CTAs of that persistent kernel that fit on one SM.
-int attnPersistentBlocksPerSm(int headDim, int warps);
+// CTAs of that persistent kernel (its wgmma variant when `wgmma`) that fit on one SM.
+int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma);
 // Fused strategy: one grid of 8-warp CTAs with per-SM compute/memory roles (head dims 64, 128).
 bool attnFusedSupported(int headDim);
 int attnFusedBlocksPerSm(int headDim);

@@ -325,13 +325,14 @@ async function hybrid(backend: CudaBackend) {
       const [strategy, ...mods] = v.split(':') as [LaunchStrategy, ...string[]];
       backend.strategy = strategy;
       backend.balance = mods.includes('bal');
+      backend.wgmma = mods.includes('wg');  // wgmma tiles (sm_90a) for the 8-warp units
       const f = mods.find((m) => /^f[0-9.]+$/.test(m));
       backend.fusedFraction = f ? Number(f.slice(1)) : undefined;
       const w = prepared.whole;
       const check = checkOutputs(await backend.run(plans.prefix.whole, w.queries), w.ref, w.ids);
       const t = await backend.time(plans.prefix.whole, w.queries, { warmup: hWarm, iters: hIters });
       row({ layout: 'whole', variant: v, planner: 'prefix', strategy, medianUs: median(t.timesUs), p10Us: pct(t.timesUs, 10), p90Us: pct(t.timesUs, 90), check });
-      if (prepared.prefill && mods.includes('bal')) {
+      if (prepared.prefill && (mods.includes('bal') || mods.includes('wg'))) {
         const pre = prepared.prefill;
         const dec = prepared.decode;
         const g = await backend.timeGroup([plans.prefix.prefill, plans.prefix.decode], [pre.queries, dec.queries], { mode: 'serial', warmup: hWarm, iters: hIters });
@@ -339,6 +340,7 @@ async function hybrid(backend: CudaBackend) {
       }
     }
     backend.balance = false;
+    backend.wgmma = false;
     backend.fusedFraction = undefined;
     const summary: Record<string, unknown> = { batch: id, ...info };
     const pick = (layout: string, strategy?: string) =>
