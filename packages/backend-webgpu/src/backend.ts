@@ -22,12 +22,14 @@ import { rolesModule, type RoleBody } from './roles.js';
 import {
   BLOCKED_VARIANTS,
   blockedShape,
+  blocked2Shape,
   CPU_VARIANTS,
   DEFAULT_VARIANTS,
   SUPPORTED_HEAD_DIMS,
   variantShape,
   variantTiles,
   type BlockedShape,
+  type Blocked2Shape,
   type KernelVariant,
   type VariantShape,
 } from './variants.js';
@@ -184,8 +186,20 @@ export class WebGpuBackend implements AttentionBackend {
    * The variant as it runs for a head dim on this device: KV blocks are halved until the
    * workgroup memory fits (d256 on 32 KiB devices), or undefined when nothing fits.
    */
-  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean; direct: boolean; blocked?: BlockedShape } | undefined {
+  private fitted(v: KernelVariant, headDim: number): { shape: VariantShape; subgroups: boolean; direct: boolean; blocked?: BlockedShape; blocked2?: Blocked2Shape } | undefined {
     const lim = this.gpu.device.limits;
+    if (v.blocked && v.blockedVersion === 2) {
+      // layout 2: halve the KV block until the workgroup memory fits; else the shared-tiling kernel
+      for (let kvBlock = v.kvBlock; kvBlock >= 4; kvBlock /= 2) {
+        const bs = blocked2Shape(v.rows, kvBlock, headDim, this.useSubgroupsFor(kvBlock / 2), v.pvRowQuads);
+        if (!bs) continue;
+        if (bs.workgroupSize > lim.maxComputeInvocationsPerWorkgroup || bs.workgroupSize > lim.maxComputeWorkgroupSizeX) continue;
+        if (bs.workgroupBytes > lim.maxComputeWorkgroupStorageSize) continue;
+        const shape: VariantShape = { ...v, kvBlock, splits: 1, dimsPerThread: headDim, headDim, tpr: 1, workgroupSize: bs.workgroupSize, smemVec4: 0, workgroupBytes: bs.workgroupBytes };
+        return { shape, subgroups: bs.subgroups, direct: false, blocked2: bs };
+      }
+      return this.fitted({ ...v, blocked: false, prefetch: true, direct: false }, headDim);
+    }
     if (v.blocked) {
       // halve the KV block until the workgroup memory fits; else the shared-tiling kernel runs it
       for (let kvBlock = v.kvBlock; kvBlock >= 4; kvBlock /= 2) {
@@ -304,6 +318,20 @@ export class WebGpuBackend implements AttentionBackend {
     const f = this.fitted(v, D);
     if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v.rows} does not fit head dim ${D} on this device`);
     const { shape: s, subgroups: sg, direct } = f;
+    if (f.blocked2) {
+      const bs = f.blocked2;
+      return {
+        key: `blocked2/${bs.rows}/${bs.kvBlock}/${bs.workgroupSize}/${bs.pvRowQuads}/${bs.pvVec4}/${bs.subgroups}`,
+        // the row reduction first: blocked_rows_subgroup.wgsl starts with its `enable` directive
+        files: [bs.subgroups ? WGSL.blockedRowsSubgroup : WGSL.blockedRowsShared, WGSL.attentionBlocked2],
+        constants: { ROWS: bs.rows, KV_BLOCK: bs.kvBlock, WG: bs.workgroupSize, PV_RQ: bs.pvRowQuads, PV_D4: bs.pvVec4 },
+        redWords: 0,
+        smemVec4: 0,
+        subgroups: bs.subgroups,
+        blocked: true,
+        workgroupSize: bs.workgroupSize,
+      };
+    }
     if (f.blocked) {
       const bs = f.blocked;
       return {

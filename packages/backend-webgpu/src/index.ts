@@ -4,12 +4,14 @@ export { acquireDevice, getAdapter, getGpu, describeAdapter, type AcquireOptions
 export {
   BLOCKED_VARIANTS,
   blockedShape,
+  blocked2Shape,
   CPU_VARIANTS,
   DEFAULT_VARIANTS,
   SUPPORTED_HEAD_DIMS,
   variantShape,
   pickVariant,
   type BlockedShape,
+  type Blocked2Shape,
   type KernelVariant,
 } from './variants.js';
 export { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.js';

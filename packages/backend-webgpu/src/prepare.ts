@@ -90,8 +90,13 @@ export function prepareLayout(plan: Plan, shape: Shape, variants: readonly Kerne
   let numInternal = 0;
   let numUnits = 0;
   for (let i = 0; i < n; i++) {
-    const kb = variants[itemVar[i]].kvBlock;
-    const ns = itemTok[i] === 0 ? 1 : Math.max(1, Math.ceil(itemTok[i] / chunk));
+    const v = variants[itemVar[i]];
+    const kb = v.kvBlock;
+    // per-variant bounds on the chunk length (e.g. longer chunks for the blocked kernel's units)
+    let c = chunk;
+    if (v.minChunk !== undefined && Number.isFinite(c)) c = Math.max(c, v.minChunk);
+    if (v.maxChunk !== undefined) c = Math.min(c, Math.max(v.maxChunk, policy.minChunk));
+    const ns = itemTok[i] === 0 ? 1 : Math.max(1, Math.ceil(itemTok[i] / c));
     const len = Math.ceil(Math.ceil(itemTok[i] / ns) / kb) * kb;
     nsplit[i] = Math.max(1, Math.ceil(itemTok[i] / Math.max(len, 1)));
     chunkLen[i] = Math.max(len, 1);

@@ -1,6 +1,9 @@
 // The WGSL sources, imported as text (see wgsl.d.ts).
 import attention from './shaders/attention.wgsl';
 import attentionBlocked from './shaders/attention_blocked.wgsl';
+import attentionBlocked2 from './shaders/attention_blocked2.wgsl';
+import blockedRowsShared from './shaders/blocked_rows_shared.wgsl';
+import blockedRowsSubgroup from './shaders/blocked_rows_subgroup.wgsl';
 import attentionCommon from './shaders/attention_common.wgsl';
 import attentionRoles from './shaders/attention_roles.wgsl';
 import kvF16 from './shaders/kv_f16.wgsl';
@@ -14,4 +17,4 @@ import tileDirect from './shaders/tile_direct.wgsl';
 import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, attentionBlocked, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };
+export const WGSL = { attention, attentionBlocked, attentionBlocked2, blockedRowsShared, blockedRowsSubgroup, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

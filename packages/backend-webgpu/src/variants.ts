@@ -23,6 +23,17 @@ export interface KernelVariant {
   blocked?: boolean;
   /** Blocked kernel only: invocations per workgroup to aim for (default 128; benchmarks sweep it). */
   workgroupSize?: number;
+  /**
+   * Blocked kernel only: 2 runs the second layout (attention_blocked2.wgsl: 2 rows × 2 tokens per
+   * invocation in S, the softmax step on the invocations that hold the scores); default 1.
+   */
+  blockedVersion?: 1 | 2;
+  /** Blocked layout 2 only: row quads per invocation in O += P·V (default: the first of 1, 2, 4 that tiles). */
+  pvRowQuads?: number;
+  /** Split-KV: never cut this variant's items into chunks shorter than this (default: the policy's minChunk). */
+  minChunk?: number;
+  /** Split-KV: cut this variant's items into chunks of at most this many tokens even when units are plenty. */
+  maxChunk?: number;
 }
 
 /**
@@ -144,6 +155,44 @@ export function blockedShape(rows: number, kvBlock: number, headDim: number, thr
     if ((rq4 / pvRowQuads) * (d4 / pvVec4) !== wg) continue;
     const workgroupBytes = headDim * rows * 4 + kvBlock * (d4 + 1) * 16 + kvBlock * rows * 4 + rows * 4 + 16;
     return { rows, kvBlock, headDim, workgroupSize: wg, qkTokens, pvRowQuads, pvVec4, workgroupBytes };
+  }
+  return undefined;
+}
+
+/**
+ * Sizes of the second blocked layout (attention_blocked2.wgsl): S = Q·Kᵀ in 2 rows × 2 tokens per
+ * invocation, so the workgroup is (rows / 2) × (kvBlock / 2) invocations; O += P·V in `pvRowQuads`
+ * × 4 rows × `pvVec4` × 4 dims. `subgroups`: the row reductions use subgroup shuffles (else a
+ * workgroup-memory area of one vec2 per invocation).
+ */
+export interface Blocked2Shape {
+  rows: number;
+  kvBlock: number;
+  headDim: number;
+  workgroupSize: number;
+  pvRowQuads: number;
+  pvVec4: number;
+  subgroups: boolean;
+  /** q (padded rows) + K/V block (padded rows) + P (padded) + row alphas + token count (+ reduction area) */
+  workgroupBytes: number;
+}
+
+export function blocked2Shape(rows: number, kvBlock: number, headDim: number, subgroups: boolean, pvRowQuads?: number): Blocked2Shape | undefined {
+  if (rows % 4 !== 0 || rows < 8 || headDim % 8 !== 0 || kvBlock < 4 || kvBlock % 2 !== 0) return undefined;
+  const tp = kvBlock / 2;
+  if ((tp & (tp - 1)) !== 0) return undefined;
+  const d4 = headDim / 4;
+  const rq4 = rows / 4;
+  const wg = (rows * kvBlock) / 4;
+  if (wg > 256 || wg < 8) return undefined;
+  const perThread = (rows * d4) / wg; // O vec4 per invocation
+  if (!Number.isInteger(perThread) || perThread > 16) return undefined;
+  for (const rq of pvRowQuads ? [pvRowQuads] : [1, 2, 4]) {
+    const pvVec4 = perThread / (4 * rq);
+    if (!Number.isInteger(pvVec4) || pvVec4 < 1 || rq4 % rq !== 0 || d4 % pvVec4 !== 0) continue;
+    if ((rq4 / rq) * (d4 / pvVec4) !== wg) continue;
+    const workgroupBytes = rows * (d4 + 1) * 16 + kvBlock * (d4 + 1) * 16 + kvBlock * (rq4 + 1) * 16 + rows * 4 + 16 + (subgroups ? 0 : wg * 8);
+    return { rows, kvBlock, headDim, workgroupSize: wg, pvRowQuads: rq, pvVec4, subgroups, workgroupBytes };
   }
   return undefined;
 }

@@ -1,0 +1,106 @@
+import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type KvDtype, type Plan } from '@canopy/core';
+import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
+import { prefix } from '@canopy/planner';
+import { describe, expect, it } from 'vitest';
+import { BLOCKED_VARIANTS, blocked2Shape, prepareLayout, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { gpuAvailability } from './gpu.js';
+import { maxErr, SHARED_TREE, testPlan } from './plans.js';
+
+const avail = await gpuAvailability();
+
+const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
+const B2: KernelVariant = { ...BLOCKED_VARIANTS[2], blockedVersion: 2 };
+
+describe('blocked layout 2 shapes', () => {
+  it('tile S in 2 × 2 and O exactly, fit the H100 at 64 rows × d128, or are refused', () => {
+    for (const [rows, kvBlock, d] of [
+      [64, 16, 128],
+      [64, 16, 64],
+      [32, 16, 128],
+      [16, 16, 128],
+      [16, 8, 128],
+      [64, 16, 256],
+    ]) {
+      for (const sg of [true, false]) {
+        const s = blocked2Shape(rows, kvBlock, d, sg);
+        expect(s, `${rows}/${kvBlock}/d${d}`).toBeDefined();
+        expect(s!.workgroupSize).toBe((rows / 2) * (kvBlock / 2));
+        expect((rows / 4 / s!.pvRowQuads) * (d / 4 / s!.pvVec4)).toBe(s!.workgroupSize);
+      }
+    }
+    // 46,864 bytes with subgroups, 48,912 without: both under the H100's 48 KiB
+    expect(blocked2Shape(64, 16, 128, true)!.workgroupBytes).toBe(46864);
+    expect(blocked2Shape(64, 16, 128, false)!.workgroupBytes).toBeLessThanOrEqual(48 * 1024);
+    expect(blocked2Shape(64, 16, 128, true, 2)!.pvVec4).toBe(1);
+    expect(blocked2Shape(64, 16, 128, true, 3)).toBeUndefined();
+    expect(blocked2Shape(64, 6, 128, true)).toBeUndefined(); // 3 tokens per lane group: not a power of two
+    expect(blocked2Shape(64, 32, 128, true)).toBeUndefined(); // 512 invocations
+    expect(blocked2Shape(6, 16, 64, true)).toBeUndefined();
+  });
+
+  it('per-variant chunk bounds: maxChunk splits a variant\'s long items, minChunk keeps them whole', () => {
+    const config: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
+    const batch = batchFromTree(SHARED_TREE, config, 16, 7);
+    const plan = testPlan(batch, { mode: 'tree', chunk: 1000, maxQueries: 16, tiles });
+    const shape = { numQoHeads: 8, numKvHeads: 2, numPages: batch.numPages, pageSize: 16 };
+    const many = { targetUnits: 1, minChunk: 16 };
+    const plain = prepareLayout(plan, shape, [B2], many);
+    const capped = prepareLayout(plan, shape, [{ ...B2, maxChunk: 16 }], many);
+    expect(capped.numUnits).toBeGreaterThan(plain.numUnits);
+    // every unit of the capped layout reads at most 16 tokens; the token total is unchanged
+    for (let u = 0; u < capped.numUnits; u++) expect(capped.words[u * 8 + 1]).toBeLessThanOrEqual(16);
+    expect(capped.unitTokens).toBe(plain.unitTokens);
+    const few = { targetUnits: 1e6, minChunk: 16 };
+    const split = prepareLayout(plan, shape, [B2], few);
+    const whole = prepareLayout(plan, shape, [{ ...B2, minChunk: 1e9 }], few);
+    expect(split.numUnits).toBeGreaterThan(whole.numUnits);
+    expect(whole.numUnits).toBe(plain.numUnits);
+  });
+});
+
+describe.skipIf(!avail.available)(`webgpu register-blocked kernel, layout 2 (${avail.reason})`, () => {
+  // Forced on this (CPU) adapter: d64 f16 with the 64-row, 256-invocation shape (row reductions by
+  // subgroup shuffles where the adapter has subgroups of 8 or more, as lavapipe does), the same
+  // with the workgroup-memory reductions and 48-token chunks (maxChunk), and d128 f32 with 16 rows,
+  // 8-token blocks and 2 row quads per invocation in O.
+  for (const [dtype, d, variant, subgroups, cases] of [
+    ['f16', 64, B2, true, [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
+    ['f16', 64, { ...B2, maxChunk: 48 }, false, [[4, SHARED_TREE], [1, HYBRID_TREE]]],
+    ['f32', 128, { rows: 16, kvBlock: 8, splits: 1, dimsPerThread: 32, blocked: true, blockedVersion: 2, pvRowQuads: 2 }, true, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
+  ] as Array<[KvDtype, number, KernelVariant, boolean, Array<[number, TreeSpec]>]>) {
+    const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
+    it(`matches the reference on tree, per-request and prefix plans (${dtype}, d${d}, ${variant.rows} rows, ${subgroups ? 'subgroup' : 'workgroup-memory'} reductions${variant.maxChunk ? `, chunks ≤ ${variant.maxChunk}` : ''}; ${what})`, async () => {
+      const b = await WebGpuBackend.create({ variants: [variant], subgroups });
+      try {
+        for (const [gqa, spec] of cases) {
+          const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
+          const batch = batchFromTree(spec, config, 16, 7);
+          const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3 + gqa);
+          const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+          const queries = randomQueries(nq, config, 5 + gqa);
+          const ref = referenceAttention(batch, cache, queries);
+          await b.setKvCache(cache);
+          const plans: Plan[] = [
+            testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles }),
+            testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
+            prefix(batch, b.capabilities),
+          ];
+          for (const plan of plans) {
+            validatePlan(plan, batch);
+            const l = b.layoutOf(plan, queries);
+            expect(l.kernels.every((k) => k.includes('/blocked2/')), `blocked layout 2 ran: ${l.kernels.join(', ')}`).toBe(true);
+            const sgWanted = subgroups && b.gpu.features.has('subgroups') && b.gpu.subgroupMinSize >= variant.kvBlock / 2;
+            expect(l.kernels.every((k) => k.endsWith(`/${sgWanted}`)), `reductions: ${l.kernels.join(', ')}`).toBe(true);
+            const got = await b.run(plan, queries);
+            const tol = dtype === 'f16' ? 2e-3 : 2e-4;
+            const what = `${plan.planner}, GQA ${gqa}, ${spec === SHARED_TREE ? 'shared' : 'hybrid'} tree`;
+            expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
+            expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
+          }
+        }
+      } finally {
+        await b.dispose();
+      }
+    }, 300_000);
+  }
+});
