@@ -23,6 +23,7 @@ import {
   BLOCKED_VARIANTS,
   blockedShape,
   blocked2Shape,
+  decodeShape,
   CPU_VARIANTS,
   DEFAULT_VARIANTS,
   SUPPORTED_HEAD_DIMS,
@@ -315,6 +316,26 @@ export class WebGpuBackend implements AttentionBackend {
 
   /** One variant's body as it runs for the cache's head dim: files, constants and pipeline key. */
   private variantBody(v: KernelVariant, D: number): RoleBody & { key: string; workgroupSize: number; blocked?: boolean } {
+    if (v.decode) {
+      const dtype = this.kv?.cache.dtype === 'f32' ? 'f32' : 'f16';
+      const lim = this.gpu.device.limits;
+      const ds = this.gpu.features.has('subgroups') ? decodeShape(v.rows, D, dtype, this.gpu.subgroupMinSize, v.workgroupSize, v.tokensPerLane) : undefined;
+      if (ds && ds.workgroupSize <= lim.maxComputeInvocationsPerWorkgroup && ds.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) {
+        return {
+          key: `decode/${v.rows}/${ds.workgroupSize}/${ds.tokensPerLane}`,
+          files: [WGSL.attentionDecode],
+          constants: { WG: ds.workgroupSize, TT: ds.tokensPerLane },
+          redWords: 0,
+          smemVec4: 0,
+          subgroups: true,
+          // no role body: per-variant dispatches (like the blocked kernel)
+          blocked: true,
+          workgroupSize: ds.workgroupSize,
+        };
+      }
+      // no subgroups, or the lane group does not fit a subgroup: the variant as given
+      return this.variantBody({ ...v, decode: false, workgroupSize: undefined }, D);
+    }
     const f = this.fitted(v, D);
     if (!f) throw new CanopyError('unsupported-head-dim', `webgpu: kernel rows ${v.rows} does not fit head dim ${D} on this device`);
     const { shape: s, subgroups: sg, direct } = f;

@@ -3,8 +3,10 @@ export { webgpuBackendFactory } from './factory.js';
 export { acquireDevice, getAdapter, getGpu, describeAdapter, type AcquireOptions, type DeviceInfo } from './device.js';
 export {
   BLOCKED_VARIANTS,
+  DECODE_VARIANTS,
   blockedShape,
   blocked2Shape,
+  decodeShape,
   CPU_VARIANTS,
   DEFAULT_VARIANTS,
   SUPPORTED_HEAD_DIMS,
@@ -12,6 +14,7 @@ export {
   pickVariant,
   type BlockedShape,
   type Blocked2Shape,
+  type DecodeShape,
   type KernelVariant,
 } from './variants.js';
 export { prepareLayout, type PreparedLayout, type SplitPolicy } from './prepare.js';

@@ -4,6 +4,7 @@ import attentionBlocked from './shaders/attention_blocked.wgsl';
 import attentionBlocked2 from './shaders/attention_blocked2.wgsl';
 import blockedRowsShared from './shaders/blocked_rows_shared.wgsl';
 import blockedRowsSubgroup from './shaders/blocked_rows_subgroup.wgsl';
+import attentionDecode from './shaders/attention_decode.wgsl';
 import attentionCommon from './shaders/attention_common.wgsl';
 import attentionRoles from './shaders/attention_roles.wgsl';
 import kvF16 from './shaders/kv_f16.wgsl';
@@ -17,4 +18,4 @@ import tileDirect from './shaders/tile_direct.wgsl';
 import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, attentionBlocked, attentionBlocked2, blockedRowsShared, blockedRowsSubgroup, attentionCommon, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };
+export const WGSL = { attention, attentionBlocked, attentionBlocked2, blockedRowsShared, blockedRowsSubgroup, attentionCommon, attentionDecode, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

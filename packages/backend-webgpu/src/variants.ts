@@ -30,6 +30,15 @@ export interface KernelVariant {
   blockedVersion?: 1 | 2;
   /** Blocked layout 2 only: row quads per invocation in O += P·V (default: the first of 1, 2, 4 that tiles). */
   pvRowQuads?: number;
+  /**
+   * Decode kernel (attention_decode.wgsl) for 4-row units: lane groups read whole K/V rows once
+   * for all 4 rows (needs `subgroups` with a minimum size of at least D/8 lanes for f16, D/4 for
+   * f32); elsewhere the variant runs as given without this flag. `workgroupSize` sets its
+   * invocations (default 128).
+   */
+  decode?: boolean;
+  /** Decode kernel only: tokens per lane group per block (default 2). */
+  tokensPerLane?: number;
   /** Split-KV: never cut this variant's items into chunks shorter than this (default: the policy's minChunk). */
   minChunk?: number;
   /** Split-KV: cut this variant's items into chunks of at most this many tokens even when units are plenty. */
@@ -59,6 +68,12 @@ export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
   { ...DEFAULT_VARIANTS[1], blocked: true },
   { rows: 64, kvBlock: 16, splits: 1, dimsPerThread: 64, blocked: true, workgroupSize: 256 },
 ];
+
+/**
+ * BLOCKED_VARIANTS with the decode kernel (attention_decode.wgsl) for the 4-row tile: one read of
+ * each K/V row per 4 rows, coalesced raw words, next block in registers.
+ */
+export const DECODE_VARIANTS: readonly KernelVariant[] = [{ ...DEFAULT_VARIANTS[0], decode: true }, BLOCKED_VARIANTS[1], BLOCKED_VARIANTS[2]];
 
 /** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */
 export const CPU_VARIANTS: readonly KernelVariant[] = [{ rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32, direct: true }];
@@ -195,4 +210,24 @@ export function blocked2Shape(rows: number, kvBlock: number, headDim: number, su
     return { rows, kvBlock, headDim, workgroupSize: wg, pvRowQuads: rq, pvVec4, subgroups, workgroupBytes };
   }
   return undefined;
+}
+
+/** Sizes of the decode kernel (attention_decode.wgsl), or undefined when it does not apply. */
+export interface DecodeShape {
+  workgroupSize: number;
+  tokensPerLane: number;
+  /** lanes per token row: one raw word each (8 halves for f16, 4 floats for f32) */
+  lanesPerToken: number;
+  groups: number;
+  workgroupBytes: number;
+}
+
+export function decodeShape(rows: number, headDim: number, dtype: 'f16' | 'f32', subgroupMinSize: number, workgroupSize = 128, tokensPerLane = 2): DecodeShape | undefined {
+  if (rows !== 4 || headDim % 8 !== 0) return undefined;
+  const lanesPerToken = dtype === 'f16' ? headDim / 8 : headDim / 4;
+  if ((lanesPerToken & (lanesPerToken - 1)) !== 0 || lanesPerToken > subgroupMinSize) return undefined;
+  if (workgroupSize % lanesPerToken !== 0 || tokensPerLane < 1) return undefined;
+  const groups = workgroupSize / lanesPerToken;
+  const workgroupBytes = groups * 4 * (headDim / 4) * 16 + groups * 32;
+  return { workgroupSize, tokensPerLane, lanesPerToken, groups, workgroupBytes };
 }

@@ -1,0 +1,80 @@
+import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type KvDtype, type Plan } from '@canopy/core';
+import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
+import { prefix } from '@canopy/planner';
+import { describe, expect, it } from 'vitest';
+import { DECODE_VARIANTS, decodeShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { gpuAvailability } from './gpu.js';
+import { maxErr, SHARED_TREE, testPlan } from './plans.js';
+
+const avail = await gpuAvailability();
+const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
+
+describe('decode kernel shapes', () => {
+  it('one raw word per lane, lane groups within a subgroup, else refused', () => {
+    // d128 f16: 16 lanes per token row, 8 groups of 128 invocations; f32 needs 32 lanes
+    expect(decodeShape(4, 128, 'f16', 32)).toMatchObject({ lanesPerToken: 16, groups: 8, workgroupBytes: 8 * 4 * 32 * 16 + 8 * 32 });
+    expect(decodeShape(4, 128, 'f32', 32)).toMatchObject({ lanesPerToken: 32, groups: 4 });
+    expect(decodeShape(4, 128, 'f32', 16)).toBeUndefined();
+    expect(decodeShape(4, 64, 'f16', 8, 64, 4)).toMatchObject({ lanesPerToken: 8, groups: 8, tokensPerLane: 4 });
+    expect(decodeShape(16, 128, 'f16', 32)).toBeUndefined(); // 4-row units only
+    expect(decodeShape(4, 96, 'f16', 32)).toBeUndefined(); // 12 lanes: not a power of two
+  });
+});
+
+describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () => {
+  // Forced on this (CPU) adapter with lavapipe's 8-lane subgroups: f16 d64 and f32 d32 (8 lanes per
+  // token row), tree plans with 4-row tiles (several row blocks per item, rows past the item's end),
+  // per-request plans (chunks of 7 tokens: partial blocks), prefix plans of a hybrid tree (causal
+  // prefill rows), GQA 1 and 4. The other variant is the shared-tiling 16-row one.
+  for (const [dtype, d, variant, cases] of [
+    ['f16', 64, DECODE_VARIANTS[0], [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
+    ['f32', 32, { ...DECODE_VARIANTS[0], workgroupSize: 64, tokensPerLane: 3 }, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
+  ] as Array<[KvDtype, number, KernelVariant, Array<[number, TreeSpec]>]>) {
+    const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
+    it(`matches the reference (${dtype}, d${d}, ${variant.workgroupSize ?? 128} invocations, ${variant.tokensPerLane ?? 2} tokens per lane; ${what})`, async () => {
+      const b = await WebGpuBackend.create({ variants: [variant, { rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32 }], tiling: 'shared' });
+      try {
+        for (const [gqa, spec] of cases) {
+          const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
+          const batch = batchFromTree(spec, config, 16, 7);
+          const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3 + gqa);
+          const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+          const queries = randomQueries(nq, config, 5 + gqa);
+          const ref = referenceAttention(batch, cache, queries);
+          await b.setKvCache(cache);
+          const plans: Plan[] = [
+            testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles: [tiles[0]] }),
+            testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
+            prefix(batch, b.capabilities),
+          ];
+          for (const plan of plans) {
+            validatePlan(plan, batch);
+            const l = b.layoutOf(plan, queries);
+            expect(l.kernels[0], `decode kernel ran: ${l.kernels.join(', ')}`).toContain('/decode/');
+            const got = await b.run(plan, queries);
+            const tol = dtype === 'f16' ? 2e-3 : 2e-4;
+            const what = `${plan.planner}, GQA ${gqa}, ${spec === SHARED_TREE ? 'shared' : 'hybrid'} tree`;
+            expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
+            expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
+          }
+        }
+      } finally {
+        await b.dispose();
+      }
+    }, 300_000);
+  }
+
+  it('falls back to the variant as given without subgroups', async () => {
+    const b = await WebGpuBackend.create({ variants: [DECODE_VARIANTS[0]], subgroups: false, tiling: 'shared' });
+    try {
+      const config: AttentionConfig = { numQoHeads: 4, numKvHeads: 1, headDim: 64, kvDtype: 'f16' };
+      const batch = batchFromTree({ parent: [-1], tokens: [20], requestAt: [0], numQueries: [1] }, config, 16);
+      await b.setKvCache(randomKvCache(batch.numPages, batch.pageSize, config, 1));
+      const queries = randomQueries(1, config, 2);
+      const l = b.layoutOf(prefix(batch, b.capabilities), queries);
+      expect(l.kernels[0]).not.toContain('/decode/');
+    } finally {
+      await b.dispose();
+    }
+  });
+});
