@@ -100,5 +100,5 @@ if (phase === 'split') {
   const L = st.layout;
   const [HK, c0, P, ml, mpp, bw] = L.params;
   const K = new Int32Array(L.C);
-  time('splitOnly', () => splitSearch(L.C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, ml, mpp, bw, b.requests.length));
+  time('splitOnly', () => splitSearch(L.C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, ml, mpp, bw, b.requests.length, L.params[8], L.colLeaf));
 }

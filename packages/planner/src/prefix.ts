@@ -68,6 +68,12 @@ function I(slot: number, n: number, zero = true): Int32Array {
   } else if (zero) a.fill(0, 0, n);
   return a;
 }
+const U8S: Uint8Array[] = [];
+function U8(slot: number, n: number): Uint8Array {
+  let a = U8S[slot];
+  if (!a || a.length < n) U8S[slot] = a = new Uint8Array(Math.max(64, n, 2 * (a?.length ?? 0)));
+  return a;
+}
 function F(slot: number, n: number, zero = true): Float64Array {
   let a = F64[slot];
   if (!a || a.length < n) {
@@ -104,11 +110,34 @@ function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config:
 }
 
 /**
+ * What a split search found that does not depend on the leaf columns, when no leaf column could
+ * be split (kmax 1): the groups of splittable columns, the largest splittable work, the partials,
+ * the non-leaf constant columns' sum and maximum, and the chosen target. A decode step that only
+ * lengthens leaves which stay unsplittable redoes the search from this and the leaves' own sum
+ * and maximum (`splitSearchLeaves`): the same operations in the same order as the full search.
+ */
+export class SplitCache {
+  /** Layout generation this holds for (-1: nothing). */
+  gen = -1;
+  G = 0;
+  groupCol: Int32Array = new Int32Array(0);
+  groupN: Int32Array = new Int32Array(0);
+  Wmax = 0;
+  basePartials = 0;
+  otherSum = 0;
+  otherMax = 0;
+  tau = Infinity;
+}
+
+/**
  * The split search (see README "Split"): writes each column's KV chunk count into colK. Columns
  * that cannot be split (kmax 1) add a constant; only the others are re-evaluated for each target
  * τ = Wmax / k. Total work only grows as τ shrinks, so the search stops once the total alone
  * exceeds the best predicted time. Shared by full builds and incremental patches, so both decide
- * identically (same operations in the same order).
+ * identically (same operations in the same order). The constant columns are summed in two
+ * accumulators, leaf columns (`colLeaf`) and the others, each in column order, then added: a
+ * decode step re-sums only the leaves. With `cache`, what splitSearchLeaves needs is kept there
+ * for layout generation `gen` (-1: not kept, when a leaf column was splittable).
  */
 export function splitSearch(
   C: number,
@@ -125,12 +154,18 @@ export function splitSearch(
   mergePerPartial: number,
   bwTot: number,
   NQ: number,
-  waveSlots = 0,
+  waveSlots: number,
+  colLeaf: Uint8Array,
+  cache?: SplitCache,
+  gen = -1,
 ): void {
   let Wmax = 0;
   for (let c = 0; c < C; c++) if (colW[c] > Wmax && colKmax[c] > 1) Wmax = colW[c];
-  let constSum = 0;
-  let constMax = 0;
+  let otherSum = 0;
+  let otherMax = 0;
+  let leafSum = 0;
+  let leafMax = 0;
+  let splitLeaf = false;
   let basePartials = 0;
   // Splittable columns in runs of identical ones (the leaves of one parent usually are): each run
   // is evaluated once per target, times its length.
@@ -140,9 +175,17 @@ export function splitSearch(
   for (let c = 0; c < C; c++) {
     basePartials += colVis[c];
     if (colKmax[c] === 1) {
-      constSum += HK * (colNb[c] * c0 + colSum[c]);
-      if (colW[c] > constMax) constMax = colW[c];
-    } else if (S > 0) {
+      if (colLeaf[c] !== 0) {
+        leafSum += HK * (colNb[c] * c0 + colSum[c]);
+        if (colW[c] > leafMax) leafMax = colW[c];
+      } else {
+        otherSum += HK * (colNb[c] * c0 + colSum[c]);
+        if (colW[c] > otherMax) otherMax = colW[c];
+      }
+      continue;
+    }
+    if (colLeaf[c] !== 0) splitLeaf = true;
+    if (S > 0) {
       const p = split[S - 1];
       if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) runLen[S - 1]++;
       else {
@@ -174,7 +217,87 @@ export function splitSearch(
       runLen[G++] = n;
     }
   }
-  S = G;
+  const constSum = otherSum + leafSum;
+  const constMax = otherMax > leafMax ? otherMax : leafMax;
+  const bestTau = searchTau(G, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, constSum, constMax, basePartials, C);
+  for (let c = 0; c < C; c++) {
+    const W = colW[c];
+    let k = 1;
+    if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
+    colK[c] = k;
+  }
+  if (cache) {
+    cache.gen = -1;
+    if (splitLeaf) return;
+    cache.gen = gen;
+    if (cache.groupCol.length < G) {
+      cache.groupCol = new Int32Array(2 * G);
+      cache.groupN = new Int32Array(2 * G);
+    }
+    cache.groupCol.set(split.subarray(0, G));
+    cache.groupN.set(runLen.subarray(0, G));
+    cache.G = G;
+    cache.Wmax = Wmax;
+    cache.basePartials = basePartials;
+    cache.otherSum = otherSum;
+    cache.otherMax = otherMax;
+    cache.tau = bestTau;
+  }
+}
+
+/**
+ * The split search of a decode step that changed only leaf columns, all unsplittable before and
+ * after (kmax 1), from a search of the same layout that found no splittable leaf (`cache`) and the
+ * leaves' constant sum (leaf columns in column order) and largest work, computed as splitSearch
+ * does. Whether any column's chunk count changes (the caller then emits in full); null where the
+ * wave term needs the constant columns one by one (the caller runs splitSearch).
+ */
+export function splitSearchLeaves(cache: SplitCache, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, colK: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, leafSum: number, leafMax: number): boolean | null {
+  const { G, groupCol, groupN } = cache;
+  const constSum = cache.otherSum + leafSum;
+  const constMax = cache.otherMax > leafMax ? cache.otherMax : leafMax;
+  const tau = searchTau(G, groupCol, groupN, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, constSum, constMax, cache.basePartials, -1);
+  if (Number.isNaN(tau)) return null;
+  if (tau === cache.tau) return false;
+  // leaves keep one chunk; the splittable columns' counts depend on τ alone (one per group)
+  for (let z = 0; z < G; z++) {
+    const c = groupCol[z];
+    const W = colW[c];
+    let k = 1;
+    if (W > tau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / tau));
+    if (k !== colK[c]) return true;
+  }
+  cache.tau = tau;
+  return false;
+}
+
+/**
+ * The candidates loop of the split search: the target τ with the lowest predicted time. `C` < 0:
+ * the constant columns cannot be listed (splitSearchLeaves): NaN where the wave term needs them.
+ */
+function searchTau(
+  S: number,
+  split: Int32Array,
+  runLen: Int32Array,
+  colW: Float64Array,
+  colSum: Float64Array,
+  colKmax: Int32Array,
+  colNb: Int32Array,
+  colVis: Int32Array,
+  HK: number,
+  c0: number,
+  P: number,
+  mergeLaunchUs: number,
+  mergePerPartial: number,
+  bwTot: number,
+  NQ: number,
+  waveSlots: number,
+  Wmax: number,
+  constSum: number,
+  constMax: number,
+  basePartials: number,
+  C: number,
+): number {
   let bestPred = Infinity;
   let bestTau = Infinity;
   if (Wmax > 0) {
@@ -216,7 +339,10 @@ export function splitSearch(
           }
           if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k;
         }
-        if (constMax >= thr) for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c];
+        if (constMax >= thr) {
+          if (C < 0) return NaN;
+          for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c];
+        }
         longest *= Math.ceil(big / waveSlots);
       }
       const pred = Math.max(total, longest) + merge;
@@ -227,12 +353,7 @@ export function splitSearch(
       if (total > bestPred) break;
     }
   }
-  for (let c = 0; c < C; c++) {
-    const W = colW[c];
-    let k = 1;
-    if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
-    colK[c] = k;
-  }
+  return bestTau;
 }
 
 /**
@@ -455,8 +576,14 @@ export function emitPrefixPlan(
   }
   const colVis = I(124, C);
   for (let c = 0; c < C; c++) colVis[c] = vcnt[colNode[c]];
+  // leaf columns (nodes without children): the split search sums their constants apart
+  const isParent = I(126, N);
+  for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
+  const colLeaf = U8(0, C);
+  for (let c = 0; c < C; c++) colLeaf[c] = isParent[colNode[c]] === 0 ? 1 : 0;
   const colK = I(120, C);
-  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots);
+  const gen = layout ? ++layoutGen : -1;
+  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen);
 
   // ---- emit items
   let maxItems = 0;
@@ -662,11 +789,9 @@ export function emitPrefixPlan(
   };
   if (layout) {
     // What an append-only step needs to patch this plan (see patchAppendPlan).
-    const isParent = I(126, N);
-    for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
     layout.ensure(C);
     layout.C = C;
-    layout.gen = ++layoutGen;
+    layout.gen = gen;
     layout.plan = plan;
     layout.inputs = [caps, caps.tileMenu, caps.parallelUnits, caps.readBandwidthGBs, opts, configKey(config)];
     let patchable = NQ === R;
@@ -674,7 +799,7 @@ export function emitPrefixPlan(
     const colCoef = F(128, C);
     for (let c = 0; c < C; c++) {
       const k = colNode[c];
-      const leaf = isParent[k] === 0;
+      const leaf = colLeaf[c] === 1;
       const a = aK[k];
       colA[c] = a;
       colCoef[c] = colNb[c] * a - (colNb[c] - 1) * (1 - sib) * byteSlope;
@@ -687,6 +812,16 @@ export function emitPrefixPlan(
     let nl = 0;
     for (let c = 0; c < C; c++) if (layout.colLeaf[c]) layout.leafCols[nl++] = c;
     layout.numLeafCols = nl;
+    // the account path's structural preconditions (see accountStep): request z owns leaf column z
+    let excl = nl === R;
+    let onePage = false;
+    for (let z = 0; excl && z < nl; z++) {
+      const x = layout.colPool[layout.leafCols[z]];
+      if (tree.reqLeaf[z] !== x || tree.refCount[x] !== 1) excl = false;
+      else if (tree.pe[x] - tree.pb[x] === 1) onePage = true;
+    }
+    layout.leafExclusive = excl;
+    layout.onePageLeaves = onePage;
     layout.colItem.set(colItem.subarray(0, C + 1));
     layout.colT.set(colT.subarray(0, C));
     layout.colKmax.set(colKmax.subarray(0, C));
@@ -728,6 +863,9 @@ export class PlanBuffer {
   colCnt: Int32Array = new Int32Array(0);
   /** The plan a patch last wrote here (views into `data`), while `gen` is known. */
   plan: Plan | undefined;
+  /** The layout's `pageEpoch` when `colCnt` was last written for every column (writePatch):
+   * equal to the layout's now, the leaves hold as many pages as then. */
+  pageEpoch = -1;
 
   /** At least `ints` int32s, contents unknown (for a full emit). */
   take(ints: number): Int32Array {
@@ -745,6 +883,7 @@ export class PlanBuffer {
     b.segAt = this.segAt;
     b.colPos = this.colPos.slice();
     b.colCnt = this.colCnt.slice();
+    b.pageEpoch = this.pageEpoch;
     const p = this.plan;
     if (p) {
       // the same views over the copy
@@ -770,6 +909,20 @@ export class PlanLayout {
   inputs: unknown[] = [];
   /** Every request has one query and every leaf column is one item (one chunk, one row block). */
   patchable = false;
+  /** Request z's leaf is leaf column z's node, used by it alone (as of the last emit: decode
+   * steps that patch keep the tree's shape). */
+  leafExclusive = false;
+  /** Some leaf held a single page at the last emit (its key changes when that page grows);
+   * cleared by the account path once no leaf does (leaves only grow between emits). */
+  onePageLeaves = false;
+  /** Bumped whenever a leaf gains a page between emits (see PlanBuffer.pageEpoch). */
+  pageEpoch = 0;
+  /** The last split search's record for decode steps (see SplitCache). */
+  split = new SplitCache();
+  /** Steps taken by the account path (accountStep), and of those, the split searches redone from
+   * `split` alone (for reports and tests). */
+  accountSteps = 0;
+  leafSearches = 0;
   g = 1;
   /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots. */
   params: number[] = [];
@@ -826,6 +979,11 @@ export class PlanLayout {
     }
     l.params = this.params.slice();
     l.inputs = this.inputs.slice();
+    const sc = new SplitCache();
+    Object.assign(sc, this.split);
+    sc.groupCol = this.split.groupCol.slice();
+    sc.groupN = this.split.groupN.slice();
+    l.split = sc;
     return l;
   }
 }
@@ -879,7 +1037,7 @@ export function patchAppendPlan(
     NS += tPe[x] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
   }
   const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, L.split, L.gen);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return null;
   const kvLimit = I(134, R, false);
@@ -1095,7 +1253,10 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
     mergeSlots,
   };
   L.plan = plan;
-  if (B) B.plan = plan;
+  if (B) {
+    B.plan = plan;
+    B.pageEpoch = L.pageEpoch;
+  }
   return plan;
 }
 
@@ -1129,9 +1290,13 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   const prev = L.plan;
   const reqs = next.requests;
   const R = reqs.length;
-  if (!L.patchable || !prev || prev.numQueries !== R || L.numLeafCols !== R || tree.requests.length !== R) return null;
+  if (!L.patchable || !prev || prev.numQueries !== R || L.numLeafCols !== R || tree.reqLeaf.length !== R) return null;
   const inp = L.inputs;
   if (inp[0] !== caps || inp[1] !== caps.tileMenu || inp[2] !== caps.parallelUnits || inp[3] !== caps.readBandwidthGBs || inp[4] !== opts || inp[5] !== configKey(next.config)) return null;
+  if (appended && L.leafExclusive && !opts.validate) {
+    const r = accountStep(tree, next, caps, opts, L, buffer, appended);
+    if (r !== undefined) return r;
+  }
   const lastN = tree.lastN;
   const NP = next.numPages;
   const PS = next.pageSize;
@@ -1243,12 +1408,9 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
     colW[c] = T * colA[c];
     colSum[c] = T * colCoef[c];
   }
-  // commit: the tree's requests, leaves and last-page records. The tree's own copy of the request
-  // list is rewritten in place (no allocation in a step: a decode loop leaves garbage, and
-  // whoever allocates next pays for collecting it).
-  const treq = tree.requests;
-  if (treq.length === R) for (let i = 0; i < R; i++) treq[i] = reqs[i];
-  else tree.requests = reqs.slice();
+  // commit: the tree's requests, leaves and last-page records. The tree refers to the batch's own
+  // request list (never written through: see RadixTree.requests); no copy, no allocation.
+  tree.requests = reqs;
   tree.byteViews.length = 0;
   const tpe = tree.pe;
   for (let i = 0; i < R; i++) {
@@ -1260,9 +1422,10 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   lastId.set(nId.subarray(0, R));
   lastTok.set(nTok.subarray(0, R));
   tree.numPages = NP;
+  if (grow > 0) L.pageEpoch++;
   const C = L.C;
   const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, L.split, L.gen);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return 'emit';
   const { cost, tiles } = modelFor(caps, opts, next.config);
@@ -1289,6 +1452,157 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
       lastTile = tiles.choose(cost, rows, T);
     }
     itemTile[colItem[c]] = lastTile;
+  }
+  const plan: Plan = { ...old };
+  B!.plan = plan;
+  // the per-column check above found the buffer's page counts current
+  B!.pageEpoch = L.pageEpoch;
+  L.plan = plan;
+  return plan;
+}
+
+// Stamps for accountStep's marks (no clearing between steps).
+let markStamp = 0;
+
+/**
+ * The decode step with the caller's account (`appended`) on a tree whose leaves are the requests'
+ * own (`PlanLayout.leafExclusive`), in one pass over the requests: it updates the state's records,
+ * the leaves and their columns, sums the leaves' split-search inputs, and (where the recycled
+ * buffer holds the plan of two steps ago and no leaf gained a page since) rewrites that plan's
+ * query KV limits, leaf items' last segment token counts and tiles; no request object is read.
+ * The split search then runs from the last one's record (splitSearchLeaves) while every leaf stays
+ * unsplittable. Where a leaf gained a page, writePatch copies the previous plan instead. Returns
+ * undefined (nothing written) where a leaf is a single page that grows (its key changes: the
+ * general path), and refuses impossible accounts before writing anything.
+ */
+function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, B: PlanBuffer | undefined, appended: AppendDelta): Plan | 'emit' | undefined {
+  const reqs = next.requests;
+  const R = reqs.length;
+  const NP = next.numPages;
+  const PS = next.pageSize;
+  const lastN = tree.lastN;
+  const lastId = tree.lastId;
+  const lastTok = tree.lastTok;
+  const leafOf = tree.reqLeaf;
+  const tpe = tree.pe;
+  const { newPageRequests: nr, newPageIds: np } = appended;
+  const nnew = nr.length;
+  if (nnew !== np.length) fail('bad-delta', `appended.newPageRequests has ${nr.length} entries, newPageIds ${np.length}`);
+  // the account's new pages, checked before anything is written
+  const mark = I(142, R, false);
+  if (++markStamp > 0x3fffffff) {
+    mark.fill(0);
+    markStamp = 1;
+  }
+  const st = markStamp;
+  for (let z = 0; z < nnew; z++) {
+    const i = nr[z];
+    const pg = np[z];
+    if (!(Number.isInteger(i) && i >= 0 && i < R)) fail('bad-delta', `appended.newPageRequests[${z}] = ${i} is not a request of the batch (0..${R - 1})`);
+    if (mark[i] === st) fail('bad-delta', `appended.newPageRequests lists request ${i} twice`);
+    if (!(Number.isInteger(pg) && pg >= 0 && pg < NP)) fail('page-out-of-range', `appended.newPageIds[${z}]: page id ${pg} out of range [0, ${NP})`);
+    mark[i] = st;
+  }
+  for (let i = 0; i < R; i++) {
+    if (lastTok[i] >= PS && mark[i] !== st) fail('bad-delta', `request ${i}: its last page is full (${PS} tokens) but appended lists no new page for it`);
+  }
+  if (L.onePageLeaves) {
+    // a single-page leaf whose page grows changes its key (general path); once no leaf is a
+    // single page, none becomes one before the next emit
+    const tpb = tree.pb;
+    let any = false;
+    for (let i = 0; i < R; i++) {
+      const x = leafOf[i];
+      if (tpe[x] - tpb[x] === 1) {
+        any = true;
+        if (mark[i] !== st) return undefined;
+      }
+    }
+    if (!any) L.onePageLeaves = false;
+  }
+  // commit: new pages first (their old last page keeps its tokens)
+  const oTok = I(139, R, false); // the old last page's tokens, for requests that started a page
+  for (let z = 0; z < nnew; z++) {
+    const i = nr[z];
+    oTok[i] = lastTok[i];
+    lastN[i]++;
+    lastId[i] = np[z];
+    lastTok[i] = 0;
+    tpe[leafOf[i]]++;
+  }
+  tree.requests = reqs;
+  tree.byteViews.length = 0;
+  tree.numPages = NP;
+  const C = L.C;
+  // The recycled buffer's plan (two steps ago) holds every leaf's pages when no leaf gained one
+  // since: its last segment is the same page, and only token counts, KV limits and tiles change.
+  // It is rewritten in the pass below; should the split search then change a chunk count, the
+  // emit overwrites this same buffer.
+  const old = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.pageEpoch === L.pageEpoch && nnew === 0 && B.colPos.length >= C ? B.plan : undefined;
+  if (nnew > 0) L.pageEpoch++;
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots] = L.params;
+  const { colCarry, colT, colKmax, colW, colSum, colA, colCoef, leafCols, colItem } = L;
+  const { cost, tiles } = modelFor(caps, opts, next.config);
+  const ttok = tree.tokens;
+  const tpos = tree.pos;
+  const kvLimit = old !== undefined ? old.queryKvLimit : I(134, R, false);
+  const segTokens = old !== undefined ? old.segTokens : kvLimit;
+  const itemTile = old !== undefined ? old.itemTile : kvLimit;
+  const colPos = old !== undefined ? B!.colPos : leafCols;
+  const bCnt = old !== undefined ? B!.colCnt : leafCols;
+  const rows = L.g;
+  let lastT = -1;
+  let lastTile = 0;
+  // the leaves' part of the split search's constant sum, as splitSearch adds it (leaf columns in
+  // column order, which is request order; a leaf's row blocks are 1, so colNb·c0 is c0)
+  let leafSum = 0;
+  let leafMax = 0;
+  let splitLeaf = false;
+  for (let i = 0; i < R; i++) {
+    const x = leafOf[i];
+    const c = leafCols[i];
+    const lt = lastTok[i] + 1;
+    lastTok[i] = lt;
+    const tk = ttok[x] + 1;
+    ttok[x] = tk;
+    kvLimit[i] = tpos[x] + tk;
+    // same expressions as the full build's column setup
+    const T = colCarry[c] + tk;
+    colT[c] = T;
+    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colKmax[c] = km;
+    if (km !== 1) splitLeaf = true;
+    const W = T * colA[c];
+    colW[c] = W;
+    if (W > leafMax) leafMax = W;
+    const Sm = T * colCoef[c];
+    colSum[c] = Sm;
+    leafSum += HK * (c0 + Sm);
+    if (old !== undefined) {
+      segTokens[colPos[c] + bCnt[c] - 1] = lt;
+      if (T !== lastT) {
+        lastT = T;
+        lastTile = tiles.choose(cost, rows, T);
+      }
+      itemTile[colItem[c]] = lastTile;
+    }
+  }
+  L.accountSteps++;
+  const cache = L.split;
+  let changed: boolean | null = null;
+  if (!splitLeaf && cache.gen === L.gen) changed = splitSearchLeaves(cache, colW, colSum, colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, leafSum, leafMax);
+  if (changed !== null) L.leafSearches++;
+  else {
+    const K = I(129, C, false);
+    splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen);
+    const prevK = L.colK;
+    changed = false;
+    for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) changed = true;
+  }
+  if (changed) return 'emit';
+  if (old === undefined) {
+    const prev = L.plan!;
+    return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + nnew, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
   }
   const plan: Plan = { ...old };
   B!.plan = plan;

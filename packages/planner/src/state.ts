@@ -224,8 +224,8 @@ function fastStep(state: PlannerState, next: Batch, delta: StepDelta): Plan | nu
 function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   if (next.tree || state.batch.tree || !sameConfig(state.batch, next) || next.numPages < state.batch.numPages) return rebuild(state, next);
   const t = state.tree;
-  const prev = t.requests;
-  const R0 = prev.length;
+  // (t.requests may be the caller's list of the previous batch: its length is not relied on)
+  const R0 = t.reqLeaf.length;
   const fin = scratchI32(0, R0);
   const finished = delta.finished ?? [];
   for (let i = 0; i < finished.length; i++) {
@@ -338,6 +338,8 @@ function step(state: PlannerState, next: Batch, delta: StepDelta): Plan {
   const recycle = state.options.recyclePlans !== false;
   // Append-only: patch the previous plan's leaf items when the split search keeps every chunk count.
   if (appendOnly) {
+    // leaves may have gained pages: a recycled buffer's page counts are no longer known current
+    state.layout.pageEpoch++;
     const buf = recycle ? stepBuffer(state) : undefined;
     const plan = patchAppendPlan(t, next, state.capabilities, state.options, state.layout, buf);
     if (!plan && recycle) state.nextBuffer = 1 - state.nextBuffer; // not used: hand it out again

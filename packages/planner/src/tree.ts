@@ -145,6 +145,9 @@ export class RadixTree {
   numAlive = 0;
   epoch = 0;
 
+  /** The current batch's requests: a copy after a full build or a general step, the batch's own
+   * list after a decode step (no copy). Never written through (it may be the caller's array);
+   * the request count is `reqLeaf.length`. */
   requests: BatchRequest[] = [];
   /** Leaf node of each request (-1 while unplaced). */
   reqLeaf: Int32Array = new Int32Array(0);

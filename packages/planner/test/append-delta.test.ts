@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { planToJSON, validatePlan, type Batch } from '@canopy/core';
 import { createPlannerState, nextDecodeStep, prefixPlanner, stepPlanner } from '../src/index.js';
-import { arbCaps, arbConfig, arbOpts, arbShape, shapeBatch } from './gen.js';
-import { H100_CAPS, workload } from './workloads.js';
+import { arbCaps, arbConfig, arbOpts, arbShape, planErrorVsReference, shapeBatch } from './gen.js';
+import { H100_CAPS, treeBatch, workload } from './workloads.js';
 
 /** Decode-only version of a random batch (the append account describes decode steps). */
 function decodeOnly(b: Batch): Batch {
@@ -90,5 +90,141 @@ describe("stepPlanner with the caller's append account (delta.appended)", () => 
       b = next;
     }
     expect(sawFull).toBe(true);
+  });
+});
+
+describe('the account path (one pass over the requests, split search from the last one)', () => {
+  /** A batch whose request objects count reads of their fields (every field, by getters). */
+  function counting(b: Batch): { batch: Batch; reads: () => number } {
+    let n = 0;
+    const requests = b.requests.map((r) => {
+      const o = {} as Batch['requests'][number];
+      for (const k of Object.keys(r) as (keyof typeof r)[]) {
+        Object.defineProperty(o, k, {
+          enumerable: true,
+          get: () => {
+            n++;
+            return r[k];
+          },
+        });
+      }
+      return o;
+    });
+    return { batch: { ...b, requests }, reads: () => n };
+  }
+
+  it('long decode loops (leaves growing past the split threshold, wave slots on and off) equal fresh builds; the previous plan stays intact', () => {
+    let fast = 0;
+    let leafOnly = 0;
+    fc.assert(
+      fc.property(
+        arbShape({ maxNodes: 6, maxTok: 40, maxReq: 6, prefill: false }),
+        arbConfig,
+        arbCaps,
+        fc.constantFrom(4, 16),
+        fc.constantFrom(0, 3, 40),
+        fc.constantFrom(8, 16, 128),
+        (shape, config, caps0, pageSize, waveSlots, minChunkTokens) => {
+          const caps = waveSlots ? { ...caps0, planningHints: { waveSlots } } : caps0;
+          const opts = { minChunkTokens };
+          let batch = decodeOnly(shapeBatch(shape, config, pageSize, false));
+          const state = createPlannerState(batch, caps, opts);
+          let prevPlan = state.plan;
+          let prevJson = planToJSON(prevPlan);
+          for (let t = 0; t < 40; t++) {
+            const { batch: next, appended } = nextDecodeStep(batch);
+            const plan = stepPlanner(state, next, { appended });
+            expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
+            // recycled buffers: step t's plan survives step t + 1
+            expect(planToJSON(prevPlan)).toEqual(prevJson);
+            prevPlan = plan;
+            prevJson = planToJSON(plan);
+            batch = next;
+          }
+          fast += state.layout.accountSteps;
+          leafOnly += state.layout.leafSearches;
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // both split searches ran: from the record alone, and in full
+    expect(fast).toBeGreaterThan(1000);
+    expect(leafOnly).toBeGreaterThan(300);
+    expect(fast - leafOnly).toBeGreaterThan(100);
+  });
+
+  it('reads no request object of the batch (W1, 40 steps) and writes to no batch handed in', () => {
+    let b = workload('W1');
+    const st = createPlannerState(b, H100_CAPS);
+    const first = b;
+    const firstReqs = first.requests.slice();
+    let total = 0;
+    for (let t = 0; t < 40; t++) {
+      const { batch, appended } = nextDecodeStep(b);
+      const c = counting(batch);
+      const before = st.layout.accountSteps;
+      const plan = stepPlanner(st, c.batch, { appended });
+      expect(st.layout.accountSteps).toBe(before + 1);
+      if (plan.numItems > 0 && c.reads() === 0) total++;
+      expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(batch, H100_CAPS)));
+      b = batch;
+    }
+    // every step but those emitting in full (chunk counts changed) read nothing of the requests
+    expect(total).toBeGreaterThan(35);
+    // no batch handed in earlier was written to
+    expect(first.requests).toEqual(firstReqs);
+  });
+
+  it('its plans run correctly on the reference backend (a small tree, 40 steps)', async () => {
+    let b = treeBatch({ parent: [-1, 0, 0], tokens: [40, 9, 21], requestNode: [1, 1, 2, 0], ownTokens: [5, 17, 3, 30], pageSize: 4, config: { numQoHeads: 4, numKvHeads: 2, headDim: 8, kvDtype: 'f32' } });
+    const caps = { ...H100_CAPS, kvDtypes: ['f32' as const], headDims: [8] };
+    const opts = { minChunkTokens: 8 };
+    const st = createPlannerState(b, caps, opts);
+    for (let t = 0; t < 40; t++) {
+      const { batch, appended } = nextDecodeStep(b);
+      const plan = stepPlanner(st, batch, { appended });
+      if (t % 8 === 7) expect(await planErrorVsReference(batch, plan, t)).toBeLessThan(2e-4);
+      b = batch;
+    }
+    expect(st.layout.accountSteps).toBeGreaterThan(30);
+  });
+
+  it('single-page leaves (whose key changes as the page grows) go through the general step', () => {
+    // requests forking at a page boundary: each leaf is one page of one token
+    let b = treeBatch({ parent: [-1], tokens: [64], requestNode: [0, 0, 0, 0], ownTokens: 1, pageSize: 16 });
+    const st = createPlannerState(b, H100_CAPS);
+    for (let t = 0; t < 40; t++) {
+      const { batch, appended } = nextDecodeStep(b);
+      expect(planToJSON(stepPlanner(st, batch, { appended }))).toEqual(planToJSON(prefixPlanner(batch, H100_CAPS)));
+      b = batch;
+    }
+    // once every leaf has a second page, the account path takes the steps again
+    expect(st.layout.accountSteps).toBeGreaterThan(20);
+  });
+});
+
+describe('the account path when leaves change a shared node’s split', () => {
+  it('leaf growth that changes a shared node’s chunk count (found by search) gives the fresh build’s plan', () => {
+    const cases = [
+      { parent: [-1, 0], tokens: [2908, 1332], requestNode: [0, 0], ownTokens: [81, 97] },
+      { parent: [-1, 0, 0], tokens: [1052, 1008, 1408], requestNode: [1, 0, 0, 0, 1, 1, 0, 1, 0, 0], ownTokens: [89, 65, 49, 25, 41, 97, 73, 57, 17, 73] },
+      { parent: [-1, 0], tokens: [2340, 752], requestNode: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], ownTokens: [89, 9, 49, 9, 9, 25, 105, 97, 81, 25] },
+      { parent: [-1], tokens: [2684], requestNode: [0, 0, 0, 0, 0, 0], ownTokens: [105, 105, 97, 41, 1, 33] },
+    ];
+    let changedK = 0;
+    for (const spec of cases) {
+      let b = treeBatch({ ...spec, pageSize: 16 });
+      const st = createPlannerState(b, H100_CAPS);
+      let items = st.plan.numItems;
+      for (let t = 0; t < 60; t++) {
+        const { batch, appended } = nextDecodeStep(b);
+        const plan = stepPlanner(st, batch, { appended });
+        expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(batch, H100_CAPS)));
+        if (plan.numItems !== items) changedK++;
+        items = plan.numItems;
+        b = batch;
+      }
+    }
+    expect(changedK).toBeGreaterThan(3);
   });
 });
