@@ -1387,6 +1387,9 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   let same = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.colPos.length >= L.C;
   const bCnt = B !== undefined ? B.colCnt : leafTok;
   let grow = 0;
+  let leafSum = 0;
+  let leafMax = 0;
+  let splitLeaf = false;
   for (let i = 0; i < R; i++) {
     const x = leafOf[i];
     const lt = lastTok[i];
@@ -1404,9 +1407,15 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
     // same expressions as the full build's column setup
     const T = colCarry[c] + tk;
     colT[c] = T;
-    colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
-    colW[c] = T * colA[c];
-    colSum[c] = T * colCoef[c];
+    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colKmax[c] = km;
+    if (km !== 1) splitLeaf = true;
+    const W = T * colA[c];
+    colW[c] = W;
+    if (W > leafMax) leafMax = W;
+    const Sm = T * colCoef[c];
+    colSum[c] = Sm;
+    leafSum += HK * (c0 + Sm); // as splitSearch adds it (see accountStep)
   }
   // commit: the tree's requests, leaves and last-page records. The tree refers to the batch's own
   // request list (never written through: see RadixTree.requests); no copy, no allocation.
@@ -1424,10 +1433,7 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   tree.numPages = NP;
   if (grow > 0) L.pageEpoch++;
   const C = L.C;
-  const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, L.split, L.gen);
-  const prevK = L.colK;
-  for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return 'emit';
+  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
   const { cost, tiles } = modelFor(caps, opts, next.config);
   if (!same) return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, buffer, { oTok, nId, nTok });
   // the buffer's plan of two steps ago: rewrite what changed since
@@ -1459,6 +1465,30 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
   B!.pageEpoch = L.pageEpoch;
   L.plan = plan;
   return plan;
+}
+
+/**
+ * The split search of a decode step that lengthened only leaves (their column inputs written,
+ * `leafSum`/`leafMax` their constant sum and largest work as splitSearch computes them, `splitLeaf`
+ * whether one can be split): whether any column's chunk count changes. From the last search's
+ * record where every leaf stays unsplittable (no pass over the columns), else in full.
+ */
+function leafSplitChanged(L: PlanLayout, R: number, leafSum: number, leafMax: number, splitLeaf: boolean): boolean {
+  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, , , waveSlots] = L.params;
+  const cache = L.split;
+  if (!splitLeaf && cache.gen === L.gen) {
+    const changed = splitSearchLeaves(cache, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, leafSum, leafMax);
+    if (changed !== null) {
+      L.leafSearches++;
+      return changed;
+    }
+  }
+  const C = L.C;
+  const K = I(129, C, false);
+  splitSearch(C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen);
+  const prevK = L.colK;
+  for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return true;
+  return false;
 }
 
 // Stamps for accountStep's marks (no clearing between steps).
@@ -1588,18 +1618,7 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
     }
   }
   L.accountSteps++;
-  const cache = L.split;
-  let changed: boolean | null = null;
-  if (!splitLeaf && cache.gen === L.gen) changed = splitSearchLeaves(cache, colW, colSum, colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, leafSum, leafMax);
-  if (changed !== null) L.leafSearches++;
-  else {
-    const K = I(129, C, false);
-    splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen);
-    const prevK = L.colK;
-    changed = false;
-    for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) changed = true;
-  }
-  if (changed) return 'emit';
+  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
   if (old === undefined) {
     const prev = L.plan!;
     return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + nnew, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
