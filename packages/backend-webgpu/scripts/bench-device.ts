@@ -6,7 +6,8 @@
  *   node scripts/bundle-device.mjs            # → .device/webgpu/bench.mjs + dawn.node + index.js
  *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
  *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
- *   --blocked adds the register-blocked kernel configurations; --configs a,b keeps only those)
+ *   --blocked adds the register-blocked kernel configurations; --b2 the blocked layout 2, decode
+ *   kernel and chunk-bound configurations; --configs a,b keeps only those; --planners prefix)
  *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
 import {
@@ -75,6 +76,28 @@ if (flag('blocked')) {
     { name: 'blocked-split32', options: { blocked: true, split: { targetUnits: 132 * 32 } } },
   );
 }
+if (flag('b2')) {
+  // issue #5 session 4: blocked layout 2 (attention_blocked2.wgsl), the decode kernel
+  // (attention_decode.wgsl) and per-variant chunk bounds, against BLOCKED_VARIANTS ('blocked')
+  const [d4, b16, b64] = BLOCKED_VARIANTS;
+  const b16v2: KernelVariant = { ...b16, blockedVersion: 2 };
+  const b64v2: KernelVariant = { ...b64, blockedVersion: 2 };
+  const dec: KernelVariant = { ...d4, decode: true };
+  configs.push(
+    { name: 'blocked', options: { blocked: true } },
+    { name: 'b2', options: { variants: [d4, b16v2, b64v2] } },
+    { name: 'b2-pv2', options: { variants: [d4, b16v2, { ...b64v2, pvRowQuads: 2 }] } },
+    { name: 'b2-kv8', options: { variants: [d4, b16v2, { ...b64v2, kvBlock: 8 }] } },
+    { name: 'dec', options: { variants: [dec, b16, b64] } },
+    { name: 'dec-tt4', options: { variants: [{ ...dec, tokensPerLane: 4 }, b16, b64] } },
+    { name: 'dec-tt1', options: { variants: [{ ...dec, tokensPerLane: 1 }, b16, b64] } },
+    { name: 'dec-wg256', options: { variants: [{ ...dec, workgroupSize: 256 }, b16, b64] } },
+    { name: 'b2dec', options: { variants: [dec, b16v2, b64v2] } },
+    { name: 'b2dec-max4096', options: { variants: [dec, b16v2, { ...b64v2, maxChunk: 4096 }] } },
+    { name: 'b2dec-min512', options: { variants: [dec, b16v2, { ...b64v2, minChunk: 512 }] } },
+    { name: 'b2dec-split8', options: { variants: [dec, b16v2, b64v2], split: { targetUnits: 132 * 8 } } },
+  );
+}
 const only = opt('configs', '');
 if (only) configs = configs.filter((c) => only.split(',').includes(c.name));
 if (flag('sweep')) {
@@ -124,7 +147,9 @@ async function main(): Promise<void> {
   log(`adapter: ${JSON.stringify(adapterReport)}`);
   state.adapter = adapterReport;
 
-  const planners: Record<string, Planner> = { perRequest, prefix };
+  // --planners prefix: only the prefix planner (perRequest plans run the 4-row variant only)
+  const wantPlanners = opt('planners', 'perRequest,prefix').split(',');
+  const planners: Record<string, Planner> = Object.fromEntries(Object.entries({ perRequest, prefix }).filter(([n]) => wantPlanners.includes(n)));
   const probeBackend = await WebGpuBackend.create({ gpu });
   const probe = await probeBackend.probe();
   log(`probe: ${JSON.stringify(probe)}`);
