@@ -156,6 +156,20 @@ __device__ __forceinline__ void wgmmaRS<128>(float (&d)[16][4], const unsigned (
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 #undef CANOPY_D4
+template <>
+__device__ __forceinline__ void wgmmaSS<128>(float (&d)[16][4], unsigned long long da, unsigned long long db, int acc) {
+#define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : CANOPY_D4(0), CANOPY_D4(1), CANOPY_D4(2), CANOPY_D4(3), CANOPY_D4(4), CANOPY_D4(5), CANOPY_D4(6), CANOPY_D4(7),
+        CANOPY_D4(8), CANOPY_D4(9), CANOPY_D4(10), CANOPY_D4(11), CANOPY_D4(12), CANOPY_D4(13), CANOPY_D4(14), CANOPY_D4(15)
+      : "l"(da), "l"(db), "r"(acc));
+#undef CANOPY_D4
+}
 __device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmmaCommitWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -252,7 +266,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // m64n{NT}k16 from Q and K in shared memory (core-matrix layout instead of padded rows).
   // O += P·V then uses wgmma too (m64n{D}k16, P from registers, V MN-major in shared memory), so
   // head dims 64 and 128 only (256 would need 128 accumulator registers per thread).
-  constexpr bool USE_WG = WG && CANOPY_HAS_WGMMA && kWarps == 8 && MT == 1 && (NT == 32 || NT == 64) && D <= 128;
+  constexpr bool USE_WG = WG && CANOPY_HAS_WGMMA && kWarps == 8 && MT == 1 && (NT == 32 || NT == 64 || NT == 128) && D <= 128;
   // Warp ↔ (16-row group rgi, token slice ks): with wgmma the 4 warps of a warpgroup take 64
   // consecutive rows and share a token slice; otherwise the KV_SPLIT warps of a row group are adjacent.
   auto warpOf = [](int rg16, int k) { return USE_WG ? (k + (rg16 / 4) * KV_SPLIT) * 4 + rg16 % 4 : rg16 * KV_SPLIT + k; };
@@ -517,17 +531,22 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       // The warpgroup's token slice of this stage's V (MN-major core matrices, see loadTile):
       // 16 tokens per k-step; byte offsets: next 8 tokens (K) (D/8)·128, next 8 dims (N) 128.
       const __half* sVc = sKV + (j % STAGES) * 2 * kKT * S + kKT * S;
+      // Every A fragment is packed before the fence: a register written between two wgmmas
+      // makes ptxas inject another warpgroup.arrive (its C7519 note).
+      unsigned a[NT / 16][4];
+#pragma unroll
+      for (int kk = 0; kk < NT / 16; ++kk) {
+        a[kk][0] = packHalf2(s[0][2 * kk][0], s[0][2 * kk][1]);
+        a[kk][1] = packHalf2(s[0][2 * kk][2], s[0][2 * kk][3]);
+        a[kk][2] = packHalf2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+        a[kk][3] = packHalf2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+      }
       wgmmaFence();  // the A registers (P) and the rescaled O were written by ordinary instructions
 #pragma unroll
       for (int kk = 0; kk < NT / 16; ++kk) {
-        unsigned a[4];
-        a[0] = packHalf2(s[0][2 * kk][0], s[0][2 * kk][1]);
-        a[1] = packHalf2(s[0][2 * kk][2], s[0][2 * kk][3]);
-        a[2] = packHalf2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-        a[3] = packHalf2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
         const unsigned long long db =
             smemDesc(sVc + ((ks * NT + 16 * kk) / 8) * (D / 8) * 64, (D / 8) * 128, 128);
-        wgmmaRS<D>(o[0], a, db);
+        wgmmaRS<D>(o[0], a[kk], db);
       }
       wgmmaCommitWait();
       continue;
@@ -654,14 +673,19 @@ __host__ __device__ constexpr int tileStages() {
 
 // The wgmma variants hold S and O in registers for 64 rows per warpgroup: they run one CTA per SM
 // without the 128-register cap (the mma.sync tiles keep two per SM under it).
-// The wgmma tiles run one CTA per SM (see below), so they take 3 stages wherever 3 fit in an SM.
+// CTAs per SM of the wgmma kernels: 2 (under the 128-register cap, like the mma.sync tiles) or 1
+// (no cap, 3 stages wherever they fit in an SM). A build-time switch for measuring both.
+#ifndef CANOPY_WG_MIN_BLOCKS
+#define CANOPY_WG_MIN_BLOCKS 2
+#endif
 template <int D, int RG>
 __host__ __device__ constexpr int tileStagesWg() {
-  return unitSmemBytes<D, RG, 3>() <= 220 * 1024 ? 3 : 2;
+  return CANOPY_WG_MIN_BLOCKS == 1 ? (unitSmemBytes<D, RG, 3>() <= 220 * 1024 ? 3 : 2) : tileStages<D, RG>();
 }
+__host__ __device__ constexpr int minBlocksWg(int d, int nw) { return CANOPY_WG_MIN_BLOCKS == 1 ? 1 : minBlocksFor(d, nw); }
 
 template <int D, int RG, int STAGES, bool WG>
-__global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? 1 : minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
+__global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? minBlocksWg(D, warpsFor(D, RG)) : minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem);
 }
@@ -690,7 +714,7 @@ __host__ __device__ constexpr int persistentStages() {
 }
 
 template <int D, int NW, bool WG>
-__global__ void __launch_bounds__(NW * 32, WG ? 1 : minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
+__global__ void __launch_bounds__(NW * 32, WG ? minBlocksWg(D, NW) : minBlocksFor(D, NW)) attnPersistentKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   constexpr int ST = persistentStages<D, NW>();
   __shared__ int sNext;

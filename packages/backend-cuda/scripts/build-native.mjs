@@ -11,6 +11,8 @@
 //   CANOPY_CUDA_ARCHS  comma list of targets: sm_XX → SASS, compute_XX → PTX (JIT on newer GPUs).
 //                      Default "sm_90a,compute_90" (Hopper SASS with sm_90a features + portable PTX).
 //   NVCC               nvcc to use (default: $CUDA_HOME/bin/nvcc, then nvcc on PATH).
+//   CANOPY_NVCC_DEFINES  comma list of NAME=VALUE preprocessor defines, for kernel experiments
+//                      (e.g. CANOPY_WG_MIN_BLOCKS=1,CANOPY_KT8=128; see native/attention.cu).
 //   NODE_HEADERS       directory containing node_api.h (default: next to the running node, then /usr/include/node).
 // Flags: --if-available  exit 0 with a note when nvcc is missing (for CI scripts); --debug  -G -lineinfo off, -O0.
 import { execFileSync, spawn } from 'node:child_process';
@@ -101,6 +103,7 @@ const common = [
   `-I${addonApi}`,
   ...gencodes(),
   ...(lineinfo ? ['-lineinfo'] : []),
+  ...(process.env.CANOPY_NVCC_DEFINES ?? '').split(',').filter(Boolean).map((d) => `-D${d}`),
 ];
 const sources = ['attention.cu', 'merge.cu', 'probe.cu', 'addon.cpp'];
 console.log(`build-native: ${nvcc} ${gencodes().join(' ')}`);
