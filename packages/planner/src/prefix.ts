@@ -120,8 +120,8 @@ export class SplitCache {
   /** Layout generation this holds for (-1: nothing). */
   gen = -1;
   G = 0;
-  groupCol: Int32Array = new Int32Array(0);
-  groupN: Int32Array = new Int32Array(0);
+  groupCol: Int32Array = NO_I32;
+  groupN: Int32Array = NO_I32;
   Wmax = 0;
   basePartials = 0;
   otherSum = 0;
@@ -551,12 +551,15 @@ export function emitPrefixPlan(
   // ---- columns (node groups that get items) and the split search
   let C = 0;
   for (let k = 0; k < N; k++) if (!pushed[k]) C++;
-  const colNode = I(116, C);
-  const colT = I(117, C);
-  const colNb = I(118, C);
-  const colKmax = I(119, C);
-  const colW = F(122, C); // max-CTA work (µs, without c0) of the unsplit column
-  const colSum = F(123, C); // Σ CTA work over blocks (µs, without c0), per KV head
+  const colNode = I(116, C, false);
+  // A state's emit writes the per-column arrays straight into its layout (no copies after);
+  // every one of them is written in full below.
+  if (layout) layout.ensure(C);
+  const colT = layout ? layout.colT : I(117, C, false);
+  const colNb = layout ? layout.colNb : I(118, C, false);
+  const colKmax = layout ? layout.colKmax : I(119, C, false);
+  const colW = layout ? layout.colW : F(122, C, false); // max-CTA work (µs, without c0) of the unsplit column
+  const colSum = layout ? layout.colSum : F(123, C, false); // Σ CTA work over blocks (µs, without c0), per KV head
   {
     let c = 0;
     for (let k = 0; k < N; k++) {
@@ -574,14 +577,14 @@ export function emitPrefixPlan(
       c++;
     }
   }
-  const colVis = I(124, C);
+  const colVis = layout ? layout.colVis : I(124, C, false);
   for (let c = 0; c < C; c++) colVis[c] = vcnt[colNode[c]];
   // leaf columns (nodes without children): the split search sums their constants apart
   const isParent = I(126, N);
   for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
-  const colLeaf = U8(0, C);
+  const colLeaf = layout ? layout.colLeaf : U8(0, C);
   for (let c = 0; c < C; c++) colLeaf[c] = isParent[colNode[c]] === 0 ? 1 : 0;
-  const colK = I(120, C);
+  const colK = layout ? layout.colK : I(120, C, false);
   const gen = layout ? ++layoutGen : -1;
   splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen);
 
@@ -636,7 +639,7 @@ export function emitPrefixPlan(
   let lastRows = -1;
   let lastT = -1;
   let lastTile = 0;
-  const colItem = I(125, C + 1, false);
+  const colItem = layout ? layout.colItem : I(125, C + 1, false);
   for (let c = 0; c < C; c++) {
     colItem[c] = ni;
     const k = colNode[c];
@@ -788,25 +791,24 @@ export function emitPrefixPlan(
     mergeSlots: mergeSlots.subarray(0, nqi),
   };
   if (layout) {
-    // What an append-only step needs to patch this plan (see patchAppendPlan).
-    layout.ensure(C);
+    // What an append-only step needs to patch this plan (see patchAppendPlan); the column arrays
+    // above are already the layout's.
     layout.C = C;
     layout.gen = gen;
     layout.plan = plan;
     layout.inputs = [caps, caps.tileMenu, caps.parallelUnits, caps.readBandwidthGBs, opts, configKey(config)];
     let patchable = NQ === R;
-    const colA = F(127, C);
-    const colCoef = F(128, C);
+    const { colA, colCoef, colPool, colCarry } = layout;
+    const lPb = layout.colPb;
     for (let c = 0; c < C; c++) {
       const k = colNode[c];
       const leaf = colLeaf[c] === 1;
       const a = aK[k];
       colA[c] = a;
       colCoef[c] = colNb[c] * a - (colNb[c] - 1) * (1 - sib) * byteSlope;
-      layout.colPool[c] = order[k];
-      layout.colLeaf[c] = leaf ? 1 : 0;
-      layout.colCarry[c] = carry[k];
-      layout.colPb[c] = colPb[k];
+      colPool[c] = order[k];
+      colCarry[c] = carry[k];
+      lPb[c] = colPb[k];
       if (leaf && (colK[c] !== 1 || colNb[c] !== 1 || vcnt[k] !== 1 || colItem[c + 1] - colItem[c] !== 1)) patchable = false;
     }
     let nl = 0;
@@ -822,16 +824,6 @@ export function emitPrefixPlan(
     }
     layout.leafExclusive = excl;
     layout.onePageLeaves = onePage;
-    layout.colItem.set(colItem.subarray(0, C + 1));
-    layout.colT.set(colT.subarray(0, C));
-    layout.colKmax.set(colKmax.subarray(0, C));
-    layout.colNb.set(colNb.subarray(0, C));
-    layout.colVis.set(colVis.subarray(0, C));
-    layout.colK.set(colK.subarray(0, C));
-    layout.colW.set(colW.subarray(0, C));
-    layout.colSum.set(colSum.subarray(0, C));
-    layout.colA.set(colA.subarray(0, C));
-    layout.colCoef.set(colCoef.subarray(0, C));
     layout.patchable = patchable;
     layout.g = g;
     layout.params = [HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, model.waveSlots];
@@ -844,6 +836,10 @@ export function emitPrefixPlan(
  * leaf lengths and to patch the plan when nothing else changed (an append-only decode step).
  */
 let layoutGen = 0;
+// Initial values of typed-array fields (replaced before use): shared, not one per field and object.
+const NO_I32 = new Int32Array(0);
+const NO_F64 = new Float64Array(0);
+const NO_U8 = new Uint8Array(0);
 
 /**
  * A recycled plan buffer of a planner state. Patches write the segment arrays at fixed places
@@ -927,23 +923,23 @@ export class PlanLayout {
   /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots. */
   params: number[] = [];
   cap = 0;
-  colPool: Int32Array = new Int32Array(0);
-  colLeaf: Uint8Array = new Uint8Array(0);
+  colPool: Int32Array = NO_I32;
+  colLeaf: Uint8Array = NO_U8;
   /** The leaf columns, ascending. */
-  leafCols: Int32Array = new Int32Array(0);
+  leafCols: Int32Array = NO_I32;
   numLeafCols = 0;
-  colCarry: Int32Array = new Int32Array(0);
-  colPb: Int32Array = new Int32Array(0);
-  colItem: Int32Array = new Int32Array(0);
-  colT: Int32Array = new Int32Array(0);
-  colKmax: Int32Array = new Int32Array(0);
-  colNb: Int32Array = new Int32Array(0);
-  colVis: Int32Array = new Int32Array(0);
-  colK: Int32Array = new Int32Array(0);
-  colW: Float64Array = new Float64Array(0);
-  colSum: Float64Array = new Float64Array(0);
-  colA: Float64Array = new Float64Array(0);
-  colCoef: Float64Array = new Float64Array(0);
+  colCarry: Int32Array = NO_I32;
+  colPb: Int32Array = NO_I32;
+  colItem: Int32Array = NO_I32;
+  colT: Int32Array = NO_I32;
+  colKmax: Int32Array = NO_I32;
+  colNb: Int32Array = NO_I32;
+  colVis: Int32Array = NO_I32;
+  colK: Int32Array = NO_I32;
+  colW: Float64Array = NO_F64;
+  colSum: Float64Array = NO_F64;
+  colA: Float64Array = NO_F64;
+  colCoef: Float64Array = NO_F64;
 
   ensure(C: number): void {
     if (this.cap >= C + 1) return;

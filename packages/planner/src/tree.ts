@@ -118,6 +118,11 @@ class PrefixCheck {
 }
 const prefixCheck = new PrefixCheck();
 
+// Initial values of the typed-array fields (replaced before use): one shared empty array instead
+// of a fresh one per field and object (a full build makes a tree, and each cost ~0.1 µs).
+const NO_I32 = new Int32Array(0);
+const NO_F64 = new Float64Array(0);
+
 /** Virtual super-root: node 0, no pages. Real roots are its children (parent -1 when exported). */
 export const VROOT = 0;
 /** Children lists longer than this get a Map from key to child (wide fans, thousands of roots). */
@@ -125,23 +130,25 @@ const MAP_AT = 8;
 
 export class RadixTree {
   cap = 0;
-  parent: Int32Array = new Int32Array(0);
-  firstChild: Int32Array = new Int32Array(0);
-  nextSib: Int32Array = new Int32Array(0);
-  prevSib: Int32Array = new Int32Array(0);
-  numChildren: Int32Array = new Int32Array(0);
-  pb: Int32Array = new Int32Array(0);
-  pe: Int32Array = new Int32Array(0);
-  src: Int32Array = new Int32Array(0);
-  pos: Int32Array = new Int32Array(0);
-  tokens: Int32Array = new Int32Array(0);
-  refCount: Int32Array = new Int32Array(0);
-  endCount: Int32Array = new Int32Array(0);
-  stamp: Int32Array = new Int32Array(0);
+  parent: Int32Array = NO_I32;
+  firstChild: Int32Array = NO_I32;
+  nextSib: Int32Array = NO_I32;
+  prevSib: Int32Array = NO_I32;
+  numChildren: Int32Array = NO_I32;
+  pb: Int32Array = NO_I32;
+  pe: Int32Array = NO_I32;
+  src: Int32Array = NO_I32;
+  pos: Int32Array = NO_I32;
+  tokens: Int32Array = NO_I32;
+  refCount: Int32Array = NO_I32;
+  endCount: Int32Array = NO_I32;
+  stamp: Int32Array = NO_I32;
   /** Key of the node's first segment: pageId * keyMul + tokens (exact in a double). */
-  key: Float64Array = new Float64Array(0);
+  key: Float64Array = NO_F64;
   childMap: (Map<number, number> | undefined)[] = [];
+  /** Released nodes (reused first); below `cap`, ids from `fresh` on were never handed out. */
   freeList: number[] = [];
+  fresh = 0;
   numAlive = 0;
   epoch = 0;
 
@@ -150,12 +157,12 @@ export class RadixTree {
    * the request count is `reqLeaf.length`. */
   requests: BatchRequest[] = [];
   /** Leaf node of each request (-1 while unplaced). */
-  reqLeaf: Int32Array = new Int32Array(0);
+  reqLeaf: Int32Array = NO_I32;
   /** Per request: page count, last page id and its token count, as of the batch the tree was
    * last updated to (a step compares the next batch with these, without touching the old batch). */
-  lastN: Int32Array = new Int32Array(0);
-  lastId: Int32Array = new Int32Array(0);
-  lastTok: Int32Array = new Int32Array(0);
+  lastN: Int32Array = NO_I32;
+  lastId: Int32Array = NO_I32;
+  lastTok: Int32Array = NO_I32;
 
   /** Record lastN/lastId/lastTok of every request (fresh arrays). */
   recordLast(): void {
@@ -212,13 +219,16 @@ export class RadixTree {
       this[f] = a;
     });
     this.childMap.length = cap;
-    for (let i = this.cap; i < cap; i++) this.freeList.push(cap - 1 - (i - this.cap));
     this.cap = cap;
   }
 
   private alloc(): number {
-    if (this.freeList.length === 0) this.grow(this.cap * 2);
-    const n = this.freeList.pop()!;
+    let n: number;
+    if (this.freeList.length > 0) n = this.freeList.pop()!;
+    else {
+      if (this.fresh === this.cap) this.grow(this.cap * 2);
+      n = this.fresh++;
+    }
     this.firstChild[n] = -1;
     this.nextSib[n] = -1;
     this.prevSib[n] = -1;
@@ -281,6 +291,7 @@ export class RadixTree {
     t.key = this.key.slice();
     t.childMap = this.childMap.map((m) => (m ? new Map(m) : undefined));
     t.freeList = this.freeList.slice();
+    t.fresh = this.fresh;
     t.numAlive = this.numAlive;
     t.epoch = this.epoch;
     t.requests = this.requests.slice();
