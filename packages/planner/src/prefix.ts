@@ -1293,6 +1293,7 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
     const r = accountStep(tree, next, caps, opts, L, buffer, appended);
     if (r !== undefined) return r;
   }
+  if (!appended && L.leafExclusive) return batchStep(tree, next, caps, opts, L, buffer);
   const lastN = tree.lastN;
   const NP = next.numPages;
   const PS = next.pageSize;
@@ -1485,6 +1486,126 @@ function leafSplitChanged(L: PlanLayout, R: number, leafSum: number, leafMax: nu
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return true;
   return false;
+}
+
+/**
+ * The decode step read from the batch on a tree whose leaves are the requests' own
+ * (`PlanLayout.leafExclusive`), in two passes over the requests: the first reads each request's
+ * array lengths and its old and new last page entries (and any pages after the old last one) and
+ * checks them against the state's records, writing nothing; the second is accountStep's pass
+ * (records, leaves, column inputs, and the recycled plan of two steps ago rewritten where no leaf
+ * gained a page since). Null (state untouched) where the step does not fit: the general path.
+ */
+function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, B: PlanBuffer | undefined): Plan | 'emit' | null {
+  const reqs = next.requests;
+  const R = reqs.length;
+  const NP = next.numPages;
+  const PS = next.pageSize;
+  const lastN = tree.lastN;
+  const lastId = tree.lastId;
+  const lastTok = tree.lastTok;
+  const leafOf = tree.reqLeaf;
+  const tpb = tree.pb;
+  const onePage = L.onePageLeaves;
+  const nN = I(135, R, false);
+  const nId = I(136, R, false);
+  const nTok = I(137, R, false);
+  const oTok = I(139, R, false); // the old last page's token count in the new batch
+  const gain = I(140, R, false); // tokens gained
+  let grow = 0;
+  for (let i = 0; i < R; i++) {
+    const q = reqs[i];
+    const ids = q.pageIds;
+    const tks = q.pageTokens;
+    if (!(ids instanceof Int32Array) || !(tks instanceof Int32Array) || q.numQueries !== 1) return null;
+    const n1 = ids.length;
+    const n0 = lastN[i];
+    if (tks.length !== n1 || n1 < n0) return null;
+    const k0 = tks[n0 - 1];
+    const lt = lastTok[i];
+    // same last page, not shrunk; a single-page leaf whose page grew changes its key
+    if (ids[n0 - 1] !== lastId[i] || !(k0 >= lt && k0 <= PS)) return null;
+    if (onePage && k0 !== lt && tpb[leafOf[i]] === n0 - 1) return null;
+    let d = k0 - lt;
+    for (let s = n0; s < n1; s++) {
+      const pg = ids[s];
+      const k = tks[s];
+      if (!(pg >= 0 && pg < NP && k >= 1 && k <= PS)) return null;
+      d += k;
+    }
+    nN[i] = n1;
+    nId[i] = ids[n1 - 1];
+    nTok[i] = tks[n1 - 1];
+    oTok[i] = k0;
+    gain[i] = d;
+    grow += n1 - n0;
+  }
+  tree.requests = reqs;
+  tree.byteViews.length = 0;
+  tree.numPages = NP;
+  const C = L.C;
+  // see accountStep
+  const old = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.pageEpoch === L.pageEpoch && grow === 0 && B.colPos.length >= C ? B.plan : undefined;
+  if (grow > 0) L.pageEpoch++;
+  const [HK, c0, , , , , minChunk, maxChunks] = L.params;
+  const { colCarry, colT, colKmax, colW, colSum, colA, colCoef, leafCols, colItem } = L;
+  const { cost, tiles } = modelFor(caps, opts, next.config);
+  const tpe = tree.pe;
+  const ttok = tree.tokens;
+  const tpos = tree.pos;
+  const kvLimit = old !== undefined ? old.queryKvLimit : I(134, R, false);
+  const segTokens = old !== undefined ? old.segTokens : kvLimit;
+  const itemTile = old !== undefined ? old.itemTile : kvLimit;
+  const colPos = old !== undefined ? B!.colPos : leafCols;
+  const bCnt = old !== undefined ? B!.colCnt : leafCols;
+  const rows = L.g;
+  let lastT = -1;
+  let lastTile = 0;
+  let leafSum = 0;
+  let leafMax = 0;
+  let splitLeaf = false;
+  for (let i = 0; i < R; i++) {
+    const x = leafOf[i];
+    const c = leafCols[i];
+    const n1 = nN[i];
+    lastN[i] = n1;
+    tpe[x] = n1;
+    lastId[i] = nId[i];
+    const lt = nTok[i];
+    lastTok[i] = lt;
+    const tk = ttok[x] + gain[i];
+    ttok[x] = tk;
+    kvLimit[i] = tpos[x] + tk;
+    // same expressions as the full build's column setup
+    const T = colCarry[c] + tk;
+    colT[c] = T;
+    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colKmax[c] = km;
+    if (km !== 1) splitLeaf = true;
+    const W = T * colA[c];
+    colW[c] = W;
+    if (W > leafMax) leafMax = W;
+    const Sm = T * colCoef[c];
+    colSum[c] = Sm;
+    leafSum += HK * (c0 + Sm); // as splitSearch adds it (see accountStep)
+    if (old !== undefined) {
+      segTokens[colPos[c] + bCnt[c] - 1] = lt;
+      if (T !== lastT) {
+        lastT = T;
+        lastTile = tiles.choose(cost, rows, T);
+      }
+      itemTile[colItem[c]] = lastTile;
+    }
+  }
+  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
+  if (old === undefined) {
+    const prev = L.plan!;
+    return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
+  }
+  const plan: Plan = { ...old };
+  B!.plan = plan;
+  L.plan = plan;
+  return plan;
 }
 
 // Stamps for accountStep's marks (no clearing between steps).

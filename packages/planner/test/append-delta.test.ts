@@ -113,7 +113,7 @@ describe('the account path (one pass over the requests, split search from the la
     return { batch: { ...b, requests }, reads: () => n };
   }
 
-  it('long decode loops (leaves growing past the split threshold, wave slots on and off) equal fresh builds; the previous plan stays intact', () => {
+  it('long decode loops (leaves growing past the split threshold, wave slots on and off, steps with and without the account mixed) equal fresh builds; the previous plan stays intact', () => {
     let fast = 0;
     let leafOnly = 0;
     fc.assert(
@@ -124,7 +124,8 @@ describe('the account path (one pass over the requests, split search from the la
         fc.constantFrom(4, 16),
         fc.constantFrom(0, 3, 40),
         fc.constantFrom(8, 16, 128),
-        (shape, config, caps0, pageSize, waveSlots, minChunkTokens) => {
+        fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
+        (shape, config, caps0, pageSize, waveSlots, minChunkTokens, withAccount) => {
           const caps = waveSlots ? { ...caps0, planningHints: { waveSlots } } : caps0;
           const opts = { minChunkTokens };
           let batch = decodeOnly(shapeBatch(shape, config, pageSize, false));
@@ -133,7 +134,7 @@ describe('the account path (one pass over the requests, split search from the la
           let prevJson = planToJSON(prevPlan);
           for (let t = 0; t < 40; t++) {
             const { batch: next, appended } = nextDecodeStep(batch);
-            const plan = stepPlanner(state, next, { appended });
+            const plan = stepPlanner(state, next, withAccount[t] ? { appended } : {});
             expect(planToJSON(plan)).toEqual(planToJSON(prefixPlanner(next, caps, opts)));
             // recycled buffers: step t's plan survives step t + 1
             expect(planToJSON(prevPlan)).toEqual(prevJson);
@@ -148,7 +149,7 @@ describe('the account path (one pass over the requests, split search from the la
       { numRuns: 60 },
     );
     // both split searches ran: from the record alone, and in full
-    expect(fast).toBeGreaterThan(1000);
+    expect(fast).toBeGreaterThan(500);
     expect(leafOnly).toBeGreaterThan(300);
     expect(fast - leafOnly).toBeGreaterThan(100);
   });
