@@ -1045,7 +1045,7 @@ export function patchAppendPlan(
 }
 
 /** Per request (indexed by request): the old last page's token count in the new batch, and the
- * new last page's id and token count (appendOnlyStep's pass 1). */
+ * new last page's id and token count (batchStep's and accountStep's records). */
 interface LeafLast {
   oTok: Int32Array;
   nId: Int32Array;
@@ -1265,203 +1265,29 @@ export interface AppendDelta {
 }
 
 /**
- * The common decode step in a few lean passes over the requests (the general `stepPlanner` path
- * takes about ten): nobody finished or joined, every request has one query and its own leaf,
- * which gains tokens (in its last page, or in new pages after it), and the previous plan
- * qualifies for a patch. Pass 1 reads, of the new batch, each request's array lengths and its last
- * one or two page entries (nothing of its earlier pages: the caller promises they are unchanged),
- * in a loop short enough that the cache misses of several requests overlap (with `appended`, the
- * caller's account, it reads no request at all and builds the same entries from the tree's
- * records of the previous batch); pass 2 checks them
- * against the tree's record of the previous batch. Until then nothing is written: when anything
- * does not fit this returns null, the state untouched, and the caller takes the general path
- * (which also reports bad input). Then the tree's leaves advance and the split search runs again
- * with the new leaf lengths; when it keeps every chunk count the plan is patched, else 'emit'
- * (the tree is current, the caller emits in full). When the recycled buffer holds the plan of two
- * steps ago and no leaf gained a page since, that plan differs from this one only in the queries'
- * KV limits, the leaves' last segment and the leaves' tiles: only those are written (O(requests),
- * a few stores each); otherwise writePatch copies the previous plan's arrays in bulk.
+ * The common decode step (nobody finished or joined, every request has one query and its own leaf,
+ * which gains tokens in its last page or in new pages after it, and the previous plan qualifies
+ * for a patch), in two short passes over the requests (the general `stepPlanner` path takes about
+ * ten): batchStep reads the batch, accountStep builds the same from the caller's account
+ * (`appended`) and the state's records. Nothing is written until the step is known to fit: else
+ * null, the state untouched, and the caller takes the general path (which also reports bad input).
+ * Then the split search runs again with the new leaf lengths; when it keeps every chunk count the
+ * plan is patched, else 'emit' (the tree is current, the caller emits in full). When the recycled
+ * buffer holds the plan of two steps ago and no leaf gained a page since, that plan differs from
+ * this one only in the queries' KV limits, the leaves' last segment and the leaves' tiles: only
+ * those are written (O(requests), a few stores each); otherwise writePatch copies the previous
+ * plan's arrays in bulk.
  */
 export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined, appended?: AppendDelta): Plan | 'emit' | null {
   const prev = L.plan;
   const reqs = next.requests;
   const R = reqs.length;
-  if (!L.patchable || !prev || prev.numQueries !== R || L.numLeafCols !== R || tree.reqLeaf.length !== R) return null;
+  // every request's own leaf, as of the last emit (the general path handles shared leaves)
+  if (!L.patchable || !L.leafExclusive || !prev || prev.numQueries !== R || L.numLeafCols !== R || tree.reqLeaf.length !== R) return null;
   const inp = L.inputs;
   if (inp[0] !== caps || inp[1] !== caps.tileMenu || inp[2] !== caps.parallelUnits || inp[3] !== caps.readBandwidthGBs || inp[4] !== opts || inp[5] !== configKey(next.config)) return null;
-  if (appended && L.leafExclusive && !opts.validate) {
-    const r = accountStep(tree, next, caps, opts, L, buffer, appended);
-    if (r !== undefined) return r;
-  }
-  if (!appended && L.leafExclusive) return batchStep(tree, next, caps, opts, L, buffer);
-  const lastN = tree.lastN;
-  const NP = next.numPages;
-  const PS = next.pageSize;
-  // pass 1: the batch's entries this step needs (new page count, old last page, new last page)
-  const nN = I(135, R, false);
-  const nId = I(136, R, false);
-  const nTok = I(137, R, false);
-  const oId = I(138, R, false);
-  const oTok = I(139, R, false);
-  const add = I(140, R, false); // tokens in pages after the old last one
-  if (appended) {
-    // The caller's account of the step: every request gained one token, in its last page or in
-    // the new page listed for it. Built from the state's own records (no request's page lists
-    // are read: they are scattered heap objects, and reading them is most of a step's cost).
-    const lastId = tree.lastId;
-    const lastTok = tree.lastTok;
-    const { newPageRequests: nr, newPageIds: np } = appended;
-    if (nr.length !== np.length) fail('bad-delta', `appended.newPageRequests has ${nr.length} entries, newPageIds ${np.length}`);
-    for (let i = 0; i < R; i++) {
-      const n0 = lastN[i];
-      nN[i] = n0;
-      oId[i] = nId[i] = lastId[i];
-      oTok[i] = nTok[i] = lastTok[i] + 1;
-      add[i] = 0;
-    }
-    for (let z = 0; z < nr.length; z++) {
-      const i = nr[z];
-      const pg = np[z];
-      if (!(Number.isInteger(i) && i >= 0 && i < R)) fail('bad-delta', `appended.newPageRequests[${z}] = ${i} is not a request of the batch (0..${R - 1})`);
-      if (nN[i] !== lastN[i]) fail('bad-delta', `appended.newPageRequests lists request ${i} twice`);
-      if (!(Number.isInteger(pg) && pg >= 0 && pg < NP)) fail('page-out-of-range', `appended.newPageIds[${z}]: page id ${pg} out of range [0, ${NP})`);
-      nN[i] = lastN[i] + 1;
-      nId[i] = pg;
-      nTok[i] = 1;
-      oTok[i] = lastTok[i];
-      add[i] = 1;
-    }
-    for (let i = 0; i < R; i++) {
-      if (nTok[i] > PS) fail('bad-delta', `request ${i}: its last page is full (${PS} tokens) but appended lists no new page for it`);
-    }
-    if (opts.validate) {
-      // check the account against the batch itself
-      for (let i = 0; i < R; i++) {
-        const q = reqs[i];
-        const n1 = q.pageIds.length;
-        if (n1 !== nN[i] || q.pageIds[n1 - 1] !== nId[i] || q.pageTokens[n1 - 1] !== nTok[i] || q.pageTokens[lastN[i] - 1] !== oTok[i] || q.numQueries !== 1) {
-          fail('bad-delta', `request ${i}: the batch does not match appended (expected ${nN[i]} pages ending with page ${nId[i]} holding ${nTok[i]} tokens)`);
-        }
-      }
-    }
-  } else for (let i = 0; i < R; i++) {
-    const q = reqs[i];
-    const ids = q.pageIds;
-    const tks = q.pageTokens;
-    if (!(ids instanceof Int32Array) || !(tks instanceof Int32Array) || q.numQueries !== 1) return null;
-    const n1 = ids.length;
-    const n0 = lastN[i];
-    if (tks.length !== n1 || n1 < n0) return null;
-    oId[i] = ids[n0 - 1];
-    oTok[i] = tks[n0 - 1];
-    nN[i] = n1;
-    nId[i] = ids[n1 - 1];
-    nTok[i] = tks[n1 - 1];
-    let d = 0;
-    for (let s = n0; s < n1; s++) {
-      const pg = ids[s];
-      const k = tks[s];
-      if (!(pg >= 0 && pg < NP && k >= 1 && k <= PS)) return null;
-      d += k;
-    }
-    add[i] = d;
-  }
-  // pass 2: against the previous batch (same last page, not shrunk, own leaf; a leaf whose first
-  // page grew changes its key: general path); the leaves' new lengths and column inputs
-  const lastId = tree.lastId;
-  const lastTok = tree.lastTok;
-  const leafOf = tree.reqLeaf;
-  const refCount = tree.refCount;
-  const tpb = tree.pb;
-  const ttok = tree.tokens;
-  const tpos = tree.pos;
-  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots] = L.params;
-  const { colPool, colCarry, colPb, colT, colKmax, colW, colSum, colA, colCoef, leafCols } = L;
-  const leafTok = I(141, R, false);
-  const kvLimit = I(134, R, false);
-  // the recycled buffer holds the plan of two steps ago with every leaf's page count unchanged
-  const B = buffer;
-  let same = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.colPos.length >= L.C;
-  const bCnt = B !== undefined ? B.colCnt : leafTok;
-  let grow = 0;
-  let leafSum = 0;
-  let leafMax = 0;
-  let splitLeaf = false;
-  for (let i = 0; i < R; i++) {
-    const x = leafOf[i];
-    const lt = lastTok[i];
-    const k0 = oTok[i];
-    const n0 = lastN[i];
-    if (oId[i] !== lastId[i] || refCount[x] !== 1 || !(k0 >= lt && k0 <= PS) || (k0 !== lt && tpb[x] === n0 - 1)) return null;
-    const c = leafCols[i];
-    if (colPool[c] !== x) return null;
-    const tk = ttok[x] + k0 - lt + add[i];
-    leafTok[i] = tk;
-    kvLimit[i] = tpos[x] + tk;
-    const n1 = nN[i];
-    grow += n1 - n0;
-    if (same && bCnt[c] !== n1 - colPb[c]) same = false;
-    // same expressions as the full build's column setup
-    const T = colCarry[c] + tk;
-    colT[c] = T;
-    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
-    colKmax[c] = km;
-    if (km !== 1) splitLeaf = true;
-    const W = T * colA[c];
-    colW[c] = W;
-    if (W > leafMax) leafMax = W;
-    const Sm = T * colCoef[c];
-    colSum[c] = Sm;
-    leafSum += HK * (c0 + Sm); // as splitSearch adds it (see accountStep)
-  }
-  // commit: the tree's requests, leaves and last-page records. The tree refers to the batch's own
-  // request list (never written through: see RadixTree.requests); no copy, no allocation.
-  tree.requests = reqs;
-  tree.byteViews.length = 0;
-  const tpe = tree.pe;
-  for (let i = 0; i < R; i++) {
-    const x = leafOf[i];
-    tpe[x] = nN[i];
-    ttok[x] = leafTok[i];
-  }
-  lastN.set(nN.subarray(0, R));
-  lastId.set(nId.subarray(0, R));
-  lastTok.set(nTok.subarray(0, R));
-  tree.numPages = NP;
-  if (grow > 0) L.pageEpoch++;
-  const C = L.C;
-  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
-  const { cost, tiles } = modelFor(caps, opts, next.config);
-  if (!same) return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, buffer, { oTok, nId, nTok });
-  // the buffer's plan of two steps ago: rewrite what changed since
-  const old = B!.plan!;
-  const itemTile = old.itemTile;
-  const segPage = old.segPage;
-  const segTokens = old.segTokens;
-  const colPos = B!.colPos;
-  const colItem = L.colItem;
-  old.queryKvLimit.set(kvLimit.subarray(0, R));
-  const rows = L.g;
-  let lastT = -1;
-  let lastTile = 0;
-  for (let i = 0; i < R; i++) {
-    const c = leafCols[i];
-    const e = colPos[c] + bCnt[c] - 1;
-    segPage[e] = nId[i];
-    segTokens[e] = nTok[i];
-    const T = colT[c];
-    if (T !== lastT) {
-      lastT = T;
-      lastTile = tiles.choose(cost, rows, T);
-    }
-    itemTile[colItem[c]] = lastTile;
-  }
-  const plan: Plan = { ...old };
-  B!.plan = plan;
-  // the per-column check above found the buffer's page counts current
-  B!.pageEpoch = L.pageEpoch;
-  L.plan = plan;
-  return plan;
+  if (appended) return accountStep(tree, next, caps, opts, L, buffer, appended) ?? null;
+  return batchStep(tree, next, caps, opts, L, buffer);
 }
 
 /**
@@ -1666,6 +1492,23 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
       }
     }
     if (!any) L.onePageLeaves = false;
+  }
+  if (opts.validate) {
+    // check the account against the batch itself
+    const newId = I(143, R, false);
+    for (let z = 0; z < nnew; z++) newId[nr[z]] = np[z];
+    for (let i = 0; i < R; i++) {
+      const q = reqs[i];
+      const isNew = mark[i] === st;
+      const n0 = lastN[i];
+      const n1 = isNew ? n0 + 1 : n0;
+      const id = isNew ? newId[i] : lastId[i];
+      const tok = isNew ? 1 : lastTok[i] + 1;
+      const oTok = isNew ? lastTok[i] : tok;
+      if (q.pageIds.length !== n1 || q.pageIds[n1 - 1] !== id || q.pageTokens[n1 - 1] !== tok || q.pageTokens[n0 - 1] !== oTok || q.numQueries !== 1) {
+        fail('bad-delta', `request ${i}: the batch does not match appended (expected ${n1} pages ending with page ${id} holding ${tok} tokens)`);
+      }
+    }
   }
   // commit: new pages first (their old last page keeps its tokens)
   const oTok = I(139, R, false); // the old last page's tokens, for requests that started a page
