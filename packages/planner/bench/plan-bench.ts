@@ -76,7 +76,10 @@ function decodeLoop(batch: ReturnType<typeof workload>, steps: number): { sample
 // leaves behind, does not fall inside the timed steps), stepping with the batch alone or with the
 // caller's account of each step (stepPlanner's delta.appended: which requests started a new page),
 // which spares the step reading every request's page lists.
-function prebuiltLoop(batch: ReturnType<typeof workload>, steps: number, account: boolean): number[] {
+// Steps of the prebuilt loops with the account that took the account path (accountStep), and of
+// those, the ones whose split search ran from the last one's record (per case).
+const accountPath = new Map<string, { steps: number; accountSteps: number; leafSearches: number }>();
+function prebuiltLoop(batch: ReturnType<typeof workload>, steps: number, account: boolean, name = ''): number[] {
   const seq: Array<ReturnType<typeof nextDecodeStep>> = [];
   let b = batch;
   for (let i = 0; i < steps + 5; i++) {
@@ -92,6 +95,13 @@ function prebuiltLoop(batch: ReturnType<typeof workload>, steps: number, account
     stepPlanner(st, nb, account ? { appended } : undefined);
     const dt = (performance.now() - t0) * 1e3;
     if (i >= 5) xs.push(dt);
+  }
+  if (account) {
+    const a = accountPath.get(name) ?? { steps: 0, accountSteps: 0, leafSearches: 0 };
+    a.steps += seq.length;
+    a.accountSteps += st.layout.accountSteps;
+    a.leafSearches += st.layout.leafSearches;
+    accountPath.set(name, a);
   }
   return xs;
 }
@@ -134,7 +144,7 @@ for (let round = 0; round < rounds; round++) {
     a.loop.push(...loop.samples);
     a.touch.push(...touchLoop(batch, Math.min(per, 40)));
     a.pre.push(...prebuiltLoop(batch, Math.min(per, 40), false));
-    a.preAccount.push(...prebuiltLoop(batch, Math.min(per, 40), true));
+    a.preAccount.push(...prebuiltLoop(batch, Math.min(per, 40), true, name));
     a.patched += loop.patched;
     a.steps += loop.steps;
   }
@@ -159,6 +169,7 @@ const results = cases.map(([name, batch]) => {
     decodeLoopStepUs: loop,
     prebuiltLoopStepUs: quantiles(a.pre),
     prebuiltLoopAccountStepUs: quantiles(a.preAccount),
+    prebuiltLoopAccountPath: accountPath.get(name),
     stepInputTouchUs: quantiles(a.touch),
     inputPages: batch.requests.reduce((n, q) => n + q.pageIds.length, 0),
     inputReadUs: inputReadUs(batch),
@@ -166,7 +177,7 @@ const results = cases.map(([name, batch]) => {
     perRequestPredictedTimeUs: base.predictedTimeUs,
   };
   console.log(
-    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched, input touch ${quantiles(a.touch).median.toFixed(1)})  prebuilt ${quantiles(a.pre).median.toFixed(1).padStart(6)} µs, with account ${quantiles(a.preAccount).median.toFixed(1).padStart(6)} µs  items ${m.workItems}`,
+    `${name.padEnd(9)} ${String(row.requests).padStart(5)} req  full ${full.median.toFixed(1).padStart(8)} µs (p10 ${full.p10.toFixed(1)}, p90 ${full.p90.toFixed(1)})  trusted ${trusted.median.toFixed(1).padStart(7)} µs  step ${step.median.toFixed(1).padStart(7)} µs (p10 ${step.p10.toFixed(1)}, p90 ${step.p90.toFixed(1)})  join/finish ${join.median.toFixed(1).padStart(7)} µs  loop ${loop.median.toFixed(1).padStart(7)} µs (${loop.patched}/${loop.steps} patched, input touch ${quantiles(a.touch).median.toFixed(1)})  prebuilt ${quantiles(a.pre).median.toFixed(1).padStart(6)} µs, with account ${quantiles(a.preAccount).median.toFixed(1).padStart(6)} µs (p90 ${quantiles(a.preAccount).p90.toFixed(1)})  items ${m.workItems}`,
   );
   return row;
 });
@@ -185,7 +196,7 @@ const out = {
   rounds,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over all samples of a case: ROUNDS rounds of ITERS/ROUNDS iterations each (after 25 warm-up iterations per round), cases interleaved round by round',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. prebuiltLoopStepUs / prebuiltLoopAccountStepUs: the decode loop over batches built beforehand (no batch building or its garbage collection between steps), stepping with the batch alone / with the caller’s account of each step (stepPlanner delta.appended). stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. prebuiltLoopStepUs / prebuiltLoopAccountStepUs: the decode loop over batches built beforehand (no batch building or its garbage collection between steps), stepping with the batch alone / with the caller’s account of each step (stepPlanner delta.appended); prebuiltLoopAccountPath: of those steps with the account, how many took the account path (accountStep: one pass over the requests) and how many of these redid the split search from the last one’s record (leafSearches) rather than over every column. stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
