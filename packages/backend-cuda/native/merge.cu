@@ -2,9 +2,16 @@
 //
 // Tile: one warp per (query, query head) of the queries that have zero or several partial
 // slots (a query with exactly one is written directly by the attention kernel). Lane l owns the
-// output elements d = l, l + 32, … (headDim / 32 of them) and accumulates them in f32 over the
-// query's slots: pass 1 finds max lse, pass 2 sums exp(lse - max)·o.
-// Bytes: per (query, head) and slot, headDim·4 + 4 read; headDim·4 + 4 written. FLOPs: ~2·headDim per slot.
+// VEC = headDim / 32 contiguous output elements [VEC·l, VEC·l + VEC) (one 8- or 16-byte load per
+// slot, so a warp reads each partial row as one coalesced 256–1024-byte line).
+// Slots are taken 32 at a time: lane j loads slot j's index and lse (independent loads), the warp
+// reduces the max and the weights exp(lse − max) with shuffles, then every lane accumulates its
+// elements over the batch with the slot index and weight broadcast by shuffle — no dependent
+// global load inside the accumulation loop, which is unrolled so several rows are in flight
+// (the first version walked the slots one dependent load chain at a time: W3's merge took 13 µs,
+// docs/benchmarks/cuda-h100-ncu-w1-w3-w5-2026-11-23.json).
+// Bytes: per (query, head) and slot, headDim·4 + 4 read + 4 (slot id); headDim·4 + 4 written.
+// FLOPs: ~2·headDim per slot.
 #include "common.cuh"
 
 #include <cmath>
@@ -12,9 +19,45 @@
 namespace canopy {
 namespace {
 
+template <int VEC>
+struct Vec;
+template <>
+struct Vec<2> {
+  float v[2];
+  __device__ __forceinline__ void load(const float* p) {
+    const float2 a = *reinterpret_cast<const float2*>(p);
+    v[0] = a.x, v[1] = a.y;
+  }
+  __device__ __forceinline__ void store(float* p) const { *reinterpret_cast<float2*>(p) = make_float2(v[0], v[1]); }
+};
+template <>
+struct Vec<4> {
+  float v[4];
+  __device__ __forceinline__ void load(const float* p) {
+    const float4 a = *reinterpret_cast<const float4*>(p);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w;
+  }
+  __device__ __forceinline__ void store(float* p) const {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  }
+};
+template <>
+struct Vec<8> {
+  float v[8];
+  __device__ __forceinline__ void load(const float* p) {
+    const float4 a = *reinterpret_cast<const float4*>(p);
+    const float4 b = *reinterpret_cast<const float4*>(p + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  }
+  __device__ __forceinline__ void store(float* p) const {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+};
+
 template <int D>
 __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
-  constexpr int PER = D / 32;
+  constexpr int VEC = D / 32;
   const int warpId = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
   if (warpId >= p.numMergeQueries * p.numQoHeads) return;
@@ -22,32 +65,53 @@ __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
   const int h = warpId % p.numQoHeads;
   const int b = p.mergeBegin[q];
   const int e = p.mergeBegin[q + 1];
+  // Running (max, sum of weights, weighted sum) over batches of 32 slots, rescaled as the max grows.
   float M = -INFINITY;
-  for (int j = b + lane; j < e; j += 32) {
-    M = fmaxf(M, p.partLse[static_cast<size_t>(p.mergeSlots[j]) * p.numQoHeads + h]);
-  }
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
-  float acc[PER];
-#pragma unroll
-  for (int i = 0; i < PER; ++i) acc[i] = 0.f;
   float L = 0.f;
-  if (M != -INFINITY) {
-    for (int j = b; j < e; ++j) {
-      const size_t row = static_cast<size_t>(p.mergeSlots[j]) * p.numQoHeads + h;
-      const float lse = p.partLse[row];
-      if (lse == -INFINITY) continue;  // an empty state contributes nothing
-      const float wgt = __expf(lse - M);
-      L += wgt;
-      const float* src = p.partO + row * D;
+  float acc[VEC];
 #pragma unroll
-      for (int i = 0; i < PER; ++i) acc[i] += wgt * src[lane + 32 * i];
+  for (int i = 0; i < VEC; ++i) acc[i] = 0.f;
+  for (int j0 = b; j0 < e; j0 += 32) {
+    const int n = min(32, e - j0);
+    size_t row = 0;
+    float lse = -INFINITY;
+    if (lane < n) {
+      row = static_cast<size_t>(p.mergeSlots[j0 + lane]) * p.numQoHeads + h;
+      lse = p.partLse[row];
+    }
+    float bm = lse;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) bm = fmaxf(bm, __shfl_xor_sync(0xffffffffu, bm, off));
+    if (bm == -INFINITY) continue;  // only empty states in this batch: they contribute nothing
+    const float Mn = fmaxf(M, bm);
+    const float scale = __expf(M - Mn);  // 0 when M was -inf (nothing accumulated yet)
+    M = Mn;
+    // an empty state (lse = -inf) gets weight 0 and its (zero) row is skipped below
+    const float w = __expf(lse - M);
+    float ws = w;
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) ws += __shfl_xor_sync(0xffffffffu, ws, off);
+    L = L * scale + ws;
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) acc[i] *= scale;
+    const float* base = p.partO + VEC * lane;
+#pragma unroll 4
+    for (int j = 0; j < n; ++j) {
+      const float wj = __shfl_sync(0xffffffffu, w, j);
+      const unsigned long long rj = __shfl_sync(0xffffffffu, static_cast<unsigned long long>(row), j);
+      if (wj == 0.f) continue;  // warp-uniform
+      Vec<VEC> x;
+      x.load(base + rj * D);
+#pragma unroll
+      for (int i = 0; i < VEC; ++i) acc[i] += wj * x.v[i];
     }
   }
-  float* dst = p.out + (static_cast<size_t>(q) * p.numQoHeads + h) * D;
+  float* dst = p.out + (static_cast<size_t>(q) * p.numQoHeads + h) * D + VEC * lane;
   const float inv = L > 0.f ? 1.f / L : 0.f;
+  Vec<VEC> o;
 #pragma unroll
-  for (int i = 0; i < PER; ++i) dst[lane + 32 * i] = acc[i] * inv;
+  for (int i = 0; i < VEC; ++i) o.v[i] = acc[i] * inv;
+  o.store(dst);
   if (lane == 0) {
     p.outLse[static_cast<size_t>(q) * p.numQoHeads + h] = L > 0.f ? M + logf(L) : -INFINITY;
   }
