@@ -45,10 +45,11 @@ if [ "$mode" = profile ]; then
   for r in barrier long_scoreboard short_scoreboard mio_throttle math_pipe_throttle wait not_selected selected dispatch_stall lg_throttle tex_throttle membar branch_resolving no_instruction drain misc; do
     M="$M,smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio"
   done
-  timeout 400 "$NCU" --clock-control none -k regex:${NCU_KERNEL:-attn} --launch-count ${NCU_COUNT:-4} \
+  # --no-conformance: otherwise the conformance cases' kernels come first and use up the launch count.
+  timeout 400 "$NCU" --clock-control none -k regex:${NCU_KERNEL:-'attn|merge'} --launch-count ${NCU_COUNT:-40} \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --metrics "${M:1}" \
-    node $D/driver.mjs --mode profile --out "$OUT/profile.json" "${@:2}" > "$OUT/ncu.txt" 2>&1
+    node $D/driver.mjs --mode profile --no-conformance --out "$OUT/profile.json" "${@:2}" > "$OUT/ncu.txt" 2>&1
   echo "ncu rc=$?"; grep -E "attn|Duration|Warp Cycles|Issued Warp|Eligible Warps|issue_stalled" "$OUT/ncu.txt" | head -150
 fi
 if [ "$mode" = all ] || [ "$mode" = sanitize ]; then
