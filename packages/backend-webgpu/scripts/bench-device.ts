@@ -7,7 +7,8 @@
  *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
  *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
  *   --blocked adds the register-blocked kernel configurations; --b2 the blocked layout 2, decode
- *   kernel and chunk-bound configurations; --configs a,b keeps only those; --planners prefix)
+ *   kernel and chunk-bound configurations; --split split-KV bounds on the default menu; --configs a,b
+ *   keeps only those; --planners prefix)
  *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
 import {
@@ -27,7 +28,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildBatch, scaleTree } from '../../../apps/bench/src/tree.js';
 import { builtinWorkload } from '../../../apps/bench/src/workloads.js';
-import { WebGpuBackend, BLOCKED_VARIANTS, DEFAULT_VARIANTS, type KernelVariant, type WebGpuBackendOptions } from '../src/index.js';
+import { WebGpuBackend, BLOCKED_VARIANTS, BLOCKED2_VARIANTS, DEFAULT_VARIANTS, type KernelVariant, type WebGpuBackendOptions } from '../src/index.js';
 
 declare const __CANOPY_COMMIT__: string;
 
@@ -65,7 +66,7 @@ if (flag('blocked')) {
   const [d4, b16, b64] = BLOCKED_VARIANTS;
   const r16 = DEFAULT_VARIANTS[1];
   configs.push(
-    { name: 'blocked', options: { blocked: true } },
+    { name: 'blocked', options: { blocked: true, blockedMenu: 1 } },
     // only the 64-row tile blocked (the 16-row one on the shared-tiling kernel)
     { name: 'blocked64', options: { variants: [d4, r16, b64] } },
     // 8-token KV blocks (39 KiB of workgroup memory instead of 45: more workgroups per SM)
@@ -84,7 +85,7 @@ if (flag('b2')) {
   const b64v2: KernelVariant = { ...b64, blockedVersion: 2 };
   const dec: KernelVariant = { ...d4, decode: true };
   configs.push(
-    { name: 'blocked', options: { blocked: true } },
+    { name: 'blocked', options: { blocked: true, blockedMenu: 1 } },
     { name: 'b2', options: { variants: [d4, b16v2, b64v2] } },
     { name: 'b2-pv2', options: { variants: [d4, b16v2, { ...b64v2, pvRowQuads: 2 }] } },
     { name: 'b2-kv8', options: { variants: [d4, b16v2, { ...b64v2, kvBlock: 8 }] } },
@@ -96,6 +97,20 @@ if (flag('b2')) {
     { name: 'b2dec-max4096', options: { variants: [dec, b16v2, { ...b64v2, maxChunk: 4096 }] } },
     { name: 'b2dec-min512', options: { variants: [dec, b16v2, { ...b64v2, minChunk: 512 }] } },
     { name: 'b2dec-split8', options: { variants: [dec, b16v2, b64v2], split: { targetUnits: 132 * 8 } } },
+  );
+}
+if (flag('split')) {
+  // next step (not yet measured): split-KV bounds on BLOCKED2_VARIANTS, the default menu since the
+  // b2 run. In that run targetUnits 132·8 gave W1 −10%, W3 −14%, W2 +7%; minChunk 512 on the 64-row
+  // variant W2 −5%, W3 −6%, W1 +7% (both with 2 tokens per lane and 1 row quad)
+  const [dec, b16, b64] = BLOCKED2_VARIANTS;
+  configs.push(
+    { name: 'blocked1', options: { blocked: true, blockedMenu: 1 } },
+    { name: 'split8', options: { split: { targetUnits: 132 * 8 } } },
+    { name: 'min384', options: { variants: [dec, b16, { ...b64, minChunk: 384 }] } },
+    { name: 'min256', options: { variants: [dec, b16, { ...b64, minChunk: 256 }] } },
+    { name: 'dec-min256', options: { variants: [{ ...dec, minChunk: 256 }, b16, b64] } },
+    { name: 'split12-min384', options: { variants: [dec, b16, { ...b64, minChunk: 384 }], split: { targetUnits: 132 * 12 } } },
   );
 }
 const only = opt('configs', '');

@@ -21,6 +21,7 @@ import { specialize } from './specialize.js';
 import { rolesModule, type RoleBody } from './roles.js';
 import {
   BLOCKED_VARIANTS,
+  BLOCKED2_VARIANTS,
   blockedShape,
   blocked2Shape,
   decodeShape,
@@ -59,13 +60,19 @@ export interface WebGpuBackendOptions extends AcquireOptions {
    */
   dispatch?: 'per-variant' | 'roles';
   /**
-   * Run many-row (shared-prefix) tiles on the register-blocked kernel (attention_blocked.wgsl,
-   * menu BLOCKED_VARIANTS) instead of the shared-tiling one (DEFAULT_VARIANTS). Default from the
-   * CANOPY_WEBGPU_BLOCKED environment variable ('1'/'0'), else on for GPU adapters and off for CPU
-   * ones (whose default menu is CPU_VARIANTS anyway; this picks the menu when `tiling` is given).
+   * Run many-row (shared-prefix) tiles on the register-blocked kernel instead of the shared-tiling
+   * one (menu DEFAULT_VARIANTS). Default from the CANOPY_WEBGPU_BLOCKED environment variable
+   * ('0' off, '1' or '2' on with that `blockedMenu`), else on for GPU adapters and off for CPU ones
+   * (whose default menu is CPU_VARIANTS anyway; this picks the menu when `tiling` is given).
    * Ignored when `variants` is given (mark variants `blocked` there).
    */
   blocked?: boolean;
+  /**
+   * Which blocked menu: 2 (default) BLOCKED2_VARIANTS (decode kernel for 4-row tiles, blocked
+   * layout 2 for 16/64 rows), 1 BLOCKED_VARIANTS (the session-3 menu: blocked layout 1, the
+   * `direct` 4-row variant). Default from CANOPY_WEBGPU_BLOCKED ('1' or '2'), else 2.
+   */
+  blockedMenu?: 1 | 2;
 }
 
 interface Dispatch {
@@ -129,8 +136,10 @@ export class WebGpuBackend implements AttentionBackend {
   private readonly timestamps: boolean;
   readonly tiling: 'shared' | 'direct';
   readonly dispatch: 'per-variant' | 'roles';
-  /** Whether the GPU menu is BLOCKED_VARIANTS (option `blocked` / CANOPY_WEBGPU_BLOCKED). */
+  /** Whether the GPU menu is a blocked one (option `blocked` / CANOPY_WEBGPU_BLOCKED). */
   readonly blocked: boolean;
+  /** Which blocked menu: 2 BLOCKED2_VARIANTS, 1 BLOCKED_VARIANTS (option `blockedMenu` / CANOPY_WEBGPU_BLOCKED). */
+  readonly blockedMenu: 1 | 2;
 
   private constructor(info: DeviceInfo, opts: WebGpuBackendOptions) {
     this.gpu = info;
@@ -138,12 +147,17 @@ export class WebGpuBackend implements AttentionBackend {
     // CPU adapters get one variant: lavapipe spends tens of seconds on the first dispatch of each
     // new pipeline (see README), and workgroup-memory tiling buys nothing on a CPU.
     const envBlocked = typeof process !== 'undefined' ? process.env?.CANOPY_WEBGPU_BLOCKED : undefined;
-    if (envBlocked !== undefined && envBlocked !== '' && envBlocked !== '0' && envBlocked !== '1') {
-      throw new CanopyError('bad-option', `webgpu: CANOPY_WEBGPU_BLOCKED must be '0' or '1', got ${JSON.stringify(envBlocked)}`);
+    if (envBlocked !== undefined && envBlocked !== '' && envBlocked !== '0' && envBlocked !== '1' && envBlocked !== '2') {
+      throw new CanopyError('bad-option', `webgpu: CANOPY_WEBGPU_BLOCKED must be '0', '1' or '2', got ${JSON.stringify(envBlocked)}`);
+    }
+    if (opts.blockedMenu !== undefined && opts.blockedMenu !== 1 && opts.blockedMenu !== 2) {
+      throw new CanopyError('bad-option', `webgpu: blockedMenu must be 1 or 2, got ${JSON.stringify(opts.blockedMenu)}`);
     }
     // default on GPUs: faster on every shared-prefix workload on the H100 (README)
-    this.blocked = opts.blocked ?? (envBlocked === '1' ? true : envBlocked === '0' ? false : !info.isCpu);
-    const gpuMenu = this.blocked ? BLOCKED_VARIANTS : DEFAULT_VARIANTS;
+    this.blocked = opts.blocked ?? (envBlocked === '1' || envBlocked === '2' ? true : envBlocked === '0' ? false : !info.isCpu);
+    // menu 2 (decode kernel, blocked layout 2): faster than menu 1 on W1–W5 on the H100 (README)
+    this.blockedMenu = opts.blockedMenu ?? (envBlocked === '1' ? 1 : 2);
+    const gpuMenu = this.blocked ? (this.blockedMenu === 1 ? BLOCKED_VARIANTS : BLOCKED2_VARIANTS) : DEFAULT_VARIANTS;
     this.variants = (opts.variants ?? (info.isCpu && opts.tiling === undefined ? CPU_VARIANTS : gpuMenu)).map((v) => ({ ...v }));
     const lim = info.device.limits;
     const units = opts.parallelUnits ?? guessParallelUnits(info);

@@ -3,7 +3,7 @@ export { webgpuBackendFactory } from './factory.js';
 export { acquireDevice, getAdapter, getGpu, describeAdapter, type AcquireOptions, type DeviceInfo } from './device.js';
 export {
   BLOCKED_VARIANTS,
-  DECODE_VARIANTS,
+  BLOCKED2_VARIANTS,
   blockedShape,
   blocked2Shape,
   decodeShape,

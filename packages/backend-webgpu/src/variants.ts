@@ -28,7 +28,7 @@ export interface KernelVariant {
    * invocation in S, the softmax step on the invocations that hold the scores); default 1.
    */
   blockedVersion?: 1 | 2;
-  /** Blocked layout 2 only: row quads per invocation in O += P·V (default: the first of 1, 2, 4 that tiles). */
+  /** Blocked layout 2 only: row quads per invocation in O += P·V, tried first (default: the first of 1, 2, 4 that tiles). */
   pvRowQuads?: number;
   /**
    * Decode kernel (attention_decode.wgsl) for 4-row units: lane groups read whole K/V rows once
@@ -70,10 +70,19 @@ export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
 ];
 
 /**
- * BLOCKED_VARIANTS with the decode kernel (attention_decode.wgsl) for the 4-row tile: one read of
- * each K/V row per 4 rows, coalesced raw words, next block in registers.
+ * The GPU default since the 2026-11-23 session-4 H100 run (docs/benchmarks/webgpu-h100-b2-2026-11-23.json):
+ * the decode kernel (attention_decode.wgsl, 4 tokens per lane group) for the 4-row tile and the
+ * blocked kernel's layout 2 (attention_blocked2.wgsl) for the 16- and 64-row tiles (2 row quads
+ * per invocation in O at 64 rows). Against BLOCKED_VARIANTS in that run: the decode kernel alone
+ * W4 934 → 696 µs (tokensPerLane 4; 744 with 2), W1 453 → 430, W2 825 → 795; layout 2 with 2 row
+ * quads alone W5 3899 → 3777, W1 → 437, W3 486 → 470; both (with 1 row quad and 2 tokens per
+ * lane, config b2dec) faster on all five.
  */
-export const DECODE_VARIANTS: readonly KernelVariant[] = [{ ...DEFAULT_VARIANTS[0], decode: true }, BLOCKED_VARIANTS[1], BLOCKED_VARIANTS[2]];
+export const BLOCKED2_VARIANTS: readonly KernelVariant[] = [
+  { ...DEFAULT_VARIANTS[0], decode: true, tokensPerLane: 4 },
+  { ...BLOCKED_VARIANTS[1], blockedVersion: 2 },
+  { ...BLOCKED_VARIANTS[2], blockedVersion: 2, pvRowQuads: 2 },
+];
 
 /** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */
 export const CPU_VARIANTS: readonly KernelVariant[] = [{ rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32, direct: true }];
@@ -202,7 +211,8 @@ export function blocked2Shape(rows: number, kvBlock: number, headDim: number, su
   if (wg > 256 || wg < 8) return undefined;
   const perThread = (rows * d4) / wg; // O vec4 per invocation
   if (!Number.isInteger(perThread) || perThread > 16) return undefined;
-  for (const rq of pvRowQuads ? [pvRowQuads] : [1, 2, 4]) {
+  // a requested row-quad count is tried first; where it does not tile the others are tried
+  for (const rq of pvRowQuads ? [pvRowQuads, 1, 2, 4] : [1, 2, 4]) {
     const pvVec4 = perThread / (4 * rq);
     if (!Number.isInteger(pvVec4) || pvVec4 < 1 || rq4 % rq !== 0 || d4 % pvVec4 !== 0) continue;
     if ((rq4 / rq) * (d4 / pvVec4) !== wg) continue;

@@ -2,7 +2,7 @@ import { randomKvCache, randomQueries, referenceAttention, validatePlan, type At
 import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { BLOCKED_VARIANTS, blockedShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { BLOCKED_VARIANTS, BLOCKED2_VARIANTS, blockedShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
 import { maxErr, SHARED_TREE, testPlan } from './plans.js';
 
@@ -87,17 +87,24 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reaso
     const b = await WebGpuBackend.create({ tiling: 'shared' });
     try {
       expect(b.blocked).toBe(!b.gpu.isCpu);
+      expect(b.blockedMenu).toBe(2);
     } finally {
       await b.dispose();
     }
     const old = process.env.CANOPY_WEBGPU_BLOCKED;
     try {
-      process.env.CANOPY_WEBGPU_BLOCKED = '1';
-      const forced = await WebGpuBackend.create({ tiling: 'shared' });
-      expect(forced.blocked).toBe(true);
-      await forced.dispose();
+      for (const [env, menu] of [['1', BLOCKED_VARIANTS], ['2', BLOCKED2_VARIANTS]] as const) {
+        process.env.CANOPY_WEBGPU_BLOCKED = env;
+        const forced = await WebGpuBackend.create({ tiling: 'shared' });
+        expect(forced.blocked).toBe(true);
+        expect(forced.blockedMenu).toBe(Number(env));
+        expect(forced.capabilities.tileMenu).toEqual(menu.map((v) => ({ rows: v.rows, kvBlock: v.kvBlock })));
+        await forced.dispose();
+      }
       process.env.CANOPY_WEBGPU_BLOCKED = 'yes';
-      await expect(WebGpuBackend.create()).rejects.toThrow(/CANOPY_WEBGPU_BLOCKED must be '0' or '1', got "yes"/);
+      await expect(WebGpuBackend.create()).rejects.toThrow(/CANOPY_WEBGPU_BLOCKED must be '0', '1' or '2', got "yes"/);
+      delete process.env.CANOPY_WEBGPU_BLOCKED;
+      await expect(WebGpuBackend.create({ blockedMenu: 3 as 2 })).rejects.toThrow(/blockedMenu must be 1 or 2, got 3/);
     } finally {
       if (old === undefined) delete process.env.CANOPY_WEBGPU_BLOCKED;
       else process.env.CANOPY_WEBGPU_BLOCKED = old;

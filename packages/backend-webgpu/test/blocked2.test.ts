@@ -2,7 +2,7 @@ import { randomKvCache, randomQueries, referenceAttention, validatePlan, type At
 import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { BLOCKED_VARIANTS, blocked2Shape, prepareLayout, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { BLOCKED_VARIANTS, BLOCKED2_VARIANTS, blocked2Shape, prepareLayout, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
 import { maxErr, SHARED_TREE, testPlan } from './plans.js';
 
@@ -32,7 +32,9 @@ describe('blocked layout 2 shapes', () => {
     expect(blocked2Shape(64, 16, 128, true)!.workgroupBytes).toBe(46864);
     expect(blocked2Shape(64, 16, 128, false)!.workgroupBytes).toBeLessThanOrEqual(48 * 1024);
     expect(blocked2Shape(64, 16, 128, true, 2)!.pvVec4).toBe(1);
-    expect(blocked2Shape(64, 16, 128, true, 3)).toBeUndefined();
+    // a row-quad count that does not tile falls back to one that does (2 at d64 needs half a vec4)
+    expect(blocked2Shape(64, 16, 128, true, 3)!.pvRowQuads).toBe(1);
+    expect(blocked2Shape(64, 16, 64, true, 2)!.pvRowQuads).toBe(1);
     expect(blocked2Shape(64, 6, 128, true)).toBeUndefined(); // 3 tokens per lane group: not a power of two
     expect(blocked2Shape(64, 32, 128, true)).toBeUndefined(); // 512 invocations
     expect(blocked2Shape(6, 16, 64, true)).toBeUndefined();
@@ -59,6 +61,35 @@ describe('blocked layout 2 shapes', () => {
 });
 
 describe.skipIf(!avail.available)(`webgpu register-blocked kernel, layout 2 (${avail.reason})`, () => {
+  it('the GPU default menu (BLOCKED2_VARIANTS: decode kernel, layout 2 at 16 and 64 rows) matches the reference', async () => {
+    // forced on this (CPU) adapter through `tiling`; d64 f16, GQA 4: tree plans with all three tiles
+    // and prefix plans of the shared and hybrid trees
+    const b = await WebGpuBackend.create({ tiling: 'shared', blocked: true });
+    try {
+      expect(b.capabilities.tileMenu).toEqual(BLOCKED2_VARIANTS.map((v) => ({ rows: v.rows, kvBlock: v.kvBlock })));
+      const ran = new Set<string>();
+      for (const spec of [SHARED_TREE, HYBRID_TREE]) {
+        const config: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
+        const batch = batchFromTree(spec, config, 16, 7);
+        const cache = randomKvCache(batch.numPages, batch.pageSize, config, 11);
+        const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
+        const queries = randomQueries(nq, config, 12);
+        const ref = referenceAttention(batch, cache, queries);
+        await b.setKvCache(cache);
+        for (const plan of [testPlan(batch, { mode: 'tree', chunk: 40, maxQueries: 16, tiles }), prefix(batch, b.capabilities)]) {
+          validatePlan(plan, batch);
+          for (const k of b.layoutOf(plan, queries).kernels) ran.add(k.split('/')[3]);
+          const got = await b.run(plan, queries);
+          expect(maxErr(got.out, ref.out), `out (${plan.planner})`).toBeLessThanOrEqual(2e-3);
+          expect(maxErr(got.lse, ref.lse), `lse (${plan.planner})`).toBeLessThanOrEqual(2e-3);
+        }
+      }
+      expect([...ran].sort()).toEqual(['blocked2', 'decode']);
+    } finally {
+      await b.dispose();
+    }
+  }, 300_000);
+
   // Forced on this (CPU) adapter: d64 f16 with the 64-row, 256-invocation shape (row reductions by
   // subgroup shuffles where the adapter has subgroups of 8 or more, as lavapipe does), the same
   // with the workgroup-memory reductions and 48-token chunks (maxChunk), and d128 f32 with 16 rows,

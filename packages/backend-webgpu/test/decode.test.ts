@@ -2,7 +2,7 @@ import { randomKvCache, randomQueries, referenceAttention, validatePlan, type At
 import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { DECODE_VARIANTS, decodeShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
+import { BLOCKED2_VARIANTS, decodeShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
 import { maxErr, SHARED_TREE, testPlan } from './plans.js';
 
@@ -27,11 +27,11 @@ describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () =
   // per-request plans (chunks of 7 tokens: partial blocks), prefix plans of a hybrid tree (causal
   // prefill rows), GQA 1 and 4. The other variant is the shared-tiling 16-row one.
   for (const [dtype, d, variant, cases] of [
-    ['f16', 64, DECODE_VARIANTS[0], [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
-    ['f32', 32, { ...DECODE_VARIANTS[0], workgroupSize: 64, tokensPerLane: 3 }, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
+    ['f16', 64, BLOCKED2_VARIANTS[0], [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
+    ['f32', 32, { ...BLOCKED2_VARIANTS[0], workgroupSize: 64, tokensPerLane: 3 }, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
   ] as Array<[KvDtype, number, KernelVariant, Array<[number, TreeSpec]>]>) {
     const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
-    it(`matches the reference (${dtype}, d${d}, ${variant.workgroupSize ?? 128} invocations, ${variant.tokensPerLane ?? 2} tokens per lane; ${what})`, async () => {
+    it(`matches the reference (${dtype}, d${d}, ${variant.workgroupSize ?? 128} invocations, ${variant.tokensPerLane} tokens per lane; ${what})`, async () => {
       const b = await WebGpuBackend.create({ variants: [variant, { rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32 }], tiling: 'shared' });
       try {
         for (const [gqa, spec] of cases) {
@@ -65,7 +65,7 @@ describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () =
   }
 
   it('falls back to the variant as given without subgroups', async () => {
-    const b = await WebGpuBackend.create({ variants: [DECODE_VARIANTS[0]], subgroups: false, tiling: 'shared' });
+    const b = await WebGpuBackend.create({ variants: [BLOCKED2_VARIANTS[0]], subgroups: false, tiling: 'shared' });
     try {
       const config: AttentionConfig = { numQoHeads: 4, numKvHeads: 1, headDim: 64, kvDtype: 'f16' };
       const batch = batchFromTree({ parent: [-1], tokens: [20], requestAt: [0], numQueries: [1] }, config, 16);
