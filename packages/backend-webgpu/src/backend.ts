@@ -32,6 +32,7 @@ import {
   variantTiles,
   type BlockedShape,
   type Blocked2Shape,
+  type DecodeShape,
   type KernelVariant,
   type VariantShape,
 } from './variants.js';
@@ -333,12 +334,18 @@ export class WebGpuBackend implements AttentionBackend {
     if (v.decode) {
       const dtype = this.kv?.cache.dtype === 'f32' ? 'f32' : 'f16';
       const lim = this.gpu.device.limits;
-      const ds = this.gpu.features.has('subgroups') ? decodeShape(v.rows, D, dtype, this.gpu.subgroupMinSize, v.workgroupSize, v.tokensPerLane) : undefined;
+      // the combine area grows with the lane groups: halve the workgroup until it fits (narrow
+      // subgroups mean short lane groups, so many of them)
+      let ds: DecodeShape | undefined;
+      for (let wg = v.workgroupSize ?? 128; wg >= 1 && this.gpu.features.has('subgroups'); wg /= 2) {
+        ds = decodeShape(v.rows, D, dtype, this.gpu.subgroupMinSize, wg, v.tokensPerLane);
+        if (!ds || ds.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) break;
+      }
       if (ds && ds.workgroupSize <= lim.maxComputeInvocationsPerWorkgroup && ds.workgroupBytes <= lim.maxComputeWorkgroupStorageSize) {
         return {
-          key: `decode/${v.rows}/${ds.workgroupSize}/${ds.tokensPerLane}`,
+          key: `decode/${v.rows}/${ds.workgroupSize}/${ds.tokensPerLane}/${ds.lanesPerToken}`,
           files: [WGSL.attentionDecode],
-          constants: { WG: ds.workgroupSize, TT: ds.tokensPerLane },
+          constants: { WG: ds.workgroupSize, TT: ds.tokensPerLane, LPT: ds.lanesPerToken },
           redWords: 0,
           smemVec4: 0,
           subgroups: true,
@@ -347,7 +354,7 @@ export class WebGpuBackend implements AttentionBackend {
           workgroupSize: ds.workgroupSize,
         };
       }
-      // no subgroups, or the lane group does not fit a subgroup: the variant as given
+      // no subgroups, or too many words per lane: the variant as given
       return this.variantBody({ ...v, decode: false, workgroupSize: undefined }, D);
     }
     const f = this.fitted(v, D);

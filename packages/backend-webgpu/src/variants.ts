@@ -32,9 +32,9 @@ export interface KernelVariant {
   pvRowQuads?: number;
   /**
    * Decode kernel (attention_decode.wgsl) for 4-row units: lane groups read whole K/V rows once
-   * for all 4 rows (needs `subgroups` with a minimum size of at least D/8 lanes for f16, D/4 for
-   * f32); elsewhere the variant runs as given without this flag. `workgroupSize` sets its
-   * invocations (default 128).
+   * for all 4 rows (needs `subgroups`; a lane group is at most the minimum subgroup size, with up
+   * to 8 raw words per lane); elsewhere the variant runs as given without this flag.
+   * `workgroupSize` sets its invocations (default 128).
    */
   decode?: boolean;
   /** Decode kernel only: tokens per lane group per block (default 2). */
@@ -226,18 +226,23 @@ export function blocked2Shape(rows: number, kvBlock: number, headDim: number, su
 export interface DecodeShape {
   workgroupSize: number;
   tokensPerLane: number;
-  /** lanes per token row: one raw word each (8 halves for f16, 4 floats for f32) */
+  /** lanes per token row: a power of two dividing the row's raw words (8 halves for f16, 4 floats for f32), at most the minimum subgroup size */
   lanesPerToken: number;
+  /** raw words per lane per token row */
+  wordsPerLane: number;
   groups: number;
   workgroupBytes: number;
 }
 
 export function decodeShape(rows: number, headDim: number, dtype: 'f16' | 'f32', subgroupMinSize: number, workgroupSize = 128, tokensPerLane = 2): DecodeShape | undefined {
-  if (rows !== 4 || headDim % 8 !== 0) return undefined;
-  const lanesPerToken = dtype === 'f16' ? headDim / 8 : headDim / 4;
-  if ((lanesPerToken & (lanesPerToken - 1)) !== 0 || lanesPerToken > subgroupMinSize) return undefined;
-  if (workgroupSize % lanesPerToken !== 0 || tokensPerLane < 1) return undefined;
+  if (rows !== 4 || headDim % 8 !== 0 || tokensPerLane < 1) return undefined;
+  const words = dtype === 'f16' ? headDim / 8 : headDim / 4;
+  let lanesPerToken = 1;
+  while (lanesPerToken * 2 <= subgroupMinSize && words % (lanesPerToken * 2) === 0) lanesPerToken *= 2;
+  const wordsPerLane = words / lanesPerToken;
+  // more than 8 words per lane: q and o of 4 rows would not stay in registers
+  if (subgroupMinSize < 1 || wordsPerLane > 8 || workgroupSize % lanesPerToken !== 0) return undefined;
   const groups = workgroupSize / lanesPerToken;
   const workgroupBytes = groups * 4 * (headDim / 4) * 16 + groups * 32;
-  return { workgroupSize, tokensPerLane, lanesPerToken, groups, workgroupBytes };
+  return { workgroupSize, tokensPerLane, lanesPerToken, wordsPerLane, groups, workgroupBytes };
 }

@@ -90,17 +90,17 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel, layout 2 (${a
     }
   }, 300_000);
 
-  // Forced on this (CPU) adapter: d64 f16 with the 64-row, 256-invocation shape (row reductions by
-  // subgroup shuffles where the adapter has subgroups of 8 or more, as lavapipe does), the same
-  // with the workgroup-memory reductions and 48-token chunks (maxChunk), and d128 f32 with 16 rows,
-  // 8-token blocks and 2 row quads per invocation in O.
+  // Forced on this (CPU) adapter: d64 f16 with 64 rows × 8 tokens (128 invocations; row reductions
+  // over 4 lanes by subgroup shuffles, which lavapipe's 4- or 8-wide subgroups allow), 64 rows × 16
+  // tokens (256 invocations) with the workgroup-memory reductions and 48-token chunks (maxChunk),
+  // and d128 f32 with 16 rows, 8-token blocks and 2 row quads per invocation in O.
   for (const [dtype, d, variant, subgroups, cases] of [
-    ['f16', 64, B2, true, [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
+    ['f16', 64, { ...B2, kvBlock: 8 }, true, [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
     ['f16', 64, { ...B2, maxChunk: 48 }, false, [[4, SHARED_TREE], [1, HYBRID_TREE]]],
     ['f32', 128, { rows: 16, kvBlock: 8, splits: 1, dimsPerThread: 32, blocked: true, blockedVersion: 2, pvRowQuads: 2 }, true, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
   ] as Array<[KvDtype, number, KernelVariant, boolean, Array<[number, TreeSpec]>]>) {
     const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
-    it(`matches the reference on tree, per-request and prefix plans (${dtype}, d${d}, ${variant.rows} rows, ${subgroups ? 'subgroup' : 'workgroup-memory'} reductions${variant.maxChunk ? `, chunks ≤ ${variant.maxChunk}` : ''}; ${what})`, async () => {
+    it(`matches the reference on tree, per-request and prefix plans (${dtype}, d${d}, ${variant.rows} rows × ${variant.kvBlock} tokens, ${subgroups ? 'subgroup' : 'workgroup-memory'} reductions${variant.maxChunk ? `, chunks ≤ ${variant.maxChunk}` : ''}; ${what})`, async () => {
       const b = await WebGpuBackend.create({ variants: [variant], subgroups });
       try {
         for (const [gqa, spec] of cases) {

@@ -10,20 +10,23 @@ const avail = await gpuAvailability();
 const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
 
 describe('decode kernel shapes', () => {
-  it('one raw word per lane, lane groups within a subgroup, else refused', () => {
-    // d128 f16: 16 lanes per token row, 8 groups of 128 invocations; f32 needs 32 lanes
-    expect(decodeShape(4, 128, 'f16', 32)).toMatchObject({ lanesPerToken: 16, groups: 8, workgroupBytes: 8 * 4 * 32 * 16 + 8 * 32 });
-    expect(decodeShape(4, 128, 'f32', 32)).toMatchObject({ lanesPerToken: 32, groups: 4 });
-    expect(decodeShape(4, 128, 'f32', 16)).toBeUndefined();
-    expect(decodeShape(4, 64, 'f16', 8, 64, 4)).toMatchObject({ lanesPerToken: 8, groups: 8, tokensPerLane: 4 });
+  it('lane groups within a subgroup, one or more raw words per lane, else refused', () => {
+    // d128 f16 on the H100: 16 lanes × 1 word per token row, 8 groups of 128 invocations
+    expect(decodeShape(4, 128, 'f16', 32)).toMatchObject({ lanesPerToken: 16, wordsPerLane: 1, groups: 8, workgroupBytes: 8 * 4 * 32 * 16 + 8 * 32 });
+    expect(decodeShape(4, 128, 'f32', 32)).toMatchObject({ lanesPerToken: 32, wordsPerLane: 1, groups: 4 });
+    expect(decodeShape(4, 256, 'f32', 32)).toMatchObject({ lanesPerToken: 32, wordsPerLane: 2 });
+    // lavapipe's subgroups of 4 (128-bit vectors) or 8
+    expect(decodeShape(4, 64, 'f16', 4, 64, 4)).toMatchObject({ lanesPerToken: 4, wordsPerLane: 2, groups: 16, tokensPerLane: 4 });
+    expect(decodeShape(4, 64, 'f16', 8)).toMatchObject({ lanesPerToken: 8, wordsPerLane: 1 });
+    expect(decodeShape(4, 96, 'f16', 32)).toMatchObject({ lanesPerToken: 4, wordsPerLane: 3 }); // 12 words
+    expect(decodeShape(4, 256, 'f32', 4)).toBeUndefined(); // 16 words per lane
     expect(decodeShape(16, 128, 'f16', 32)).toBeUndefined(); // 4-row units only
-    expect(decodeShape(4, 96, 'f16', 32)).toBeUndefined(); // 12 lanes: not a power of two
   });
 });
 
 describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () => {
-  // Forced on this (CPU) adapter with lavapipe's 8-lane subgroups: f16 d64 and f32 d32 (8 lanes per
-  // token row), tree plans with 4-row tiles (several row blocks per item, rows past the item's end),
+  // Forced on this (CPU) adapter (lavapipe's subgroups have 8 lanes, or 4 with 128-bit vectors as
+  // in CI: then 2 words per lane): f16 d64 and f32 d32 (8 raw words per token row), tree plans with 4-row tiles (several row blocks per item, rows past the item's end),
   // per-request plans (chunks of 7 tokens: partial blocks), prefix plans of a hybrid tree (causal
   // prefill rows), GQA 1 and 4. The other variant is the shared-tiling 16-row one.
   for (const [dtype, d, variant, cases] of [

@@ -6,10 +6,12 @@ enable subgroups;
 // Why: the `direct` 4-row variant of attention.wgsl gives each row its own lanes, so every K/V
 // word is loaded by 4 rows and each warp load brings 64 distinct bytes; on the H100 it streamed
 // 1.3 TB/s of the 3 TB/s the read probe reaches (not enough bytes in flight). Here a lane group of
-// LPT = D4 / KV_RAW4 consecutive lanes reads one token's K (and V) row, one raw word per lane
-// (f16: 8 halves = 16 bytes, a 256-byte row per 16 lanes at d128), fully coalesced and read once.
-// Each lane keeps q and o of all 4 rows for its dims; the 4 partial scores are summed over the
-// group with subgroup shuffles (the host checks the adapter's minimum subgroup size against LPT).
+// LPT consecutive lanes reads one token's K (and V) row, WPL raw words per lane at stride LPT
+// (f16: 8 halves = 16 bytes per word; at d128 on the H100 16 lanes × 1 word = the 256-byte row),
+// fully coalesced and read once. Each lane keeps q and o of all 4 rows for its dims; the 4
+// partial scores are summed over the group with subgroup shuffles (the host picks LPT, a power of
+// two, no larger than the adapter's minimum subgroup size: lavapipe's 4- or 8-wide subgroups get
+// more words per lane).
 // NG = WG / LPT groups take interleaved tokens (t0 + j * NG + g, j < TT) and keep their own
 // online-softmax state (m, l per row, identical in the group's lanes); the next block's raw words
 // are loaded into registers before this block is computed on. No barriers in the token loop; the
@@ -18,10 +20,12 @@ enable subgroups;
 const ROWS: u32 = 4u;
 const WG: u32 = {{WG}}u;
 const TT: u32 = {{TT}}u; // tokens per lane group per block
-const LPT: u32 = D4 / KV_RAW4; // lanes per token
+const LPT: u32 = {{LPT}}u; // lanes per token row
+const WPL: u32 = D4 / KV_RAW4 / LPT; // raw words per lane per token row
 const NG: u32 = WG / LPT;
 const KV_BLOCK: u32 = NG * TT;
 const RW: u32 = KV_RAW4; // vec4<f32> per raw word
+const QV: u32 = WPL * RW; // vec4<f32> of q (and of o) per row per lane
 
 var<workgroup> combO: array<vec4<f32>, NG * ROWS * D4>;
 var<workgroup> combM: array<vec4<f32>, NG>;
@@ -30,7 +34,12 @@ var<workgroup> combL: array<vec4<f32>, NG>;
 fn rowOf(u: Unit, t: u32, nkv: u32, lane: u32) -> u32 {
   // masked tokens past the unit's end read its last token (their p is 0)
   let tok = min(t, u.ntok - 1u);
-  return (planBuf[params.offTok + u.tok + tok] * nkv + u.head) * LPT + lane;
+  return (planBuf[params.offTok + u.tok + tok] * nkv + u.head) * (LPT * WPL) + lane;
+}
+
+// the dim quad of vec4 x (< QV) of this lane: word i = x / RW at lane + i * LPT, half h = x % RW
+fn dimQuad(lane: u32, x: u32) -> u32 {
+  return (lane + (x / RW) * LPT) * RW + x % RW;
 }
 
 @compute @workgroup_size(WG)
@@ -49,30 +58,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = lid / LPT;
 
   // q of the 4 rows for this lane's dims (scaled), and the rows' KV limits (0 past the item's end)
-  var q: array<vec4<f32>, ROWS * RW>;
+  var q: array<vec4<f32>, ROWS * QV>;
   var lim = vec4<u32>(0u);
   for (var r = 0u; r < ROWS; r++) {
     let row = u.row0 + r;
     if (row < u.nrows) {
       let qid = planBuf[params.offItemQ + u.qbase + row / GROUP];
       lim[r] = planBuf[params.offLimit + qid];
-      let qb = (qid * NQO + u.head * GROUP + row % GROUP) * D4 + lane * RW;
-      for (var h = 0u; h < RW; h++) {
-        q[r * RW + h] = queries[qb + h] * params.scaleLog2e;
+      let qb = (qid * NQO + u.head * GROUP + row % GROUP) * D4;
+      for (var x = 0u; x < QV; x++) {
+        q[r * QV + x] = queries[qb + dimQuad(lane, x)] * params.scaleLog2e;
       }
     }
   }
-  var o: array<vec4<f32>, ROWS * RW>;
+  var o: array<vec4<f32>, ROWS * QV>;
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
 
-  var kr: array<KvRaw, TT>;
-  var vr: array<KvRaw, TT>;
+  var kr: array<KvRaw, TT * WPL>;
+  var vr: array<KvRaw, TT * WPL>;
   if (u.ntok > 0u) {
     for (var j = 0u; j < TT; j++) {
       let src = rowOf(u, j * NG + g, NKV, lane);
-      kr[j] = loadKRaw(src);
-      vr[j] = loadVRaw(src);
+      for (var i = 0u; i < WPL; i++) {
+        kr[j * WPL + i] = loadKRaw(src + i * LPT);
+        vr[j * WPL + i] = loadVRaw(src + i * LPT);
+      }
     }
   }
   for (var t0 = 0u; t0 < u.ntok; t0 += KV_BLOCK) {
@@ -81,8 +92,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (t0 + KV_BLOCK < u.ntok) {
       for (var j = 0u; j < TT; j++) {
         let src = rowOf(u, t0 + KV_BLOCK + j * NG + g, NKV, lane);
-        kr[j] = loadKRaw(src);
-        vr[j] = loadVRaw(src);
+        for (var i = 0u; i < WPL; i++) {
+          kr[j * WPL + i] = loadKRaw(src + i * LPT);
+          vr[j * WPL + i] = loadVRaw(src + i * LPT);
+        }
       }
     }
     // scores of the 4 rows for each of the group's TT tokens, summed over the group's lanes
@@ -90,9 +103,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var mb = m;
     for (var j = 0u; j < TT; j++) {
       var acc = vec4<f32>(0.0);
-      for (var h = 0u; h < RW; h++) {
-        let k = kvDecode(kc[j], h);
-        acc += vec4<f32>(dot(q[h], k), dot(q[RW + h], k), dot(q[2u * RW + h], k), dot(q[3u * RW + h], k));
+      for (var x = 0u; x < QV; x++) {
+        let k = kvDecode(kc[j * WPL + x / RW], x % RW);
+        acc += vec4<f32>(dot(q[x], k), dot(q[QV + x], k), dot(q[2u * QV + x], k), dot(q[3u * QV + x], k));
       }
       for (var off = 1u; off < LPT; off <<= 1u) {
         acc += subgroupShuffleXor(acc, off);
@@ -105,29 +118,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let alpha = exp2(m - mb);
     m = mb;
     l *= alpha;
-    for (var h = 0u; h < RW; h++) {
-      o[h] *= alpha.x;
-      o[RW + h] *= alpha.y;
-      o[2u * RW + h] *= alpha.z;
-      o[3u * RW + h] *= alpha.w;
+    for (var x = 0u; x < QV; x++) {
+      o[x] *= alpha.x;
+      o[QV + x] *= alpha.y;
+      o[2u * QV + x] *= alpha.z;
+      o[3u * QV + x] *= alpha.w;
     }
     for (var j = 0u; j < TT; j++) {
       let p = select(vec4<f32>(0.0), exp2(s[j] - m), s[j] != vec4<f32>(NEG));
       l += p;
-      for (var h = 0u; h < RW; h++) {
-        let v = kvDecode(vc[j], h);
-        o[h] = fma(vec4<f32>(p.x), v, o[h]);
-        o[RW + h] = fma(vec4<f32>(p.y), v, o[RW + h]);
-        o[2u * RW + h] = fma(vec4<f32>(p.z), v, o[2u * RW + h]);
-        o[3u * RW + h] = fma(vec4<f32>(p.w), v, o[3u * RW + h]);
+      for (var x = 0u; x < QV; x++) {
+        let v = kvDecode(vc[j * WPL + x / RW], x % RW);
+        o[x] = fma(vec4<f32>(p.x), v, o[x]);
+        o[QV + x] = fma(vec4<f32>(p.y), v, o[QV + x]);
+        o[2u * QV + x] = fma(vec4<f32>(p.z), v, o[2u * QV + x]);
+        o[3u * QV + x] = fma(vec4<f32>(p.w), v, o[3u * QV + x]);
       }
     }
   }
 
   // combine the NG groups' states: each group publishes (m, l, o); then invocations take (row, dims)
   for (var r = 0u; r < ROWS; r++) {
-    for (var h = 0u; h < RW; h++) {
-      combO[(g * ROWS + r) * D4 + lane * RW + h] = o[r * RW + h];
+    for (var x = 0u; x < QV; x++) {
+      combO[(g * ROWS + r) * D4 + dimQuad(lane, x)] = o[r * QV + x];
     }
   }
   if (lane == 0u) {
