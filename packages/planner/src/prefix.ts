@@ -56,6 +56,11 @@ const K_CANDIDATES: number[] = (() => {
   return out;
 })();
 
+// Initial values of typed-array fields (replaced before use): shared, not one per field and object.
+const NO_I32 = new Int32Array(0);
+const NO_F64 = new Float64Array(0);
+const NO_U8 = new Uint8Array(0);
+
 // Intermediate arrays live in module scratch, reused across plans (planning is synchronous and
 // not re-entrant); allocating ~30 typed arrays per plan cost more than the planning itself.
 const I32: Int32Array[] = [];
@@ -110,11 +115,11 @@ function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config:
 }
 
 /**
- * What a split search found that does not depend on the leaf columns, when no leaf column could
- * be split (kmax 1): the groups of splittable columns, the largest splittable work, the partials,
- * the non-leaf constant columns' sum and maximum, and the chosen target. A decode step that only
- * lengthens leaves which stay unsplittable redoes the search from this and the leaves' own sum
- * and maximum (`splitSearchLeaves`): the same operations in the same order as the full search.
+ * What a split search found that does not depend on the leaf columns: the groups of splittable
+ * non-leaf columns, their largest work, the partials, the non-leaf constant columns' sum and
+ * maximum, and the chosen target. A decode step that only lengthens leaves redoes the search from
+ * this and the leaves' own part (`splitSearchLeaves`): the same operations in the same order as
+ * the full search.
  */
 export class SplitCache {
   /** Layout generation this holds for (-1: nothing). */
@@ -130,14 +135,67 @@ export class SplitCache {
 }
 
 /**
+ * The leaf columns' part of a split search, built by a decode step's pass over the leaves (in
+ * column order) exactly as splitSearch builds it: the constant (unsplittable) leaves' sum and
+ * largest work, and the splittable leaves in runs of identical ones (`runs` first columns in
+ * `runCol`, lengths in `runLen`) and their largest work.
+ */
+export class LeafSplit {
+  sum = 0;
+  max = 0;
+  Wmax = 0;
+  runs = 0;
+  runCol: Int32Array = NO_I32;
+  runLen: Int32Array = NO_I32;
+  /** Before a pass: capacity for `n` runs, nothing counted. */
+  reset(n: number): void {
+    this.sum = 0;
+    this.max = 0;
+    this.Wmax = 0;
+    this.runs = 0;
+    if (this.runCol.length < n) {
+      this.runCol = new Int32Array(Math.max(64, n));
+      this.runLen = new Int32Array(Math.max(64, n));
+    }
+  }
+}
+
+/**
+ * Runs of identical splittable columns (first column `split[z]`, length `runLen[z]`) merged into
+ * groups in place (runs with identical columns further apart: the nodes of one tree level,
+ * separated by their subtrees); returns the group count. Pairwise search, stopped past 64 groups.
+ */
+function mergeRuns(S: number, split: Int32Array, runLen: Int32Array, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array): number {
+  let G = 0;
+  for (let z = 0; z < S; z++) {
+    const c = split[z];
+    const n = runLen[z];
+    let y = 0;
+    if (G <= 64) {
+      for (; y < G; y++) {
+        const p = split[y];
+        if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) break;
+      }
+    } else y = G;
+    if (y < G) runLen[y] += n;
+    else {
+      split[G] = c;
+      runLen[G++] = n;
+    }
+  }
+  return G;
+}
+
+/**
  * The split search (see README "Split"): writes each column's KV chunk count into colK. Columns
  * that cannot be split (kmax 1) add a constant; only the others are re-evaluated for each target
  * τ = Wmax / k. Total work only grows as τ shrinks, so the search stops once the total alone
  * exceeds the best predicted time. Shared by full builds and incremental patches, so both decide
- * identically (same operations in the same order). The constant columns are summed in two
- * accumulators, leaf columns (`colLeaf`) and the others, each in column order, then added: a
- * decode step re-sums only the leaves. With `cache`, what splitSearchLeaves needs is kept there
- * for layout generation `gen` (-1: not kept, when a leaf column was splittable).
+ * identically (same operations in the same order). Leaf columns (`colLeaf`) and the others are
+ * kept apart, each in column order: constant sums in two accumulators (then added), splittable
+ * columns in runs of identical ones and groups of identical runs, the others' groups first. A
+ * decode step redoes only the leaves' part. With `cache`, the others' part is kept there for
+ * layout generation `gen`.
  */
 export function splitSearch(
   C: number,
@@ -159,77 +217,60 @@ export function splitSearch(
   cache?: SplitCache,
   gen = -1,
 ): void {
-  let Wmax = 0;
-  for (let c = 0; c < C; c++) if (colW[c] > Wmax && colKmax[c] > 1) Wmax = colW[c];
   let otherSum = 0;
   let otherMax = 0;
-  let leafSum = 0;
-  let leafMax = 0;
-  let splitLeaf = false;
+  let otherWmax = 0;
   let basePartials = 0;
   // Splittable columns in runs of identical ones (the leaves of one parent usually are): each run
   // is evaluated once per target, times its length.
   const split = I(96, C, false);
   const runLen = I(131, C, false);
   let S = 0;
+  const leaf = splitLeafScratch;
+  leaf.reset(C);
+  const lCol = leaf.runCol;
+  const lLen = leaf.runLen;
+  let LS = 0;
   for (let c = 0; c < C; c++) {
     basePartials += colVis[c];
-    if (colKmax[c] === 1) {
-      if (colLeaf[c] !== 0) {
-        leafSum += HK * (colNb[c] * c0 + colSum[c]);
-        if (colW[c] > leafMax) leafMax = colW[c];
-      } else {
-        otherSum += HK * (colNb[c] * c0 + colSum[c]);
-        if (colW[c] > otherMax) otherMax = colW[c];
+    const W = colW[c];
+    if (colLeaf[c] !== 0) {
+      if (colKmax[c] === 1) {
+        leaf.sum += HK * (colNb[c] * c0 + colSum[c]);
+        if (W > leaf.max) leaf.max = W;
+        continue;
       }
+      if (W > leaf.Wmax) leaf.Wmax = W;
+      if (LS > 0) {
+        const p = lCol[LS - 1];
+        if (W === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) {
+          lLen[LS - 1]++;
+          continue;
+        }
+      }
+      lCol[LS] = c;
+      lLen[LS++] = 1;
       continue;
     }
-    if (colLeaf[c] !== 0) splitLeaf = true;
+    if (colKmax[c] === 1) {
+      otherSum += HK * (colNb[c] * c0 + colSum[c]);
+      if (W > otherMax) otherMax = W;
+      continue;
+    }
+    if (W > otherWmax) otherWmax = W;
     if (S > 0) {
       const p = split[S - 1];
-      if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) runLen[S - 1]++;
-      else {
-        split[S] = c;
-        runLen[S++] = 1;
+      if (W === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) {
+        runLen[S - 1]++;
+        continue;
       }
-    } else {
-      split[S] = c;
-      runLen[S++] = 1;
     }
+    split[S] = c;
+    runLen[S++] = 1;
   }
-  // Runs with identical columns further apart (the nodes of one tree level, separated by their
-  // subtrees) merge into one group: W3 and the 1024-request tree have a handful of distinct
-  // splittable columns in dozens of runs. (Pairwise search, stopped past 64 groups.)
-  let G = 0;
-  for (let z = 0; z < S; z++) {
-    const c = split[z];
-    const n = runLen[z];
-    let y = 0;
-    if (G <= 64) {
-      for (; y < G; y++) {
-        const p = split[y];
-        if (colW[c] === colW[p] && colSum[c] === colSum[p] && colKmax[c] === colKmax[p] && colNb[c] === colNb[p] && colVis[c] === colVis[p]) break;
-      }
-    } else y = G;
-    if (y < G) runLen[y] += n;
-    else {
-      split[G] = c;
-      runLen[G++] = n;
-    }
-  }
-  const constSum = otherSum + leafSum;
-  const constMax = otherMax > leafMax ? otherMax : leafMax;
-  const bestTau = searchTau(G, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, constSum, constMax, basePartials, C);
-  for (let c = 0; c < C; c++) {
-    const W = colW[c];
-    let k = 1;
-    if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
-    colK[c] = k;
-  }
+  leaf.runs = LS;
+  const G = mergeRuns(S, split, runLen, colW, colSum, colKmax, colNb, colVis);
   if (cache) {
-    cache.gen = -1;
-    if (splitLeaf) return;
-    cache.gen = gen;
     if (cache.groupCol.length < G) {
       cache.groupCol = new Int32Array(2 * G);
       cache.groupN = new Int32Array(2 * G);
@@ -237,35 +278,64 @@ export function splitSearch(
     cache.groupCol.set(split.subarray(0, G));
     cache.groupN.set(runLen.subarray(0, G));
     cache.G = G;
-    cache.Wmax = Wmax;
+    cache.Wmax = otherWmax;
     cache.basePartials = basePartials;
     cache.otherSum = otherSum;
     cache.otherMax = otherMax;
-    cache.tau = bestTau;
+    cache.gen = gen;
   }
+  const bestTau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, otherWmax, otherSum, otherMax, basePartials, C);
+  if (cache) cache.tau = bestTau;
+  for (let c = 0; c < C; c++) {
+    const W = colW[c];
+    let k = 1;
+    if (W > bestTau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / bestTau));
+    colK[c] = k;
+  }
+}
+const splitLeafScratch = new LeafSplit();
+
+/**
+ * The targets search of splitSearch from the non-leaf part (groups `split`/`runLen` [0, G) —
+ * overwritten past G — and the sums) and the leaves' part (`leaf`, whose runs are merged into
+ * groups here, after the others'). `C` < 0: the constant columns cannot be listed (NaN where the
+ * wave term needs them).
+ */
+function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, otherWmax: number, otherSum: number, otherMax: number, basePartials: number, C: number): number {
+  const LG = mergeRuns(leaf.runs, leaf.runCol, leaf.runLen, colW, colSum, colKmax, colNb, colVis);
+  for (let z = 0; z < LG; z++) {
+    split[G + z] = leaf.runCol[z];
+    runLen[G + z] = leaf.runLen[z];
+  }
+  leaf.runs = LG;
+  const constSum = otherSum + leaf.sum;
+  const constMax = otherMax > leaf.max ? otherMax : leaf.max;
+  const Wmax = otherWmax > leaf.Wmax ? otherWmax : leaf.Wmax;
+  return searchTau(G + LG, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, constSum, constMax, basePartials, C);
 }
 
 /**
- * The split search of a decode step that changed only leaf columns, all unsplittable before and
- * after (kmax 1), from a search of the same layout that found no splittable leaf (`cache`) and the
- * leaves' constant sum (leaf columns in column order) and largest work, computed as splitSearch
- * does. Whether any column's chunk count changes (the caller then emits in full); null where the
- * wave term needs the constant columns one by one (the caller runs splitSearch).
+ * The split search of a decode step that changed only leaf columns (their inputs written, their
+ * part in `leaf`), from a search of the same layout (`cache`): whether any column's chunk count
+ * changes (a leaf's from 1: patches need leaves of one item); null where the wave term needs the
+ * constant columns one by one (the caller runs splitSearch).
  */
-export function splitSearchLeaves(cache: SplitCache, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, colK: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, leafSum: number, leafMax: number): boolean | null {
-  const { G, groupCol, groupN } = cache;
-  const constSum = cache.otherSum + leafSum;
-  const constMax = cache.otherMax > leafMax ? cache.otherMax : leafMax;
-  const tau = searchTau(G, groupCol, groupN, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, constSum, constMax, cache.basePartials, -1);
+export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, colK: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number): boolean | null {
+  const G = cache.G;
+  const n = G + leaf.runs;
+  const split = I(96, n, false);
+  const runLen = I(131, n, false);
+  split.set(cache.groupCol.subarray(0, G));
+  runLen.set(cache.groupN.subarray(0, G));
+  const tau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, cache.otherSum, cache.otherMax, cache.basePartials, -1);
   if (Number.isNaN(tau)) return null;
-  if (tau === cache.tau) return false;
-  // leaves keep one chunk; the splittable columns' counts depend on τ alone (one per group)
-  for (let z = 0; z < G; z++) {
-    const c = groupCol[z];
+  // one chunk count per group (identical columns); leaves had one chunk
+  for (let z = 0, nz = G + leaf.runs; z < nz; z++) {
+    const c = split[z];
     const W = colW[c];
     let k = 1;
     if (W > tau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / tau));
-    if (k !== colK[c]) return true;
+    if (k !== (z < G ? colK[c] : 1)) return true;
   }
   cache.tau = tau;
   return false;
@@ -836,10 +906,6 @@ export function emitPrefixPlan(
  * leaf lengths and to patch the plan when nothing else changed (an append-only decode step).
  */
 let layoutGen = 0;
-// Initial values of typed-array fields (replaced before use): shared, not one per field and object.
-const NO_I32 = new Int32Array(0);
-const NO_F64 = new Float64Array(0);
-const NO_U8 = new Uint8Array(0);
 
 /**
  * A recycled plan buffer of a planner state. Patches write the segment arrays at fixed places
@@ -915,10 +981,12 @@ export class PlanLayout {
   pageEpoch = 0;
   /** The last split search's record for decode steps (see SplitCache). */
   split = new SplitCache();
-  /** Steps taken by the account path (accountStep), and of those, the split searches redone from
-   * `split` alone (for reports and tests). */
+  /** Steps taken by the account path (accountStep); decode steps (accountStep, batchStep) whose
+   * split search ran from `split` and the leaves alone, and those that ran it in full (for
+   * reports and tests). */
   accountSteps = 0;
   leafSearches = 0;
+  fullSearches = 0;
   g = 1;
   /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots. */
   params: number[] = [];
@@ -1292,20 +1360,20 @@ export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabi
 
 /**
  * The split search of a decode step that lengthened only leaves (their column inputs written,
- * `leafSum`/`leafMax` their constant sum and largest work as splitSearch computes them, `splitLeaf`
- * whether one can be split): whether any column's chunk count changes. From the last search's
- * record where every leaf stays unsplittable (no pass over the columns), else in full.
+ * `leaf` their part of the search as splitSearch builds it): whether any column's chunk count
+ * changes. From the last search's record of the other columns (no pass over them), else in full.
  */
-function leafSplitChanged(L: PlanLayout, R: number, leafSum: number, leafMax: number, splitLeaf: boolean): boolean {
+function leafSplitChanged(L: PlanLayout, R: number, leaf: LeafSplit): boolean {
   const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, , , waveSlots] = L.params;
   const cache = L.split;
-  if (!splitLeaf && cache.gen === L.gen) {
-    const changed = splitSearchLeaves(cache, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, leafSum, leafMax);
+  if (cache.gen === L.gen) {
+    const changed = splitSearchLeaves(cache, leaf, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
     if (changed !== null) {
       L.leafSearches++;
       return changed;
     }
   }
+  L.fullSearches++;
   const C = L.C;
   const K = I(129, C, false);
   splitSearch(C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen);
@@ -1313,6 +1381,9 @@ function leafSplitChanged(L: PlanLayout, R: number, leafSum: number, leafMax: nu
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return true;
   return false;
 }
+
+/** The leaves' part of the split search of a decode step (see leafSplitChanged). */
+const stepLeaf = new LeafSplit();
 
 /**
  * The decode step read from the batch on a tree whose leaves are the requests' own
@@ -1389,7 +1460,15 @@ function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts
   let lastTile = 0;
   let leafSum = 0;
   let leafMax = 0;
-  let splitLeaf = false;
+  let leafWmax = 0;
+  const leaf = stepLeaf;
+  leaf.reset(R);
+  const lCol = leaf.runCol;
+  const lLen = leaf.runLen;
+  let LS = 0;
+  let pW = NaN;
+  let pS = NaN;
+  let pK = -1;
   for (let i = 0; i < R; i++) {
     const x = leafOf[i];
     const c = leafCols[i];
@@ -1407,13 +1486,26 @@ function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts
     colT[c] = T;
     const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
     colKmax[c] = km;
-    if (km !== 1) splitLeaf = true;
     const W = T * colA[c];
     colW[c] = W;
-    if (W > leafMax) leafMax = W;
     const Sm = T * colCoef[c];
     colSum[c] = Sm;
-    leafSum += HK * (c0 + Sm); // as splitSearch adds it (see accountStep)
+    // the leaves' part of the split search, as splitSearch builds it (a leaf's row blocks and
+    // queries are 1: colNb·c0 is c0, and runs compare work, sum and kmax alone)
+    if (km === 1) {
+      leafSum += HK * (c0 + Sm);
+      if (W > leafMax) leafMax = W;
+    } else {
+      if (W > leafWmax) leafWmax = W;
+      if (W === pW && Sm === pS && km === pK) lLen[LS - 1]++;
+      else {
+        lCol[LS] = c;
+        lLen[LS++] = 1;
+        pW = W;
+        pS = Sm;
+        pK = km;
+      }
+    }
     if (old !== undefined) {
       segTokens[colPos[c] + bCnt[c] - 1] = lt;
       if (T !== lastT) {
@@ -1423,7 +1515,11 @@ function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts
       itemTile[colItem[c]] = lastTile;
     }
   }
-  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
+  leaf.sum = leafSum;
+  leaf.max = leafMax;
+  leaf.Wmax = leafWmax;
+  leaf.runs = LS;
+  if (leafSplitChanged(L, R, leaf)) return 'emit';
   if (old === undefined) {
     const prev = L.plan!;
     return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
@@ -1543,11 +1639,18 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
   const rows = L.g;
   let lastT = -1;
   let lastTile = 0;
-  // the leaves' part of the split search's constant sum, as splitSearch adds it (leaf columns in
-  // column order, which is request order; a leaf's row blocks are 1, so colNb·c0 is c0)
+  // the leaves' part of the split search (leaf columns in column order, which is request order)
   let leafSum = 0;
   let leafMax = 0;
-  let splitLeaf = false;
+  let leafWmax = 0;
+  const leaf = stepLeaf;
+  leaf.reset(R);
+  const lCol = leaf.runCol;
+  const lLen = leaf.runLen;
+  let LS = 0;
+  let pW = NaN;
+  let pS = NaN;
+  let pK = -1;
   for (let i = 0; i < R; i++) {
     const x = leafOf[i];
     const c = leafCols[i];
@@ -1561,13 +1664,26 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
     colT[c] = T;
     const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
     colKmax[c] = km;
-    if (km !== 1) splitLeaf = true;
     const W = T * colA[c];
     colW[c] = W;
-    if (W > leafMax) leafMax = W;
     const Sm = T * colCoef[c];
     colSum[c] = Sm;
-    leafSum += HK * (c0 + Sm);
+    // the leaves' part of the split search, as splitSearch builds it (a leaf's row blocks and
+    // queries are 1: colNb·c0 is c0, and runs compare work, sum and kmax alone)
+    if (km === 1) {
+      leafSum += HK * (c0 + Sm);
+      if (W > leafMax) leafMax = W;
+    } else {
+      if (W > leafWmax) leafWmax = W;
+      if (W === pW && Sm === pS && km === pK) lLen[LS - 1]++;
+      else {
+        lCol[LS] = c;
+        lLen[LS++] = 1;
+        pW = W;
+        pS = Sm;
+        pK = km;
+      }
+    }
     if (old !== undefined) {
       segTokens[colPos[c] + bCnt[c] - 1] = lt;
       if (T !== lastT) {
@@ -1578,7 +1694,11 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
     }
   }
   L.accountSteps++;
-  if (leafSplitChanged(L, R, leafSum, leafMax, splitLeaf)) return 'emit';
+  leaf.sum = leafSum;
+  leaf.max = leafMax;
+  leaf.Wmax = leafWmax;
+  leaf.runs = LS;
+  if (leafSplitChanged(L, R, leaf)) return 'emit';
   if (old === undefined) {
     const prev = L.plan!;
     return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + nnew, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });

@@ -188,10 +188,23 @@ describe('the account path (one pass over the requests, split search from the la
       b = batch;
     }
     expect(st.layout.accountSteps).toBeGreaterThan(25);
-    // a leaf passes 2 · minChunkTokens within the loop: the split search ran from the record
-    // until then, then in full (and that leaf's split made the plan unpatchable: general steps)
+    // a leaf passes 2 · minChunkTokens within the loop (its split then makes the plan
+    // unpatchable: general steps); until then the split search ran from the record
     expect(st.layout.leafSearches).toBeGreaterThan(20);
-    expect(st.layout.accountSteps - st.layout.leafSearches).toBeGreaterThan(0);
+  });
+
+  it('where the wave term needs the constant columns one by one, the split search runs in full (few wave slots)', () => {
+    const caps = { ...H100_CAPS, planningHints: { waveSlots: 3 } };
+    for (const account of [true, false]) {
+      let b = treeBatch({ parent: [-1, 0, 0], tokens: [300, 90, 210], requestNode: [1, 1, 2, 0], ownTokens: [5, 17, 3, 30], pageSize: 4 });
+      const st = createPlannerState(b, caps);
+      for (let t = 0; t < 30; t++) {
+        const { batch, appended } = nextDecodeStep(b);
+        expect(planToJSON(stepPlanner(st, batch, account ? { appended } : {}))).toEqual(planToJSON(prefixPlanner(batch, caps)));
+        b = batch;
+      }
+      expect(st.layout.fullSearches).toBeGreaterThan(5);
+    }
   });
 
   it('single-page leaves (whose key changes as the page grows) go through the general step', () => {
