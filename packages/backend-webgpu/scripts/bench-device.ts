@@ -8,7 +8,7 @@
  *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
  *   --blocked adds the register-blocked kernel configurations; --b2 the blocked layout 2, decode
  *   kernel and chunk-bound configurations; --split split-KV bounds on the default menu; --configs a,b
- *   keeps only those; --planners prefix)
+ *   keeps only those; --planners prefix; --dispatch-times adds each dispatch's GPU time)
  *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
 import {
@@ -209,6 +209,8 @@ async function main(): Promise<void> {
           const t = await b.time(plan, queries, { warmup, iters });
           const us = median(t.timesUs);
           const layout = b.layoutOf(plan, queries);
+          // --dispatch-times: each dispatch in its own timestamped pass (where the time goes)
+          const dispatchTimes = flag('dispatch-times') && t.clock === 'gpu' ? await b.timeDispatches(plan, queries, { warmup, iters }) : undefined;
           row[pname] = {
             us,
             minUs: Math.min(...t.timesUs),
@@ -220,8 +222,10 @@ async function main(): Promise<void> {
             items: plan.numItems,
             tiles: plan.tiles,
             ...layout,
+            ...(dispatchTimes ? { dispatchTimes } : {}),
           };
           log(`  ${c.name} ${pname}: ${us.toFixed(1)} µs, ${(uniqueBytes / (us * 1e3)).toFixed(0)} GB/s, err ${maxErr.toExponential(2)}, ${plan.numItems} items, ${layout.numUnits} units`);
+          if (dispatchTimes) log(`    dispatches: ${dispatchTimes.map((d) => `${d.kernel} ×${d.workgroups} ${d.us.toFixed(1)} µs`).join(' | ')}`);
         }
         const pr = row.prefix as { us: number } | undefined;
         const pq = row.perRequest as { us: number } | undefined;

@@ -673,6 +673,62 @@ export class WebGpuBackend implements AttentionBackend {
   }
 
   /**
+   * Where a run's time goes: each dispatch of the plan (attention variants, then the merge) in its
+   * own timestamped compute pass, `warmup` runs then `iters` timed ones; per dispatch the kernel's
+   * key, its workgroup count and the median µs. Consecutive dispatches of a run already wait for
+   * each other (they write the same buffers), so the pass boundaries add little. Needs
+   * `timestamp-query`.
+   */
+  async timeDispatches(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<Array<{ kernel: string; workgroups: number; us: number }>> {
+    this.check();
+    if (!this.timestamps) throw new CanopyError('bad-option', `webgpu: timeDispatches needs the timestamp-query feature (${this.device} lacks it)`);
+    const p = this.prepare(plan, queries);
+    const device = this.gpu.device;
+    writeBuf(device.queue, p.queries, 0, queries);
+    const ds = p.dispatches;
+    const iters = Math.max(1, options.iters | 0);
+    const warm = Math.max(0, options.warmup | 0);
+    if (warm > 0) {
+      const enc = device.createCommandEncoder();
+      for (let i = 0; i < warm; i++) for (const d of ds) this.encodeDispatches(enc, [d]);
+      device.queue.submit([enc.finish()]);
+    }
+    await this.flushErrors();
+    const times = ds.map(() => new Float64Array(iters));
+    const per = Math.max(1, Math.floor(2048 / ds.length)); // iterations per query set (4096 timestamps at most)
+    for (let s0 = 0; s0 < iters; s0 += per) {
+      const n = Math.min(per, iters - s0);
+      const count = 2 * n * ds.length;
+      const qs = device.createQuerySet({ type: 'timestamp', count });
+      const res = this.createBuffer(8 * count, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+      const rd = this.createBuffer(8 * count, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+      try {
+        const enc = device.createCommandEncoder();
+        for (let i = 0; i < n; i++) {
+          ds.forEach((d, k) => this.encodeDispatches(enc, [d], { set: qs, begin: 2 * (i * ds.length + k), end: 2 * (i * ds.length + k) + 1 }));
+        }
+        enc.resolveQuerySet(qs, 0, count, res, 0);
+        enc.copyBufferToBuffer(res, 0, rd, 0, 8 * count);
+        device.queue.submit([enc.finish()]);
+        await rd.mapAsync(MapMode.READ);
+        const t = new BigInt64Array(rd.getMappedRange().slice(0));
+        rd.unmap();
+        for (let i = 0; i < n; i++) {
+          for (let k = 0; k < ds.length; k++) times[k][s0 + i] = Number(t[2 * (i * ds.length + k) + 1] - t[2 * (i * ds.length + k)]) / 1000;
+        }
+      } finally {
+        this.destroyBuffer(res);
+        this.destroyBuffer(rd);
+        qs.destroy();
+      }
+    }
+    return ds.map((d, k) => {
+      const sorted = Array.from(times[k]).sort((a, b) => a - b);
+      return { kernel: d.key, workgroups: d.x * d.y, us: sorted[Math.floor(sorted.length / 2)] };
+    });
+  }
+
+  /**
    * The timing loop of `time` and `timeGroup`: `encodeStep` records one step (with its begin/end
    * timestamps at `ts` when given); `warmup` steps in one submission, then `iters` timed steps
    * (GPU timestamps when the adapter has them, else wall time per submission).

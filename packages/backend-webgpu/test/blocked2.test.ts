@@ -78,8 +78,15 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel, layout 2 (${a
         await b.setKvCache(cache);
         for (const plan of [testPlan(batch, { mode: 'tree', chunk: 40, maxQueries: 16, tiles }), prefix(batch, b.capabilities)]) {
           validatePlan(plan, batch);
-          for (const k of b.layoutOf(plan, queries).kernels) ran.add(k.split('/')[3]);
+          const l = b.layoutOf(plan, queries);
+          for (const k of l.kernels) ran.add(k.split('/')[3]);
           const got = await b.run(plan, queries);
+          if (b.capabilities.gpuTimers) {
+            // per-dispatch timing: the attention dispatches in order, then the merge when there is one
+            const dt = await b.timeDispatches(plan, queries, { warmup: 0, iters: 2 });
+            expect(dt.map((d) => d.kernel)).toEqual([...l.kernels, ...(l.mergeCount > 0 ? ['m/64'] : [])]);
+            for (const d of dt) expect(d.us > 0 && d.workgroups > 0, JSON.stringify(d)).toBe(true);
+          }
           expect(maxErr(got.out, ref.out), `out (${plan.planner})`).toBeLessThanOrEqual(2e-3);
           expect(maxErr(got.lse, ref.lse), `lse (${plan.planner})`).toBeLessThanOrEqual(2e-3);
         }
