@@ -7,7 +7,7 @@
  *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
  *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
  *   --blocked adds the register-blocked kernel configurations; --b2 the blocked layout 2, decode
- *   kernel and chunk-bound configurations; --split split-KV bounds on the default menu; --configs a,b
+ *   kernel and chunk-bound configurations; --next split-KV bounds and decode settings on the default menu; --configs a,b
  *   keeps only those; --planners prefix; --dispatch-times adds each dispatch's GPU time)
  *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
@@ -99,13 +99,16 @@ if (flag('b2')) {
     { name: 'b2dec-split8', options: { variants: [dec, b16v2, b64v2], split: { targetUnits: 132 * 8 } } },
   );
 }
-if (flag('split')) {
-  // next step (not yet measured): split-KV bounds on BLOCKED2_VARIANTS, the default menu since the
-  // b2 run. In that run targetUnits 132·8 gave W1 −10%, W3 −14%, W2 +7%; minChunk 512 on the 64-row
-  // variant W2 −5%, W3 −6%, W1 +7% (both with 2 tokens per lane and 1 row quad)
+if (flag('next')) {
+  // next step (not yet measured): split-KV bounds and decode settings on BLOCKED2_VARIANTS, the
+  // default menu since the b2 run. In that run targetUnits 132·8 gave W1 −10%, W3 −14%, W2 +7%;
+  // minChunk 512 on the 64-row variant W2 −5%, W3 −6%, W1 +7% (both with 2 tokens per lane and 1
+  // row quad); tokens per lane 1 → 2 → 4 gave W4 945 → 744 → 696 µs
   const [dec, b16, b64] = BLOCKED2_VARIANTS;
   configs.push(
     { name: 'blocked1', options: { blocked: true, blockedMenu: 1 } },
+    { name: 'dec-tt8', options: { variants: [{ ...dec, tokensPerLane: 8 }, b16, b64] } },
+    { name: 'dec-wg64', options: { variants: [{ ...dec, workgroupSize: 64 }, b16, b64] } },
     { name: 'split8', options: { split: { targetUnits: 132 * 8 } } },
     { name: 'min384', options: { variants: [dec, b16, { ...b64, minChunk: 384 }] } },
     { name: 'min256', options: { variants: [dec, b16, { ...b64, minChunk: 256 }] } },
