@@ -186,6 +186,30 @@ function mergeRuns(S: number, split: Int32Array, runLen: Int32Array, colW: Float
   return G;
 }
 
+// Leaf items' tiles by token count, for the model and row count last asked (decode steps choose
+// one per leaf, and leaves of many lengths would run the tile choice for each).
+let tcTiles: TileChooser | undefined;
+let tcCost: CtaCost | undefined;
+let tcRows = -1;
+let tcByT = new Int32Array(0);
+function leafTileFor(tiles: TileChooser, cost: CtaCost, rows: number, T: number): number {
+  if (tiles !== tcTiles || cost !== tcCost || rows !== tcRows) {
+    tcTiles = tiles;
+    tcCost = cost;
+    tcRows = rows;
+    tcByT.fill(-1);
+  }
+  if (T >= tcByT.length) {
+    if (T >= 1 << 20) return tiles.choose(cost, rows, T);
+    const a = new Int32Array(Math.min(1 << 20, Math.max(1024, 2 * tcByT.length, T + 1))).fill(-1);
+    a.set(tcByT);
+    tcByT = a;
+  }
+  let v = tcByT[T];
+  if (v < 0) v = tcByT[T] = tiles.choose(cost, rows, T);
+  return v;
+}
+
 /**
  * The split search (see README "Split"): writes each column's KV chunk count into colK. Columns
  * that cannot be split (kmax 1) add a constant; only the others are re-evaluated for each target
@@ -297,21 +321,21 @@ const splitLeafScratch = new LeafSplit();
 
 /**
  * The targets search of splitSearch from the non-leaf part (groups `split`/`runLen` [0, G) —
- * overwritten past G — and the sums) and the leaves' part (`leaf`, whose runs are merged into
- * groups here, after the others'). `C` < 0: the constant columns cannot be listed (NaN where the
- * wave term needs them).
+ * overwritten past G — and the sums) and the leaves' part (`leaf`, whose runs are the leaf groups,
+ * after the others'). `C` < 0: the constant columns cannot be listed (NaN where the wave term
+ * needs them).
  */
 function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, otherWmax: number, otherSum: number, otherMax: number, basePartials: number, C: number): number {
-  const LG = mergeRuns(leaf.runs, leaf.runCol, leaf.runLen, colW, colSum, colKmax, colNb, colVis);
+  // the leaves' runs are their groups (not merged further: leaves of many lengths make many runs)
+  const LG = leaf.runs;
   for (let z = 0; z < LG; z++) {
     split[G + z] = leaf.runCol[z];
     runLen[G + z] = leaf.runLen[z];
   }
-  leaf.runs = LG;
   const constSum = otherSum + leaf.sum;
   const constMax = otherMax > leaf.max ? otherMax : leaf.max;
   const Wmax = otherWmax > leaf.Wmax ? otherWmax : leaf.Wmax;
-  return searchTau(G + LG, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, constSum, constMax, basePartials, C);
+  return searchTau(G, LG, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, leaf.Wmax, constSum, constMax, basePartials, C);
 }
 
 /**
@@ -329,8 +353,9 @@ export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Floa
   runLen.set(cache.groupN.subarray(0, G));
   const tau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, cache.otherSum, cache.otherMax, cache.basePartials, -1);
   if (Number.isNaN(tau)) return null;
-  // one chunk count per group (identical columns); leaves had one chunk
-  for (let z = 0, nz = G + leaf.runs; z < nz; z++) {
+  // one chunk count per group (identical columns); leaves had one chunk, and keep it for τ ≥ their
+  // largest work
+  for (let z = 0, nz = tau >= leaf.Wmax ? G : G + leaf.runs; z < nz; z++) {
     const c = split[z];
     const W = colW[c];
     let k = 1;
@@ -347,6 +372,7 @@ export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Floa
  */
 function searchTau(
   S: number,
+  LG: number,
   split: Int32Array,
   runLen: Int32Array,
   colW: Float64Array,
@@ -363,6 +389,7 @@ function searchTau(
   NQ: number,
   waveSlots: number,
   Wmax: number,
+  leafWmax: number,
   constSum: number,
   constMax: number,
   basePartials: number,
@@ -370,12 +397,22 @@ function searchTau(
 ): number {
   let bestPred = Infinity;
   let bestTau = Infinity;
+  // Groups [0, S) are the other columns', [S, S + LG) the leaves'. The leaf groups' terms are
+  // summed apart (from 0, in group order) and then added; for every target τ ≥ leafWmax each of
+  // them has one chunk, and that sum is the same constant (computed once, the same way).
+  const SL = S + LG;
+  let leafConst = 0;
+  for (let z = S; z < SL; z++) {
+    const c = split[z];
+    leafConst += runLen[z] * HK * (1 * colNb[c] * c0 + colSum[c]);
+  }
   if (Wmax > 0) {
     for (const kc of K_CANDIDATES) {
       const tau = Wmax / kc;
       let sum = constSum;
       let mx = constMax;
       let extraPartials = 0;
+      const leavesWhole = tau >= leafWmax;
       for (let z = 0; z < S; z++) {
         const c = split[z];
         const n = runLen[z];
@@ -390,6 +427,27 @@ function searchTau(
         const w = W / k;
         if (w > mx) mx = w;
       }
+      if (leavesWhole) {
+        sum += leafConst;
+        if (leafWmax > mx) mx = leafWmax;
+      } else {
+        let ls = 0;
+        for (let z = S; z < SL; z++) {
+          const c = split[z];
+          const n = runLen[z];
+          const W = colW[c];
+          let k = 1;
+          if (W > tau) {
+            k = Math.ceil(W / tau);
+            if (k > colKmax[c]) k = colKmax[c];
+            extraPartials += n * (k - 1) * colVis[c];
+          }
+          ls += n * HK * (k * colNb[c] * c0 + colSum[c]);
+          const w = W / k;
+          if (w > mx) mx = w;
+        }
+        sum += ls;
+      }
       const total = sum / P;
       const merge = basePartials + extraPartials > NQ ? mergeLaunchUs + (extraPartials * mergePerPartial) / bwTot : 0;
       let longest = mx + c0;
@@ -399,7 +457,9 @@ function searchTau(
         // 320 are two, and the second wave costs more than the shorter CTAs saved).
         const thr = mx / 2;
         let big = 0;
-        for (let z = 0; z < S; z++) {
+        // (leaf groups with one chunk each count only from leafWmax ≥ thr)
+        const ZL = leavesWhole && leafWmax < thr ? S : SL;
+        for (let z = 0; z < ZL; z++) {
           const c = split[z];
           const W = colW[c];
           let k = 1;
@@ -1120,6 +1180,21 @@ interface LeafLast {
   nTok: Int32Array;
 }
 
+/** `n` segments of a plan at `src` into the segment arrays at `dst` (bulk from 32 on). */
+function copySegments(segPage: Int32Array, segSlot: Int32Array, segTokens: Int32Array, pPage: Int32Array, pSlot: Int32Array, pTok: Int32Array, src: number, dst: number, n: number): void {
+  if (n >= 32) {
+    segPage.set(pPage.subarray(src, src + n), dst);
+    segSlot.set(pSlot.subarray(src, src + n), dst);
+    segTokens.set(pTok.subarray(src, src + n), dst);
+  } else {
+    for (let z = 0; z < n; z++) {
+      segPage[dst + z] = pPage[src + z];
+      segSlot[dst + z] = pSlot[src + z];
+      segTokens[dst + z] = pTok[src + z];
+    }
+  }
+}
+
 /** `n` whole pages (slot 0) from `ids`/`tks` at `src` into the segment arrays at `dst`
  * (bulk copies from 32 pages on: each call costs about 100 ns). */
 function copyWholePages(segPage: Int32Array, segTokens: Int32Array, segSlot: Int32Array, dst: number, ids: Int32Array, tks: Int32Array, src: number, n: number): void {
@@ -1220,6 +1295,15 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
   let lastT = -1;
   let lastTile = 0;
   let ns = 0;
+  // Segments copied from the previous plan go in spans, each one bulk copy: consecutive columns
+  // whose segments stay consecutive (every column up to a leaf that gained a page, or one the
+  // buffer already holds in place). The leaves' last segments are written after the copies.
+  let sSrc = 0;
+  let sDst = 0;
+  let sLen = 0;
+  const fixPos = I(144, R, false);
+  const fixReq = I(145, R, false); // ~r where the leaf gained a page
+  let nfix = 0;
   for (let c = 0; c < C; ) {
     if (colLeaf[c] === 0) {
       // a run of shared columns: items and segments as before, segments moved by a constant
@@ -1237,9 +1321,13 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
         colCnt[c] = p1 - p0;
       }
       if (p1 > p0 && !here) {
-        segPage.set(pPage.subarray(p0, p1), ns);
-        segSlot.set(pSlot.subarray(p0, p1), ns);
-        segTokens.set(pTok.subarray(p0, p1), ns);
+        if (sLen > 0 && sSrc + sLen === p0 && sDst + sLen === ns) sLen += p1 - p0;
+        else {
+          copySegments(segPage, segSlot, segTokens, pPage, pSlot, pTok, sSrc, sDst, sLen);
+          sSrc = p0;
+          sDst = ns;
+          sLen = p1 - p0;
+        }
       }
       ns += p1 - p0;
       c = c1;
@@ -1254,18 +1342,18 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
     const q0 = pSegBegin[i];
     const oc = pSegBegin[i + 1] - q0;
     if (last !== undefined && (cnt === oc || cnt === oc + 1)) {
-      // The previous plan holds the leaf's pages (whole pages, in order): copy them from there
-      // (one contiguous array, in cache) instead of from the request's own page lists, and
-      // write the last page (and the new one) from pass 1's records.
-      const r = tree.src[x];
-      copyWholePages(segPage, segTokens, segSlot, ns, pPage, pTok, q0, oc);
-      if (cnt === oc) segTokens[ns + oc - 1] = last.nTok[r];
+      // The previous plan holds the leaf's pages (whole pages, in order): copied from there (in
+      // the span), the last page (and the new one) written below from the step's records.
+      if (sLen > 0 && sSrc + sLen === q0 && sDst + sLen === ns) sLen += oc;
       else {
-        segTokens[ns + oc - 1] = last.oTok[r];
-        segPage[ns + oc] = last.nId[r];
-        segTokens[ns + oc] = last.nTok[r];
-        segSlot[ns + oc] = 0;
+        copySegments(segPage, segSlot, segTokens, pPage, pSlot, pTok, sSrc, sDst, sLen);
+        sSrc = q0;
+        sDst = ns;
+        sLen = oc;
       }
+      const r = tree.src[x];
+      fixPos[nfix] = ns + oc - 1;
+      fixReq[nfix++] = cnt === oc ? r : ~r;
       if (B !== undefined) {
         colPos[c] = ns;
         colCnt[c] = cnt;
@@ -1286,10 +1374,24 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
     const T = colT[c];
     if (T !== lastT) {
       lastT = T;
-      lastTile = tiles.choose(cost, rows, T);
+      lastTile = leafTileFor(tiles, cost, rows, T);
     }
     itemTile[i] = lastTile;
     c++;
+  }
+  copySegments(segPage, segSlot, segTokens, pPage, pSlot, pTok, sSrc, sDst, sLen);
+  if (last !== undefined) {
+    for (let f = 0; f < nfix; f++) {
+      const e = fixPos[f];
+      const r = fixReq[f];
+      if (r >= 0) segTokens[e] = last.nTok[r];
+      else {
+        segTokens[e] = last.oTok[~r];
+        segPage[e + 1] = last.nId[~r];
+        segTokens[e + 1] = last.nTok[~r];
+        segSlot[e + 1] = 0;
+      }
+    }
   }
   itemSegBegin[NI] = ns;
   const plan: Plan = {
@@ -1510,7 +1612,7 @@ function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts
       segTokens[colPos[c] + bCnt[c] - 1] = lt;
       if (T !== lastT) {
         lastT = T;
-        lastTile = tiles.choose(cost, rows, T);
+        lastTile = leafTileFor(tiles, cost, rows, T);
       }
       itemTile[colItem[c]] = lastTile;
     }
@@ -1688,7 +1790,7 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
       segTokens[colPos[c] + bCnt[c] - 1] = lt;
       if (T !== lastT) {
         lastT = T;
-        lastTile = tiles.choose(cost, rows, T);
+        lastTile = leafTileFor(tiles, cost, rows, T);
       }
       itemTile[colItem[c]] = lastTile;
     }

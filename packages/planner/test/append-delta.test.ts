@@ -207,6 +207,24 @@ describe('the account path (one pass over the requests, split search from the la
     }
   });
 
+  it('leaves of many lengths (pages gained every step, tiles and splits per leaf) equal fresh builds', () => {
+    // 64 requests under a 2-level tree, own lengths 1..700 tokens: every step some leaf starts a page
+    const parent = [-1, 0, 0, 0, 0];
+    const requestNode = Array.from({ length: 64 }, (_, i) => 1 + (i % 4));
+    const ownTokens = requestNode.map((_, i) => 1 + ((i * 7919) % 700));
+    for (const minChunkTokens of [128, 16]) {
+      const opts = { minChunkTokens };
+      let b = treeBatch({ parent, tokens: [1500, 300, 200, 100, 40], requestNode, ownTokens, pageSize: 16 });
+      const st = createPlannerState(b, H100_CAPS, opts);
+      for (let t = 0; t < 40; t++) {
+        const { batch, appended } = nextDecodeStep(b);
+        expect(planToJSON(stepPlanner(st, batch, t % 3 === 2 ? {} : { appended }))).toEqual(planToJSON(prefixPlanner(batch, H100_CAPS, opts)));
+        b = batch;
+      }
+      expect(st.patched).toBeGreaterThan(30);
+    }
+  });
+
   it('single-page leaves (whose key changes as the page grows) go through the general step', () => {
     // requests forking at a page boundary: each leaf is one page of one token
     let b = treeBatch({ parent: [-1], tokens: [64], requestNode: [0, 0, 0, 0], ownTokens: 1, pageSize: 16 });
