@@ -1262,31 +1262,33 @@ function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, til
     at += n;
     return v;
   };
+  // A buffer holding a plan of this layout generation holds its queries, items and merge lists
+  // at the same places already (only KV limits, tiles and segments change in decode steps).
   const queryRequest = view(NQ);
-  queryRequest.set(prev.queryRequest);
+  if (!known) queryRequest.set(prev.queryRequest);
   const queryKvLimit = view(NQ);
   queryKvLimit.set(kvLimit.subarray(0, NQ));
   const itemTile = view(NI);
   itemTile.set(prev.itemTile);
   const itemPos = view(NI);
-  itemPos.set(prev.itemPos);
+  if (!known) itemPos.set(prev.itemPos);
   const itemSegBegin = view(NI + 1);
   const itemQueryBegin = view(NI + 1);
-  itemQueryBegin.set(prev.itemQueryBegin);
+  if (!known) itemQueryBegin.set(prev.itemQueryBegin);
   const itemPartialBase = view(NI);
-  itemPartialBase.set(prev.itemPartialBase);
+  if (!known) itemPartialBase.set(prev.itemPartialBase);
   const itemNode = view(NI);
-  itemNode.set(prev.itemNode!);
+  if (!known) itemNode.set(prev.itemNode!);
   const itemQueries = view(NIQ);
-  itemQueries.set(prev.itemQueries);
+  if (!known) itemQueries.set(prev.itemQueries);
   const segPage = out.subarray(at, at + NS);
   const segSlot = out.subarray(at + segCap, at + segCap + NS);
   const segTokens = out.subarray(at + 2 * segCap, at + 2 * segCap + NS);
   at += 3 * segCap;
   const mergeBegin = view(NQ + 1);
-  mergeBegin.set(prev.mergeBegin);
+  if (!known) mergeBegin.set(prev.mergeBegin);
   const mergeSlots = view(NIQ);
-  mergeSlots.set(prev.mergeSlots);
+  if (!known) mergeSlots.set(prev.mergeSlots);
 
   const pPage = prev.segPage;
   const pSlot = prev.segSlot;
