@@ -115,6 +115,7 @@ if (flag('next')) {
     { name: 'dec-min256', options: { variants: [{ ...dec, minChunk: 256 }, b16, b64] } },
     { name: 'split12-min384', options: { variants: [dec, b16, { ...b64, minChunk: 384 }], split: { targetUnits: 132 * 12 } } },
     // the two winners of the first --next run (webgpu-h100-next-2026-11-23.json) as one configuration
+    { name: 'wg64-min384', options: { variants: [{ ...dec, workgroupSize: 64 }, b16, { ...b64, minChunk: 384 }] } },
     { name: 'wg64-split12-min384', options: { variants: [{ ...dec, workgroupSize: 64 }, b16, { ...b64, minChunk: 384 }], split: { targetUnits: 132 * 12 } } },
   );
 }
