@@ -77,11 +77,16 @@ export const BLOCKED_VARIANTS: readonly KernelVariant[] = [
  * W4 934 → 696 µs (tokensPerLane 4; 744 with 2), W1 453 → 430, W2 825 → 795; layout 2 with 2 row
  * quads alone W5 3899 → 3777, W1 → 437, W3 486 → 470; both (with 1 row quad and 2 tokens per
  * lane, config b2dec) faster on all five.
+ * Then (webgpu-h100-next*-2026-11-23.json, one process per run): 64 invocations for the decode
+ * kernel (W4 693 → 652 µs, no workload slower) and chunks of at least 384 tokens for the 64-row
+ * tile (fewer, longer units: W1 416 → 374, W3 471 → 435 with both, W2 791 → 794, W5 3766 → 3751;
+ * config `wg64-min384`). A smaller split target for every unit (targetUnits 132·12) helped W1/W3
+ * as much but cost W4 13% with the 64-invocation decode kernel, so it is not in the default.
  */
 export const BLOCKED2_VARIANTS: readonly KernelVariant[] = [
-  { ...DEFAULT_VARIANTS[0], decode: true, tokensPerLane: 4 },
+  { ...DEFAULT_VARIANTS[0], decode: true, tokensPerLane: 4, workgroupSize: 64 },
   { ...BLOCKED_VARIANTS[1], blockedVersion: 2 },
-  { ...BLOCKED_VARIANTS[2], blockedVersion: 2, pvRowQuads: 2 },
+  { ...BLOCKED_VARIANTS[2], blockedVersion: 2, pvRowQuads: 2, minChunk: 384 },
 ];
 
 /** CPU adapters (lavapipe): one direct 16-row variant, no token splits. */

@@ -32,6 +32,7 @@ describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () =
   for (const [dtype, d, variant, cases] of [
     ['f16', 64, BLOCKED2_VARIANTS[0], [[4, SHARED_TREE], [4, HYBRID_TREE], [1, HYBRID_TREE]]],
     ['f32', 32, { ...BLOCKED2_VARIANTS[0], workgroupSize: 64, tokensPerLane: 3 }, [[1, SHARED_TREE], [4, HYBRID_TREE]]],
+    ['f16', 64, { ...BLOCKED2_VARIANTS[0], workgroupSize: 128 }, [[4, SHARED_TREE], [1, HYBRID_TREE]]],
   ] as Array<[KvDtype, number, KernelVariant, Array<[number, TreeSpec]>]>) {
     const what = cases.map(([g, t]) => `GQA ${g} ${t === SHARED_TREE ? 'shared' : 'hybrid'}`).join(', ');
     it(`matches the reference (${dtype}, d${d}, ${variant.workgroupSize ?? 128} invocations, ${variant.tokensPerLane} tokens per lane; ${what})`, async () => {
