@@ -133,6 +133,22 @@ function touchLoop(batch: ReturnType<typeof workload>, steps: number): number[] 
 // in bursts of seconds; interleaving spreads them over all cases instead of hitting one.
 const rounds = Number(process.env.ROUNDS ?? 5);
 const per = Math.max(1, Math.ceil(iters / rounds));
+// Warm-up rounds (WARMUP_ROUNDS, default 2): every measurement of every case, run and discarded
+// before the timed rounds. On this 2-core machine, optimizing the planner's large functions takes
+// TurboFan tens of milliseconds on the second core (shared with other jobs), and the steps'
+// first runs send some back for another compile; meanwhile the code runs unoptimized, 3-4×
+// slower (W5's full build: ~600 µs instead of ~170 µs, in whole rounds of v3-style runs). Timed
+// rounds then measure the steady state a planner stepping every decode step is in.
+const warmupRounds = Number(process.env.WARMUP_ROUNDS ?? 2);
+for (let round = 0; round < warmupRounds; round++) {
+  for (const [, batch] of cases) {
+    benchmarkPlanning(batch, H100_CAPS, { iters: per, warmup: 25 });
+    decodeLoop(batch, Math.min(per, 40));
+    touchLoop(batch, Math.min(per, 40));
+    prebuiltLoop(batch, Math.min(per, 40), false);
+    prebuiltLoop(batch, Math.min(per, 40), true);
+  }
+}
 type Samples = { fullBuildUs: number[]; fullBuildTrustedUs: number[]; incrementalStepUs: number[]; joinFinishStepUs: number[]; loop: number[]; pre: number[]; preAccount: number[]; touch: number[]; patched: number; steps: number };
 const acc = new Map<string, Samples>(cases.map(([name]) => [name, { fullBuildUs: [], fullBuildTrustedUs: [], incrementalStepUs: [], joinFinishStepUs: [], loop: [], pre: [], preAccount: [], touch: [], patched: 0, steps: 0 }]));
 for (let round = 0; round < rounds; round++) {
@@ -194,9 +210,10 @@ const out = {
   capabilities: 'H100-like: 132 units, 3350 GB/s, tiles rows 1/8/16/32/64/128 × kvBlock 32/64/128',
   iters,
   rounds,
+  warmupRounds,
   units: 'microseconds (wall clock, performance.now); median/p10/p90 over all samples of a case: ROUNDS rounds of ITERS/ROUNDS iterations each (after 25 warm-up iterations per round), cases interleaved round by round',
   notes:
-    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. prebuiltLoopStepUs / prebuiltLoopAccountStepUs: the decode loop over batches built beforehand (no batch building or its garbage collection between steps), stepping with the batch alone / with the caller’s account of each step (stepPlanner delta.appended); prebuiltLoopAccountPath: of those steps with the account, how many took the account path (accountStep: one pass over the requests) and how many of these redid the split search from the last one’s record (leafSearches) rather than over every column. stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores.',
+    'fullBuildUs: createPlannerState (radix tree comparing every page + plan). fullBuildTrustedUs: the same with trustPageIds. incrementalStepUs: stepPlanner for an append-only decode step (nextDecodeBatch: one token appended to every request; the previous plan is patched), from a state that has stepped twice already (its two recycled plan buffers hold the last two plans, as in a decode loop); each timed step runs on a fresh copy of that state (copies made untimed, 16 at a time). joinFinishStepUs: stepPlanner for a step where request 0 finishes and a fork of the last request joins (tree update + full emit into a recycled buffer). decodeLoopStepUs: one state stepped through consecutive decode batches (each built untimed by nextDecodeBatch just before, which copies every page list: colder caches than the replayed step), with how many steps were patches. prebuiltLoopStepUs / prebuiltLoopAccountStepUs: the decode loop over batches built beforehand (no batch building or its garbage collection between steps), stepping with the batch alone / with the caller’s account of each step (stepPlanner delta.appended); prebuiltLoopAccountPath: of those steps with the account, how many took the account path (accountStep: one pass over the requests) and how many of these redid the split search from the last one’s record (leafSearches) rather than over every column. stepInputTouchUs: the floor of any step over this batch layout, reading the last page id and token count of every request on batches built as in the decode loop. inputPages / inputReadUs: page entries of the batch and the median µs of merely summing all page ids and token counts in a loop (what any exact full build must read). Load average of the machine before and after is recorded: other jobs shared its 2 cores. warmupRounds: rounds of every measurement of every case run and discarded before the timed rounds (runs before v4 had none: their first rounds could run partly unoptimized code).',
   loadAverage: { before: loadBefore, after: loadavg() },
   calibrationNsPerElement: { before: calBefore, after: calibrate() },
   results,
