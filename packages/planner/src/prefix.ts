@@ -1212,12 +1212,13 @@ function copyWholePages(segPage: Int32Array, segTokens: Int32Array, segSlot: Int
 }
 
 /**
- * The patched plan of an append-only step (see patchAppendPlan): the previous plan's arrays
- * copied in bulk, the queries' KV limits from `kvLimit`, every leaf item's segments and tile
- * written again: from the previous plan plus pass 1's last-page records when `last` is given and
- * the leaf gained at most one page, else from the request's page lists (only its last page of two
- * steps ago on, when the recycled buffer still holds the rest); shared columns' segments moved
- * where an earlier leaf gained pages.
+ * The patched plan of an append-only step (see patchAppendPlan): the previous plan's query, item
+ * and merge arrays copied in bulk (kept where the buffer holds a plan of this layout generation),
+ * the queries' KV limits from `kvLimit`, every leaf item's tile written again, and the segments:
+ * the previous plan's copied in spans (one bulk copy per run of columns that stay consecutive),
+ * each leaf's last page (and new one) then written from the step's records when `last` is given
+ * and the leaf gained at most one page, else the leaf's pages from the request's page lists (only
+ * from its last page of two steps ago on, when the recycled buffer still holds the rest).
  */
 function writePatch(tree: RadixTree, reqs: Batch['requests'], cost: CtaCost, tiles: TileChooser, L: PlanLayout, NS: number, kvLimit: Int32Array, buffer: PlanBuffer | undefined, last?: LeafLast): Plan {
   const prev = L.plan!;
@@ -1447,8 +1448,8 @@ export interface AppendDelta {
  * plan is patched, else 'emit' (the tree is current, the caller emits in full). When the recycled
  * buffer holds the plan of two steps ago and no leaf gained a page since, that plan differs from
  * this one only in the queries' KV limits, the leaves' last segment and the leaves' tiles: only
- * those are written (O(requests), a few stores each); otherwise writePatch copies the previous
- * plan's arrays in bulk.
+ * those are written (O(requests), a few stores each); otherwise writePatch writes the new segment
+ * layout (bulk copies of the previous plan's segments in spans).
  */
 export function appendOnlyStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, buffer: PlanBuffer | undefined, appended?: AppendDelta): Plan | 'emit' | null {
   const prev = L.plan;
@@ -1643,8 +1644,8 @@ let markStamp = 0;
  * the leaves and their columns, sums the leaves' split-search inputs, and (where the recycled
  * buffer holds the plan of two steps ago and no leaf gained a page since) rewrites that plan's
  * query KV limits, leaf items' last segment token counts and tiles; no request object is read.
- * The split search then runs from the last one's record (splitSearchLeaves) while every leaf stays
- * unsplittable. Where a leaf gained a page, writePatch copies the previous plan instead. Returns
+ * The split search then runs from the last one's record and the leaves' part (leafSplitChanged).
+ * Where a leaf gained a page, writePatch writes the new segment layout instead. Returns
  * undefined (nothing written) where a leaf is a single page that grows (its key changes: the
  * general path), and refuses impossible accounts before writing anything.
  */
