@@ -27,18 +27,16 @@ const TT: u32 = KV_BLOCK / SPLITS; // tokens per split per block
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let uid = wid.x + wid.y * params.gridX;
+  let b = unitRecord(wid);
   // head counts and scale are run-time values so one pipeline serves every model shape
   let GROUP = params.group;
   let NQO = params.numQoHeads;
   let NKV = params.numKvHeads;
-  if (uid >= params.unitCount) {
+  if (b == NO_UNIT) {
     return;
   }
-  let b = (params.unitOffset + uid) * 8u;
   let ntok = unitTokens(b, lid);
-  let u = Unit(planBuf[b], ntok, planBuf[b + 2u], planBuf[b + 3u],
-               planBuf[b + 4u], planBuf[b + 5u], planBuf[b + 6u], planBuf[b + 7u]);
+  let u = unitAt(b, ntok);
 
   let lane = lid % TPR;
   let row = (lid / TPR) % ROWS;

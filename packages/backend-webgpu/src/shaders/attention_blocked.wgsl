@@ -78,21 +78,19 @@ fn stageRaw(v: bool, lid: u32) {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let uid = wid.x + wid.y * params.gridX;
+  let b = unitRecord(wid);
   let GROUP = params.group;
   let NQO = params.numQoHeads;
   let NKV = params.numKvHeads;
-  if (uid >= params.unitCount) {
+  if (b == NO_UNIT) {
     return;
   }
-  let b = (params.unitOffset + uid) * 8u;
   if (lid == 0u) {
     wNtok = planBuf[b + 1u];
   }
   // loop bounds around barriers must be uniform
   let ntok = workgroupUniformLoad(&wNtok);
-  let u = Unit(planBuf[b], ntok, planBuf[b + 2u], planBuf[b + 3u],
-               planBuf[b + 4u], planBuf[b + 5u], planBuf[b + 6u], planBuf[b + 7u]);
+  let u = unitAt(b, ntok);
 
   // q rows, scaled, transposed into qT (rows past the item's end are zeros; their limit is 0).
   // Neighbouring invocations take neighbouring rows of one dim quad, so their stores hit

@@ -48,6 +48,27 @@ struct Unit {
 @group(0) @binding(3) var<storage, read_write> partBuf: array<f32>;
 @group(0) @binding(5) var<storage, read_write> outBuf: array<f32>;
 
+
+// Past the dispatch's units (the grid is rounded up to whole rows of gridX workgroups).
+const NO_UNIT: u32 = 0xffffffffu;
+
+// Where this workgroup's unit record (8 words) starts in planBuf, or NO_UNIT. It depends only on
+// the workgroup id and uniform params, so a body may return on it before its first barrier.
+fn unitRecord(wid: vec3<u32>) -> u32 {
+  let uid = wid.x + wid.y * params.gridX;
+  if (uid >= params.unitCount) {
+    return NO_UNIT;
+  }
+  return (params.unitOffset + uid) * 8u;
+}
+
+// The unit record at b with its token count given (bodies whose token loops hold barriers pass a
+// workgroup-uniform copy of it).
+fn unitAt(b: u32, ntok: u32) -> Unit {
+  return Unit(planBuf[b], ntok, planBuf[b + 2u], planBuf[b + 3u],
+              planBuf[b + 4u], planBuf[b + 5u], planBuf[b + 6u], planBuf[b + 7u]);
+}
+
 fn store4(isOut: bool, i: u32, v: vec4<f32>) {
   if (isOut) {
     outBuf[4u * i] = v.x;

@@ -44,16 +44,14 @@ fn dimQuad(lane: u32, x: u32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let uid = wid.x + wid.y * params.gridX;
+  let b = unitRecord(wid);
   let GROUP = params.group;
   let NQO = params.numQoHeads;
   let NKV = params.numKvHeads;
-  if (uid >= params.unitCount) {
+  if (b == NO_UNIT) {
     return;
   }
-  let b = (params.unitOffset + uid) * 8u;
-  let u = Unit(planBuf[b], planBuf[b + 1u], planBuf[b + 2u], planBuf[b + 3u],
-               planBuf[b + 4u], planBuf[b + 5u], planBuf[b + 6u], planBuf[b + 7u]);
+  let u = unitAt(b, planBuf[b + 1u]);
   let lane = lid % LPT;
   let g = lid / LPT;
 
