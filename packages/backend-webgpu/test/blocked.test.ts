@@ -1,10 +1,11 @@
-import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type KvDtype, type Plan } from '@canopy/core';
+import { randomKvCache, randomQueries, type AttentionConfig, type KvDtype } from '@canopy/core';
 import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { BLOCKED_VARIANTS, BLOCKED2_VARIANTS, blockedShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
-import { maxErr, SHARED_TREE, testPlan } from './plans.js';
+import { expectPlansMatchReference } from './check.js';
+import { SHARED_TREE } from './plans.js';
 
 const avail = await gpuAvailability();
 
@@ -51,32 +52,9 @@ describe.skipIf(!avail.available)(`webgpu register-blocked kernel (${avail.reaso
     it(`matches the reference on tree, per-request and prefix plans (${dtype}, d${d}, ${variant.rows} rows, ${variant.workgroupSize ?? 128} invocations; ${what})`, async () => {
       const b = await WebGpuBackend.create({ variants: [variant] });
       try {
-        for (const [gqa, spec] of cases) {
-          const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
-          {
-            const batch = batchFromTree(spec, config, 16, 7);
-            const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3 + gqa);
-            const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
-            const queries = randomQueries(nq, config, 5 + gqa);
-            const ref = referenceAttention(batch, cache, queries);
-            await b.setKvCache(cache);
-            const plans: Plan[] = [
-              testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles }),
-              testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
-              prefix(batch, b.capabilities),
-            ];
-            for (const plan of plans) {
-              validatePlan(plan, batch);
-              const l = b.layoutOf(plan, queries);
-              expect(l.kernels.every((k) => k.includes('/blocked/')), `blocked kernel ran: ${l.kernels.join(', ')}`).toBe(true);
-              const got = await b.run(plan, queries);
-              const tol = dtype === 'f16' ? 2e-3 : 2e-4;
-              const what = `${plan.planner}, GQA ${gqa}, ${spec === SHARED_TREE ? 'shared' : 'hybrid'} tree`;
-              expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
-              expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
-            }
-          }
-        }
+        await expectPlansMatchReference(b, dtype, d, cases, tiles, (kernels) => {
+          expect(kernels.every((k) => k.includes('/blocked/')), `blocked kernel ran: ${kernels.join(', ')}`).toBe(true);
+        });
       } finally {
         await b.dispose();
       }

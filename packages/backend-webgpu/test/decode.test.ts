@@ -1,10 +1,11 @@
-import { randomKvCache, randomQueries, referenceAttention, validatePlan, type AttentionConfig, type KvDtype, type Plan } from '@canopy/core';
+import { randomKvCache, randomQueries, type AttentionConfig, type KvDtype } from '@canopy/core';
 import { batchFromTree, HYBRID_TREE, type TreeSpec } from '@canopy/backend-testkit';
 import { prefix } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
 import { BLOCKED2_VARIANTS, decodeShape, WebGpuBackend, type KernelVariant } from '../src/index.js';
 import { gpuAvailability } from './gpu.js';
-import { maxErr, SHARED_TREE, testPlan } from './plans.js';
+import { expectPlansMatchReference } from './check.js';
+import { SHARED_TREE } from './plans.js';
 
 const avail = await gpuAvailability();
 const tiles = [{ rows: 4, kvBlock: 32 }, { rows: 16, kvBlock: 16 }, { rows: 64, kvBlock: 16 }];
@@ -38,30 +39,9 @@ describe.skipIf(!avail.available)(`webgpu decode kernel (${avail.reason})`, () =
     it(`matches the reference (${dtype}, d${d}, ${variant.workgroupSize ?? 128} invocations, ${variant.tokensPerLane} tokens per lane; ${what})`, async () => {
       const b = await WebGpuBackend.create({ variants: [variant, { rows: 16, kvBlock: 16, splits: 1, dimsPerThread: 32 }], tiling: 'shared' });
       try {
-        for (const [gqa, spec] of cases) {
-          const config: AttentionConfig = { numQoHeads: 2 * gqa, numKvHeads: 2, headDim: d, kvDtype: dtype };
-          const batch = batchFromTree(spec, config, 16, 7);
-          const cache = randomKvCache(batch.numPages, batch.pageSize, config, 3 + gqa);
-          const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
-          const queries = randomQueries(nq, config, 5 + gqa);
-          const ref = referenceAttention(batch, cache, queries);
-          await b.setKvCache(cache);
-          const plans: Plan[] = [
-            testPlan(batch, { mode: 'tree', chunk: 20, maxQueries: 3, tiles: [tiles[0]] }),
-            testPlan(batch, { mode: 'request', chunk: 7, maxQueries: 2, tiles: [{ rows: 1, kvBlock: 16 }] }),
-            prefix(batch, b.capabilities),
-          ];
-          for (const plan of plans) {
-            validatePlan(plan, batch);
-            const l = b.layoutOf(plan, queries);
-            expect(l.kernels[0], `decode kernel ran: ${l.kernels.join(', ')}`).toContain('/decode/');
-            const got = await b.run(plan, queries);
-            const tol = dtype === 'f16' ? 2e-3 : 2e-4;
-            const what = `${plan.planner}, GQA ${gqa}, ${spec === SHARED_TREE ? 'shared' : 'hybrid'} tree`;
-            expect(maxErr(got.out, ref.out), `out (${what})`).toBeLessThanOrEqual(tol);
-            expect(maxErr(got.lse, ref.lse), `lse (${what})`).toBeLessThanOrEqual(tol);
-          }
-        }
+        await expectPlansMatchReference(b, dtype, d, cases, [tiles[0]], (kernels) => {
+          expect(kernels[0], `decode kernel ran: ${kernels.join(', ')}`).toContain('/decode/');
+        });
       } finally {
         await b.dispose();
       }
