@@ -365,7 +365,7 @@ export class WebGpuBackend implements AttentionBackend {
       return {
         key: `blocked2/${bs.rows}/${bs.kvBlock}/${bs.workgroupSize}/${bs.pvRowQuads}/${bs.pvVec4}/${bs.subgroups}`,
         // the row reduction first: blocked_rows_subgroup.wgsl starts with its `enable` directive
-        files: [bs.subgroups ? WGSL.blockedRowsSubgroup : WGSL.blockedRowsShared, WGSL.attentionBlocked2],
+        files: [bs.subgroups ? WGSL.blockedRowsSubgroup : WGSL.blockedRowsShared, WGSL.attentionBlocked2, WGSL.blockedKvStage],
         constants: { ROWS: bs.rows, KV_BLOCK: bs.kvBlock, WG: bs.workgroupSize, PV_RQ: bs.pvRowQuads, PV_D4: bs.pvVec4 },
         redWords: 0,
         smemVec4: 0,
@@ -378,7 +378,7 @@ export class WebGpuBackend implements AttentionBackend {
       const bs = f.blocked;
       return {
         key: `blocked/${bs.rows}/${bs.kvBlock}/${bs.workgroupSize}/${bs.qkTokens}/${bs.pvRowQuads}/${bs.pvVec4}`,
-        files: [WGSL.attentionBlocked],
+        files: [WGSL.attentionBlocked, WGSL.blockedKvStage],
         constants: { ROWS: bs.rows, KV_BLOCK: bs.kvBlock, WG: bs.workgroupSize, QK_ST: bs.qkTokens, PV_RQ: bs.pvRowQuads, PV_D4: bs.pvVec4 },
         redWords: 0,
         smemVec4: 0,

@@ -2,6 +2,7 @@
 import attention from './shaders/attention.wgsl';
 import attentionBlocked from './shaders/attention_blocked.wgsl';
 import attentionBlocked2 from './shaders/attention_blocked2.wgsl';
+import blockedKvStage from './shaders/blocked_kv_stage.wgsl';
 import blockedRowsShared from './shaders/blocked_rows_shared.wgsl';
 import blockedRowsSubgroup from './shaders/blocked_rows_subgroup.wgsl';
 import attentionDecode from './shaders/attention_decode.wgsl';
@@ -18,4 +19,4 @@ import tileDirect from './shaders/tile_direct.wgsl';
 import tilePrefetch from './shaders/tile_prefetch.wgsl';
 import tileShared from './shaders/tile_shared.wgsl';
 
-export const WGSL = { attention, attentionBlocked, attentionBlocked2, blockedRowsShared, blockedRowsSubgroup, attentionCommon, attentionDecode, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };
+export const WGSL = { attention, attentionBlocked, attentionBlocked2, blockedKvStage, blockedRowsShared, blockedRowsSubgroup, attentionCommon, attentionDecode, attentionRoles, kvF16, kvF32, merge, probeFma, probeRead, reduceShared, reduceSubgroup, tileDirect, tilePrefetch, tileShared };

@@ -1,6 +1,6 @@
 // Register-blocked ("GEMM-style") partial attention for units with many rows (shared-prefix packs).
-// Same units, bindings and outputs as attention.wgsl; joined with attention_common.wgsl and a KV
-// reader (kv_f16/kv_f32). Why a second kernel: in attention.wgsl every row re-reads each K/V value
+// Same units, bindings and outputs as attention.wgsl; joined with attention_common.wgsl, a KV
+// reader (kv_f16/kv_f32) and blocked_kv_stage.wgsl (the KV prefetch and staging). Why a second kernel: in attention.wgsl every row re-reads each K/V value
 // from workgroup memory (one vec4 load per 4 FMAs) and each score needs a cross-lane reduction, so
 // the 64-row tile reached about a third of the H100's f32 FMA rate. Here each invocation computes
 // a micro-tile of the score block and of the output, so every value it loads feeds several FMAs
@@ -35,8 +35,6 @@ const QK_TG: u32 = KV_BLOCK / QK_ST;
 const PV_RG: u32 = RQ4 / PV_RQ;
 const PV_DG: u32 = D4 / PV_D4;
 const KS: u32 = D4 + 1u; // padded K/V row stride (vec4): neighbouring tokens start in different banks
-const RAW_PER_TOK: u32 = D4 / KV_RAW4;
-const PF: u32 = (KV_BLOCK * RAW_PER_TOK + WG - 1u) / WG; // raw K (and V) words per invocation per block
 const NO: u32 = PV_RQ * 4u * PV_D4;
 
 var<workgroup> qT: array<vec4<f32>, D * RQ4>;
@@ -44,37 +42,6 @@ var<workgroup> kv: array<vec4<f32>, KV_BLOCK * KS>;
 var<workgroup> ps: array<vec4<f32>, KV_BLOCK * RQ4>;
 var<workgroup> rowA: array<vec4<f32>, RQ4>;
 var<workgroup> wNtok: u32;
-
-var<private> pfK: array<KvRaw, PF>;
-var<private> pfV: array<KvRaw, PF>;
-
-fn prefetch(u: Unit, t0: u32, lid: u32, nkv: u32) {
-  for (var k = 0u; k < PF; k++) {
-    let e = lid + k * WG;
-    let t = e / RAW_PER_TOK;
-    if (e < KV_BLOCK * RAW_PER_TOK && t0 + t < u.ntok) {
-      let src = (planBuf[params.offTok + u.tok + t0 + t] * nkv + u.head) * RAW_PER_TOK + e % RAW_PER_TOK;
-      pfK[k] = loadKRaw(src);
-      pfV[k] = loadVRaw(src);
-    } else {
-      // zeros past the unit's end: p = 0 there, and 0 * garbage could be NaN
-      pfK[k] = KvRaw();
-      pfV[k] = KvRaw();
-    }
-  }
-}
-
-fn stageRaw(v: bool, lid: u32) {
-  for (var k = 0u; k < PF; k++) {
-    let e = lid + k * WG;
-    if (e < KV_BLOCK * RAW_PER_TOK) {
-      let base = (e / RAW_PER_TOK) * KS + (e % RAW_PER_TOK) * KV_RAW4;
-      for (var h = 0u; h < KV_RAW4; h++) {
-        kv[base + h] = kvDecode(select(pfK[k], pfV[k], v), h);
-      }
-    }
-  }
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

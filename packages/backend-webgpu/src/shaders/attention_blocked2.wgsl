@@ -1,7 +1,8 @@
 // Register-blocked partial attention, second layout ("b2"), for units with many rows. Same units,
 // bindings and outputs as attention.wgsl and attention_blocked.wgsl; joined with
-// attention_common.wgsl, a KV reader (kv_f16/kv_f32) and a row reduction (blocked_rows_subgroup /
-// blocked_rows_shared, which defines rowMax2 and rowSum2).
+// attention_common.wgsl, a KV reader (kv_f16/kv_f32), a row reduction (blocked_rows_subgroup /
+// blocked_rows_shared, which defines rowMax2 and rowSum2) and blocked_kv_stage.wgsl (the KV
+// prefetch and staging, shared with attention_blocked.wgsl).
 //
 // What changes against attention_blocked.wgsl (4 rows × 1 token per invocation in S, softmax on one
 // invocation per row):
@@ -30,8 +31,6 @@ const PSQ: u32 = RQ4 + 1u;     // P row stride in vec4 (padded)
 const PV_RG: u32 = RQ4 / PV_RQ;
 const PV_DG: u32 = D4 / PV_D4;
 const KS: u32 = D4 + 1u;       // padded q/K/V row stride (vec4)
-const RAW_PER_TOK: u32 = D4 / KV_RAW4;
-const PF: u32 = (KV_BLOCK * RAW_PER_TOK + WG - 1u) / WG;
 const NO: u32 = PV_RQ * 4u * PV_D4;
 
 var<workgroup> qs: array<vec4<f32>, ROWS * KS>;
@@ -39,37 +38,6 @@ var<workgroup> kv: array<vec4<f32>, KV_BLOCK * KS>;
 var<workgroup> ps: array<vec4<f32>, KV_BLOCK * PSQ>;
 var<workgroup> rowA: array<vec4<f32>, RQ4>;
 var<workgroup> wNtok: u32;
-
-var<private> pfK: array<KvRaw, PF>;
-var<private> pfV: array<KvRaw, PF>;
-
-fn prefetch(u: Unit, t0: u32, lid: u32, nkv: u32) {
-  for (var k = 0u; k < PF; k++) {
-    let e = lid + k * WG;
-    let t = e / RAW_PER_TOK;
-    if (e < KV_BLOCK * RAW_PER_TOK && t0 + t < u.ntok) {
-      let src = (planBuf[params.offTok + u.tok + t0 + t] * nkv + u.head) * RAW_PER_TOK + e % RAW_PER_TOK;
-      pfK[k] = loadKRaw(src);
-      pfV[k] = loadVRaw(src);
-    } else {
-      // zeros past the unit's end: p = 0 there, and 0 * garbage could be NaN
-      pfK[k] = KvRaw();
-      pfV[k] = KvRaw();
-    }
-  }
-}
-
-fn stageRaw(v: bool, lid: u32) {
-  for (var k = 0u; k < PF; k++) {
-    let e = lid + k * WG;
-    if (e < KV_BLOCK * RAW_PER_TOK) {
-      let base = (e / RAW_PER_TOK) * KS + (e % RAW_PER_TOK) * KV_RAW4;
-      for (var h = 0u; h < KV_RAW4; h++) {
-        kv[base + h] = kvDecode(select(pfK[k], pfV[k], v), h);
-      }
-    }
-  }
-}
 
 fn hsum(a: vec4<f32>) -> f32 {
   return (a.x + a.y) + (a.z + a.w);
