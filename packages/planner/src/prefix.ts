@@ -1491,12 +1491,124 @@ function leafSplitChanged(L: PlanLayout, R: number, leaf: LeafSplit): boolean {
 const stepLeaf = new LeafSplit();
 
 /**
+ * The pass both decode steps share, once the step's page records are committed (lastN, lastId and
+ * the leaves' page ends; lastTok too when `gain` is given): every leaf grows by `gain[i]` tokens
+ * (by one, its last page's count included, when `gain` is undefined), and the pass writes the
+ * leaves and their columns, sums the leaves' split-search inputs, and rewrites the recycled plan of
+ * two steps ago where no leaf gained a page since (`newPages` 0); else writePatch lays out the new
+ * segments. 'emit' where the split search changes a chunk count.
+ */
+function stepLeaves(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, B: PlanBuffer | undefined, newPages: number, gain: Int32Array | undefined, oTok: Int32Array): Plan | 'emit' {
+  const reqs = next.requests;
+  const R = reqs.length;
+  const lastTok = tree.lastTok;
+  const leafOf = tree.reqLeaf;
+  tree.requests = reqs;
+  tree.byteViews.length = 0;
+  tree.numPages = next.numPages;
+  const C = L.C;
+  // The recycled buffer's plan (two steps ago) holds every leaf's pages when no leaf gained one
+  // since: its last segment is the same page, and only token counts, KV limits and tiles change.
+  // It is rewritten in the pass below; should the split search then change a chunk count, the
+  // emit overwrites this same buffer.
+  const old = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.pageEpoch === L.pageEpoch && newPages === 0 && B.colPos.length >= C ? B.plan : undefined;
+  if (newPages > 0) L.pageEpoch++;
+  const [HK, c0, , , , , minChunk, maxChunks] = L.params;
+  const { colCarry, colT, colKmax, colW, colSum, colA, colCoef, leafCols, colItem } = L;
+  const { cost, tiles } = modelFor(caps, opts, next.config);
+  const ttok = tree.tokens;
+  const tpos = tree.pos;
+  const kvLimit = old !== undefined ? old.queryKvLimit : I(134, R, false);
+  const segTokens = old !== undefined ? old.segTokens : kvLimit;
+  const itemTile = old !== undefined ? old.itemTile : kvLimit;
+  const colPos = old !== undefined ? B!.colPos : leafCols;
+  const bCnt = old !== undefined ? B!.colCnt : leafCols;
+  const rows = L.g;
+  let lastT = -1;
+  let lastTile = 0;
+  // the leaves' part of the split search (leaf columns in column order, which is request order)
+  let leafSum = 0;
+  let leafMax = 0;
+  let leafWmax = 0;
+  const leaf = stepLeaf;
+  leaf.reset(R);
+  const lCol = leaf.runCol;
+  const lLen = leaf.runLen;
+  let LS = 0;
+  let pW = NaN;
+  let pS = NaN;
+  let pK = -1;
+  for (let i = 0; i < R; i++) {
+    const x = leafOf[i];
+    const c = leafCols[i];
+    let lt: number;
+    let tk: number;
+    if (gain === undefined) {
+      lt = lastTok[i] + 1;
+      lastTok[i] = lt;
+      tk = ttok[x] + 1;
+    } else {
+      lt = lastTok[i];
+      tk = ttok[x] + gain[i];
+    }
+    ttok[x] = tk;
+    kvLimit[i] = tpos[x] + tk;
+    // same expressions as the full build's column setup
+    const T = colCarry[c] + tk;
+    colT[c] = T;
+    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
+    colKmax[c] = km;
+    const W = T * colA[c];
+    colW[c] = W;
+    const Sm = T * colCoef[c];
+    colSum[c] = Sm;
+    // the leaves' part of the split search, as splitSearch builds it (a leaf's row blocks and
+    // queries are 1: colNb·c0 is c0, and runs compare work, sum and kmax alone)
+    if (km === 1) {
+      leafSum += HK * (c0 + Sm);
+      if (W > leafMax) leafMax = W;
+    } else {
+      if (W > leafWmax) leafWmax = W;
+      if (W === pW && Sm === pS && km === pK) lLen[LS - 1]++;
+      else {
+        lCol[LS] = c;
+        lLen[LS++] = 1;
+        pW = W;
+        pS = Sm;
+        pK = km;
+      }
+    }
+    if (old !== undefined) {
+      segTokens[colPos[c] + bCnt[c] - 1] = lt;
+      if (T !== lastT) {
+        lastT = T;
+        lastTile = leafTileFor(tiles, cost, rows, T);
+      }
+      itemTile[colItem[c]] = lastTile;
+    }
+  }
+  leaf.sum = leafSum;
+  leaf.max = leafMax;
+  leaf.Wmax = leafWmax;
+  leaf.runs = LS;
+  if (leafSplitChanged(L, R, leaf)) return 'emit';
+  if (old === undefined) {
+    const prev = L.plan!;
+    return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + newPages, kvLimit, B, { oTok, nId: tree.lastId, nTok: lastTok });
+  }
+  const plan: Plan = { ...old };
+  B!.plan = plan;
+  L.plan = plan;
+  return plan;
+}
+
+/**
  * The decode step read from the batch on a tree whose leaves are the requests' own
  * (`PlanLayout.leafExclusive`), in two passes over the requests: the first reads each request's
  * array lengths and its old and new last page entries (and any pages after the old last one) and
- * checks them against the state's records, writing nothing; the second is accountStep's pass
- * (records, leaves, column inputs, and the recycled plan of two steps ago rewritten where no leaf
- * gained a page since). Null (state untouched) where the step does not fit: the general path.
+ * checks them against the state's records, writing nothing; then the records are committed and
+ * stepLeaves, the pass accountStep ends with, writes the leaves, their column inputs and the plan.
+ * Null (state untouched) where the step does not fit: the general path.
  */
 function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts: PrefixPlannerOptions, L: PlanLayout, B: PlanBuffer | undefined): Plan | 'emit' | null {
   const reqs = next.requests;
@@ -1542,97 +1654,15 @@ function batchStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, opts
     gain[i] = d;
     grow += n1 - n0;
   }
-  tree.requests = reqs;
-  tree.byteViews.length = 0;
-  tree.numPages = NP;
-  const C = L.C;
-  // see accountStep
-  const old = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.pageEpoch === L.pageEpoch && grow === 0 && B.colPos.length >= C ? B.plan : undefined;
-  if (grow > 0) L.pageEpoch++;
-  const [HK, c0, , , , , minChunk, maxChunks] = L.params;
-  const { colCarry, colT, colKmax, colW, colSum, colA, colCoef, leafCols, colItem } = L;
-  const { cost, tiles } = modelFor(caps, opts, next.config);
-  const tpe = tree.pe;
-  const ttok = tree.tokens;
-  const tpos = tree.pos;
-  const kvLimit = old !== undefined ? old.queryKvLimit : I(134, R, false);
-  const segTokens = old !== undefined ? old.segTokens : kvLimit;
-  const itemTile = old !== undefined ? old.itemTile : kvLimit;
-  const colPos = old !== undefined ? B!.colPos : leafCols;
-  const bCnt = old !== undefined ? B!.colCnt : leafCols;
-  const rows = L.g;
-  let lastT = -1;
-  let lastTile = 0;
-  let leafSum = 0;
-  let leafMax = 0;
-  let leafWmax = 0;
-  const leaf = stepLeaf;
-  leaf.reset(R);
-  const lCol = leaf.runCol;
-  const lLen = leaf.runLen;
-  let LS = 0;
-  let pW = NaN;
-  let pS = NaN;
-  let pK = -1;
+  // commit the records; the leaves' pass is accountStep's (stepLeaves)
   for (let i = 0; i < R; i++) {
-    const x = leafOf[i];
-    const c = leafCols[i];
     const n1 = nN[i];
     lastN[i] = n1;
-    tpe[x] = n1;
+    tree.pe[leafOf[i]] = n1;
     lastId[i] = nId[i];
-    const lt = nTok[i];
-    lastTok[i] = lt;
-    const tk = ttok[x] + gain[i];
-    ttok[x] = tk;
-    kvLimit[i] = tpos[x] + tk;
-    // same expressions as the full build's column setup
-    const T = colCarry[c] + tk;
-    colT[c] = T;
-    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
-    colKmax[c] = km;
-    const W = T * colA[c];
-    colW[c] = W;
-    const Sm = T * colCoef[c];
-    colSum[c] = Sm;
-    // the leaves' part of the split search, as splitSearch builds it (a leaf's row blocks and
-    // queries are 1: colNb·c0 is c0, and runs compare work, sum and kmax alone)
-    if (km === 1) {
-      leafSum += HK * (c0 + Sm);
-      if (W > leafMax) leafMax = W;
-    } else {
-      if (W > leafWmax) leafWmax = W;
-      if (W === pW && Sm === pS && km === pK) lLen[LS - 1]++;
-      else {
-        lCol[LS] = c;
-        lLen[LS++] = 1;
-        pW = W;
-        pS = Sm;
-        pK = km;
-      }
-    }
-    if (old !== undefined) {
-      segTokens[colPos[c] + bCnt[c] - 1] = lt;
-      if (T !== lastT) {
-        lastT = T;
-        lastTile = leafTileFor(tiles, cost, rows, T);
-      }
-      itemTile[colItem[c]] = lastTile;
-    }
+    lastTok[i] = nTok[i];
   }
-  leaf.sum = leafSum;
-  leaf.max = leafMax;
-  leaf.Wmax = leafWmax;
-  leaf.runs = LS;
-  if (leafSplitChanged(L, R, leaf)) return 'emit';
-  if (old === undefined) {
-    const prev = L.plan!;
-    return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + grow, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
-  }
-  const plan: Plan = { ...old };
-  B!.plan = plan;
-  L.plan = plan;
-  return plan;
+  return stepLeaves(tree, next, caps, opts, L, B, grow, gain, oTok);
 }
 
 // Stamps for accountStep's marks (no clearing between steps).
@@ -1640,7 +1670,8 @@ let markStamp = 0;
 
 /**
  * The decode step with the caller's account (`appended`) on a tree whose leaves are the requests'
- * own (`PlanLayout.leafExclusive`), in one pass over the requests: it updates the state's records,
+ * own (`PlanLayout.leafExclusive`), in one pass over the requests (stepLeaves, shared with
+ * batchStep): it updates the state's records,
  * the leaves and their columns, sums the leaves' split-search inputs, and (where the recycled
  * buffer holds the plan of two steps ago and no leaf gained a page since) rewrites that plan's
  * query KV limits, leaf items' last segment token counts and tiles; no request object is read.
@@ -1721,95 +1752,6 @@ function accountStep(tree: RadixTree, next: Batch, caps: BackendCapabilities, op
     lastTok[i] = 0;
     tpe[leafOf[i]]++;
   }
-  tree.requests = reqs;
-  tree.byteViews.length = 0;
-  tree.numPages = NP;
-  const C = L.C;
-  // The recycled buffer's plan (two steps ago) holds every leaf's pages when no leaf gained one
-  // since: its last segment is the same page, and only token counts, KV limits and tiles change.
-  // It is rewritten in the pass below; should the split search then change a chunk count, the
-  // emit overwrites this same buffer.
-  const old = B !== undefined && B.plan !== undefined && B.gen === L.gen && B.pageEpoch === L.pageEpoch && nnew === 0 && B.colPos.length >= C ? B.plan : undefined;
-  if (nnew > 0) L.pageEpoch++;
-  const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots] = L.params;
-  const { colCarry, colT, colKmax, colW, colSum, colA, colCoef, leafCols, colItem } = L;
-  const { cost, tiles } = modelFor(caps, opts, next.config);
-  const ttok = tree.tokens;
-  const tpos = tree.pos;
-  const kvLimit = old !== undefined ? old.queryKvLimit : I(134, R, false);
-  const segTokens = old !== undefined ? old.segTokens : kvLimit;
-  const itemTile = old !== undefined ? old.itemTile : kvLimit;
-  const colPos = old !== undefined ? B!.colPos : leafCols;
-  const bCnt = old !== undefined ? B!.colCnt : leafCols;
-  const rows = L.g;
-  let lastT = -1;
-  let lastTile = 0;
-  // the leaves' part of the split search (leaf columns in column order, which is request order)
-  let leafSum = 0;
-  let leafMax = 0;
-  let leafWmax = 0;
-  const leaf = stepLeaf;
-  leaf.reset(R);
-  const lCol = leaf.runCol;
-  const lLen = leaf.runLen;
-  let LS = 0;
-  let pW = NaN;
-  let pS = NaN;
-  let pK = -1;
-  for (let i = 0; i < R; i++) {
-    const x = leafOf[i];
-    const c = leafCols[i];
-    const lt = lastTok[i] + 1;
-    lastTok[i] = lt;
-    const tk = ttok[x] + 1;
-    ttok[x] = tk;
-    kvLimit[i] = tpos[x] + tk;
-    // same expressions as the full build's column setup
-    const T = colCarry[c] + tk;
-    colT[c] = T;
-    const km = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
-    colKmax[c] = km;
-    const W = T * colA[c];
-    colW[c] = W;
-    const Sm = T * colCoef[c];
-    colSum[c] = Sm;
-    // the leaves' part of the split search, as splitSearch builds it (a leaf's row blocks and
-    // queries are 1: colNb·c0 is c0, and runs compare work, sum and kmax alone)
-    if (km === 1) {
-      leafSum += HK * (c0 + Sm);
-      if (W > leafMax) leafMax = W;
-    } else {
-      if (W > leafWmax) leafWmax = W;
-      if (W === pW && Sm === pS && km === pK) lLen[LS - 1]++;
-      else {
-        lCol[LS] = c;
-        lLen[LS++] = 1;
-        pW = W;
-        pS = Sm;
-        pK = km;
-      }
-    }
-    if (old !== undefined) {
-      segTokens[colPos[c] + bCnt[c] - 1] = lt;
-      if (T !== lastT) {
-        lastT = T;
-        lastTile = leafTileFor(tiles, cost, rows, T);
-      }
-      itemTile[colItem[c]] = lastTile;
-    }
-  }
   L.accountSteps++;
-  leaf.sum = leafSum;
-  leaf.max = leafMax;
-  leaf.Wmax = leafWmax;
-  leaf.runs = LS;
-  if (leafSplitChanged(L, R, leaf)) return 'emit';
-  if (old === undefined) {
-    const prev = L.plan!;
-    return writePatch(tree, reqs, cost, tiles, L, prev.itemSegBegin[prev.numItems] + nnew, kvLimit, B, { oTok, nId: lastId, nTok: lastTok });
-  }
-  const plan: Plan = { ...old };
-  B!.plan = plan;
-  L.plan = plan;
-  return plan;
+  return stepLeaves(tree, next, caps, opts, L, B, nnew, undefined, oTok);
 }
