@@ -698,34 +698,44 @@ export class WebGpuBackend implements AttentionBackend {
     const per = Math.max(1, Math.floor(2048 / ds.length)); // iterations per query set (4096 timestamps at most)
     for (let s0 = 0; s0 < iters; s0 += per) {
       const n = Math.min(per, iters - s0);
-      const count = 2 * n * ds.length;
-      const qs = device.createQuerySet({ type: 'timestamp', count });
-      const res = this.createBuffer(8 * count, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
-      const rd = this.createBuffer(8 * count, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
-      try {
-        const enc = device.createCommandEncoder();
-        for (let i = 0; i < n; i++) {
-          ds.forEach((d, k) => this.encodeDispatches(enc, [d], { set: qs, begin: 2 * (i * ds.length + k), end: 2 * (i * ds.length + k) + 1 }));
-        }
-        enc.resolveQuerySet(qs, 0, count, res, 0);
-        enc.copyBufferToBuffer(res, 0, rd, 0, 8 * count);
-        device.queue.submit([enc.finish()]);
-        await rd.mapAsync(MapMode.READ);
-        const t = new BigInt64Array(rd.getMappedRange().slice(0));
-        rd.unmap();
-        for (let i = 0; i < n; i++) {
-          for (let k = 0; k < ds.length; k++) times[k][s0 + i] = Number(t[2 * (i * ds.length + k) + 1] - t[2 * (i * ds.length + k)]) / 1000;
-        }
-      } finally {
-        this.destroyBuffer(res);
-        this.destroyBuffer(rd);
-        qs.destroy();
-      }
+      const us = await this.timestampPairs(n * ds.length, (enc, set) => {
+        for (let i = 0; i < n; i++) ds.forEach((d, k) => this.encodeDispatches(enc, [d], { set, begin: 2 * (i * ds.length + k), end: 2 * (i * ds.length + k) + 1 }));
+      });
+      for (let i = 0; i < n; i++) for (let k = 0; k < ds.length; k++) times[k][s0 + i] = us[i * ds.length + k];
     }
     return ds.map((d, k) => {
       const sorted = Array.from(times[k]).sort((a, b) => a - b);
       return { kernel: d.key, workgroups: d.x * d.y, us: sorted[Math.floor(sorted.length / 2)] };
     });
+  }
+
+  /**
+   * One submission that records `pairs` begin/end timestamp pairs (pair k at query indices 2k and
+   * 2k + 1 of `set`, written by `encode`), resolved and read back: each pair's duration in µs.
+   */
+  private async timestampPairs(pairs: number, encode: (enc: GPUCommandEncoder, set: GPUQuerySet) => void): Promise<Float64Array> {
+    const device = this.gpu.device;
+    const count = 2 * pairs;
+    const qs = device.createQuerySet({ type: 'timestamp', count });
+    const res = this.createBuffer(8 * count, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
+    const rd = this.createBuffer(8 * count, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
+    try {
+      const enc = device.createCommandEncoder();
+      encode(enc, qs);
+      enc.resolveQuerySet(qs, 0, count, res, 0);
+      enc.copyBufferToBuffer(res, 0, rd, 0, 8 * count);
+      device.queue.submit([enc.finish()]);
+      await rd.mapAsync(MapMode.READ);
+      const t = new BigInt64Array(rd.getMappedRange().slice(0));
+      rd.unmap();
+      const us = new Float64Array(pairs);
+      for (let k = 0; k < pairs; k++) us[k] = Number(t[2 * k + 1] - t[2 * k]) / 1000;
+      return us;
+    } finally {
+      this.destroyBuffer(res);
+      this.destroyBuffer(rd);
+      qs.destroy();
+    }
   }
 
   /**
@@ -762,24 +772,9 @@ export class WebGpuBackend implements AttentionBackend {
     const CH = 1024; // steps per query set (2 timestamps each, maxQuerySetSize is 4096)
     for (let s = 0; s < iters; s += CH) {
       const n = Math.min(CH, iters - s);
-      const qs = device.createQuerySet({ type: 'timestamp', count: 2 * n });
-      const res = this.createBuffer(16 * n, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'canopy-ts');
-      const rd = this.createBuffer(16 * n, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'canopy-ts-read');
-      try {
-        const enc = device.createCommandEncoder();
-        for (let i = 0; i < n; i++) encodeStep(enc, { set: qs, index: 2 * i });
-        enc.resolveQuerySet(qs, 0, 2 * n, res, 0);
-        enc.copyBufferToBuffer(res, 0, rd, 0, 16 * n);
-        device.queue.submit([enc.finish()]);
-        await rd.mapAsync(MapMode.READ);
-        const t = new BigInt64Array(rd.getMappedRange().slice(0));
-        rd.unmap();
-        for (let i = 0; i < n; i++) timesUs[s + i] = Number(t[2 * i + 1] - t[2 * i]) / 1000;
-      } finally {
-        this.destroyBuffer(res);
-        this.destroyBuffer(rd);
-        qs.destroy();
-      }
+      timesUs.set(await this.timestampPairs(n, (enc, set) => {
+        for (let i = 0; i < n; i++) encodeStep(enc, { set, index: 2 * i });
+      }), s);
     }
     return { timesUs, clock: 'gpu' };
   }
