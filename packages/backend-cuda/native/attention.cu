@@ -129,10 +129,22 @@ __device__ __forceinline__ void wgmmaSS<64>(float (&d)[8][4], unsigned long long
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
       : "l"(da), "l"(db), "r"(acc));
 }
+#define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+template <>
+__device__ __forceinline__ void wgmmaSS<128>(float (&d)[16][4], unsigned long long da, unsigned long long db, int acc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
+      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
+      "%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : CANOPY_D4(0), CANOPY_D4(1), CANOPY_D4(2), CANOPY_D4(3), CANOPY_D4(4), CANOPY_D4(5), CANOPY_D4(6), CANOPY_D4(7),
+        CANOPY_D4(8), CANOPY_D4(9), CANOPY_D4(10), CANOPY_D4(11), CANOPY_D4(12), CANOPY_D4(13), CANOPY_D4(14), CANOPY_D4(15)
+      : "l"(da), "l"(db), "r"(acc));
+}
 // D[64 × N] (+)= A[64 × 16] · B[16 × N] with A from registers (per warp the m16n8k16 A fragment of
 // its 16 rows: exactly what packing the S accumulators gives) and B in shared memory MN-major (the
 // transpose flag): core matrices of 8 tokens × 8 dims, 16-byte rows along N, as cp.async writes V.
-#define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
 template <int N>
 __device__ __forceinline__ void wgmmaRS(float (&d)[N / 8][4], const unsigned (&a)[4], unsigned long long db);
 template <>
@@ -156,20 +168,6 @@ __device__ __forceinline__ void wgmmaRS<128>(float (&d)[16][4], const unsigned (
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 #undef CANOPY_D4
-template <>
-__device__ __forceinline__ void wgmmaSS<128>(float (&d)[16][4], unsigned long long da, unsigned long long db, int acc) {
-#define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,"
-      "%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,"
-      "%56,%57,%58,%59,%60,%61,%62,%63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : CANOPY_D4(0), CANOPY_D4(1), CANOPY_D4(2), CANOPY_D4(3), CANOPY_D4(4), CANOPY_D4(5), CANOPY_D4(6), CANOPY_D4(7),
-        CANOPY_D4(8), CANOPY_D4(9), CANOPY_D4(10), CANOPY_D4(11), CANOPY_D4(12), CANOPY_D4(13), CANOPY_D4(14), CANOPY_D4(15)
-      : "l"(da), "l"(db), "r"(acc));
-#undef CANOPY_D4
-}
 __device__ __forceinline__ void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmmaCommitWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -179,6 +177,17 @@ __device__ __forceinline__ void wgmmaCommitWait() {
 __device__ __forceinline__ unsigned packHalf2(float lo, float hi) {
   __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<unsigned*>(&h);
+}
+
+// The A fragment (16 rows × 16 tokens, fp16) of O += P·V for k-step kk: the S accumulators of the
+// two n-tiles 2·kk and 2·kk + 1 (their m16n8 C layout is the m16n8k16 A layout, for mma.sync and
+// for wgmma with A from registers alike).
+template <int SN>
+__device__ __forceinline__ void packP(unsigned (&a)[4], const float (&s)[SN][4], int kk) {
+  a[0] = packHalf2(s[2 * kk][0], s[2 * kk][1]);
+  a[1] = packHalf2(s[2 * kk][2], s[2 * kk][3]);
+  a[2] = packHalf2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  a[3] = packHalf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
 template <int D>
@@ -535,12 +544,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       // makes ptxas inject another warpgroup.arrive (its C7519 note).
       unsigned a[NT / 16][4];
 #pragma unroll
-      for (int kk = 0; kk < NT / 16; ++kk) {
-        a[kk][0] = packHalf2(s[0][2 * kk][0], s[0][2 * kk][1]);
-        a[kk][1] = packHalf2(s[0][2 * kk][2], s[0][2 * kk][3]);
-        a[kk][2] = packHalf2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-        a[kk][3] = packHalf2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-      }
+      for (int kk = 0; kk < NT / 16; ++kk) packP(a[kk], s[0], kk);
       wgmmaFence();  // the A registers (P) and the rescaled O were written by ordinary instructions
 #pragma unroll
       for (int kk = 0; kk < NT / 16; ++kk) {
@@ -549,19 +553,13 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
         wgmmaRS<D>(o[0], a[kk], db);
       }
       wgmmaCommitWait();
-      continue;
     }
 #endif
 #pragma unroll
-    for (int kk = 0; kk < NT / 16; ++kk) {
+    for (int kk = 0; kk < (USE_WG ? 0 : NT / 16); ++kk) {
       unsigned a[MT][4];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        a[mt][0] = packHalf2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        a[mt][1] = packHalf2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        a[mt][2] = packHalf2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        a[mt][3] = packHalf2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+      for (int mt = 0; mt < MT; ++mt) packP(a[mt], s[mt], kk);
 #pragma unroll
       for (int dn = 0; dn < DN / 2; ++dn) {
         unsigned b[4];
@@ -671,8 +669,6 @@ __host__ __device__ constexpr int tileStages() {
   return unitSmemBytes<D, RG, 3>() <= 113 * 1024 ? 3 : 2;
 }
 
-// The wgmma variants hold S and O in registers for 64 rows per warpgroup: they run one CTA per SM
-// without the 128-register cap (the mma.sync tiles keep two per SM under it).
 // CTAs per SM of the wgmma kernels: 2 (under the 128-register cap, like the mma.sync tiles) or 1
 // (no cap, 3 stages wherever they fit in an SM). A build-time switch for measuring both.
 #ifndef CANOPY_WG_MIN_BLOCKS
