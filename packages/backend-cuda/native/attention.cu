@@ -46,6 +46,10 @@ __device__ __forceinline__ void cpAsync16(void* smem, const void* gmem, bool val
   const int bytes = valid ? 16 : 0;  // 0 source bytes → the 16 destination bytes are zero-filled
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
 }
+__device__ __forceinline__ void cpAsync4(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+}
 __device__ __forceinline__ void cpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cpAsyncWait() {
@@ -174,6 +178,19 @@ __device__ __forceinline__ void wgmmaCommitWait() {
 }
 #endif
 
+// 2^x for the softmax: one MUFU.EX2 (flushing denormal results to 0, far below the tolerance of
+// an f32-accumulated fp16 attention) instead of exp2f's extra range-scaling instructions; -inf
+// gives +0. CANOPY_FAST_EXP2=0 builds the exp2f version for comparison.
+__device__ __forceinline__ float fastExp2(float x) {
+#if CANOPY_FAST_EXP2
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
 __device__ __forceinline__ unsigned packHalf2(float lo, float hi) {
   __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<unsigned*>(&h);
@@ -201,6 +218,12 @@ __host__ __device__ constexpr int rowStride() {
 // warps per SM to hide latency: docs/benchmarks/cuda-h100-v3-mt2-*.json), so MT is 1; the code
 // keeps MT general.
 __host__ __device__ constexpr int mtFor(int /*d*/, int /*rg*/) { return 1; }
+#ifndef CANOPY_ROW_PREFETCH
+#define CANOPY_ROW_PREFETCH 1
+#endif
+#ifndef CANOPY_FAST_EXP2
+#define CANOPY_FAST_EXP2 1
+#endif
 #ifndef CANOPY_KT8
 #define CANOPY_KT8 64
 #endif
@@ -222,7 +245,8 @@ __host__ __device__ constexpr size_t unitSmemBytes() {
   return size_t(16 * RG) * rowStride<D>() * 2                       // Q
          + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
                 size_t(NW) * MT * 16 * (D + 4) * 4)                  //   the end-of-unit combine
-         + size_t(16 * RG) * 4;                                      // row limits
+         + size_t(16 * RG) * 4                                       // row limits
+         + size_t(STAGES) * KT * 4;                                  // staged page-table rows
 }
 
 // Who runs a unit and how its threads synchronise. A unit's code never names threadIdx or
@@ -284,6 +308,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   __half* sKV = sQ + R * S;
   constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4);
   int* sLim = reinterpret_cast<int*>(reinterpret_cast<char*>(sKV) + kvBytes);
+  int* sRows = sLim + R;  // [STAGES][kKT] page-table rows of upcoming stages (see stageRows)
 
   const int tid = sync.tid();
   const int warp = tid >> 5;
@@ -303,44 +328,49 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int rowBase = w.rowBlock * 16 * w.rg;
   const int numRows = min(nq * G, rowBase + 16 * w.rg);  // end of the unit's rows
 
-  auto loadTile = [&](int tile, int stage) {
-    __half* sK = sKV + stage * 2 * kKT * S;
+  // KV loads: every thread copies NI 16-byte chunks of K and NI of V per stage. A stage's
+  // page-table rows (tokRow) are staged in shared memory ahead of time by 4-byte cp.async in the
+  // group of the stage STAGES - 1 tiles earlier (a ring of STAGES slots), so issuing a stage's
+  // copies never waits on a dependent global load. With CANOPY_ROW_PREFETCH=0 every thread reads
+  // its rows from global memory right before its copies: an L2 round trip per stage per warp.
+  constexpr int kChunks = kKT * (D / 8);  // 16-byte chunks of one K (or V) stage
+  static_assert(kChunks % kThreads == 0, "every thread copies the same number of chunks");
+  static_assert(kKT <= kThreads, "one thread per token stages the rows");
+  constexpr int NI = kChunks / kThreads;
+  // Chunk k of this thread: token t0 + k·tStep, dims c0..c0+7 (the same for every k). With wgmma,
+  // 8 consecutive threads fill one core matrix (8 tokens × 16 bytes) so the shared-memory stores
+  // do not conflict.
+  static_assert(!USE_WG || kThreads % D == 0, "the wgmma chunk order repeats every D threads");
+  constexpr int tStep = USE_WG ? 8 * kThreads / D : kThreads / (D / 8);
+  auto stageRows = [&](int tile) {  // rows of `tile` into its ring slot, in the open cp.async group
+    const int tok = tile * kKT + tid;
+    if (CANOPY_ROW_PREFETCH && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
+  };
+  // fromRing: the rows were staged (loop stages); else read them from global (the first stages).
+  auto loadTile = [&](int tile, bool fromRing) {
+    __half* sK = sKV + (tile % STAGES) * 2 * kKT * S;
     __half* sV = sK + kKT * S;
-    const int t0 = tile * kKT;
-    if constexpr (USE_WG) {
-      // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
-      // bytes; 8 consecutive threads fill one core matrix (8 tokens) so the stores do not conflict.
-#pragma unroll 4
-      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
-        const int t = (i & 7) + 8 * ((i >> 3) / (D / 8));
-        const int c = ((i >> 3) % (D / 8)) * 8;
-        const int tok = t0 + t;
-        const bool ok = tok < ntok;
-        size_t off = 0;
-        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+    const int* ring = sRows + (tile % STAGES) * kKT;
+    // Derived from tid here, not kept live through the main loop (register pressure).
+    const int t0 = USE_WG ? (tid & 7) + 8 * ((tid >> 3) / (D / 8)) : tid / (D / 8);
+    const int c0 = USE_WG ? ((tid >> 3) % (D / 8)) * 8 : (tid % (D / 8)) * 8;
+    const int rowElems = p.numKvHeads * D;  // elements per KV-pool row (token)
+    const int headElem = kvHead * D + c0;   // this thread's first element within a row
+#pragma unroll
+    for (int k = 0; k < NI; ++k) {
+      const int t = t0 + k * tStep;
+      const int tok = tile * kKT + t;
+      const bool ok = tok < ntok;
+      size_t off = 0;
+      const int c = c0;
+      if (ok) off = static_cast<size_t>(CANOPY_ROW_PREFETCH && fromRing ? ring[t] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
+      if constexpr (USE_WG) {
+        // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
+        // bytes; V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
+        // ((t/8)·(D/8) + c/8)·128 bytes, token t%8 its 16-byte row.
         cpAsync16(sK + ((c / 8) * (kKT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
-      }
-      // V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
-      // ((t/8)·(D/8) + c/8)·128 bytes, token t%8 its 16-byte row; same thread order as K.
-#pragma unroll 4
-      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
-        const int t = (i & 7) + 8 * ((i >> 3) / (D / 8));
-        const int c = ((i >> 3) % (D / 8)) * 8;
-        const int tok = t0 + t;
-        const bool ok = tok < ntok;
-        size_t off = 0;
-        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
         cpAsync16(sV + ((t / 8) * (D / 8) + c / 8) * 64 + (t % 8) * 8, p.v + off, ok);
-      }
-    } else {
-#pragma unroll 4
-      for (int i = tid; i < kKT * (D / 8); i += kThreads) {
-        const int t = i / (D / 8);
-        const int c = (i % (D / 8)) * 8;
-        const int tok = t0 + t;
-        const bool ok = tok < ntok;
-        size_t off = 0;
-        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+      } else {
         cpAsync16(sK + t * S + c, p.k + off, ok);
         cpAsync16(sV + t * S + c, p.v + off, ok);
       }
@@ -351,7 +381,8 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int tilesAll = (ntok + kKT - 1) / kKT;
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < tilesAll) loadTile(s, s);
+    if (s < tilesAll) loadTile(s, false);
+    stageRows(s + STAGES - 1);  // read at loop iteration s, after that iteration's wait
     cpAsyncCommit();
   }
 
@@ -393,13 +424,6 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     if (rowBase + r < numRows) minLim = min(minLim, sLim[r]);
   }
   const int nTiles = (maxLim + kKT - 1) / kKT;
-  int limA[MT], limB[MT];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt) {
-    limA[mt] = sLim[(rgi * MT + mt) * 16 + (lane >> 2)];
-    limB[mt] = sLim[(rgi * MT + mt) * 16 + (lane >> 2) + 8];
-  }
-
   const bool warpHasRows = rowBase + rgi * MT * 16 < numRows;
   const __half* sQw = sQ + rgi * MT * 16 * S;
   const int qRow = (lane & 7) + 8 * ((lane >> 3) & 1);
@@ -425,7 +449,10 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     sync.sync();
     {
       const int nxt = j + STAGES - 1;
-      if (nxt < nTiles) loadTile(nxt, nxt % STAGES);
+      if (nxt < nTiles) {
+        loadTile(nxt, true);
+        stageRows(nxt + STAGES - 1);  // its slot held tile nxt - 1's rows, read last iteration
+      }
       cpAsyncCommit();
     }
     // A warp whose rows are all padding has nothing to compute (wgmma needs its whole warpgroup).
@@ -480,7 +507,24 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
 
     // Mask (positions at or past the row's limit, and the zero-filled tail) and online softmax.
     const int tokBase = j * kKT + ks * NT + 2 * (lane & 3);
-    const bool needMask = (j + 1) * kKT > minLim;  // CTA-uniform
+    if ((j + 1) * kKT > minLim) {  // CTA-uniform: below minLim no row needs masking
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        // The limits of rows lane/4 and lane/4 + 8, read here rather than kept in registers
+        // through the loop (the 8-warp tiles run at their 128-register cap).
+        const int limA = sLim[(rgi * MT + mt) * 16 + (lane >> 2)];
+        const int limB = sLim[(rgi * MT + mt) * 16 + (lane >> 2) + 8];
+#pragma unroll
+        for (int n = 0; n < SN; ++n) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int tok = tokBase + n * 8 + e;
+            if (tok >= limA) s[mt][n][e] = -INFINITY;
+            if (tok >= limB) s[mt][n][2 + e] = -INFINITY;
+          }
+        }
+      }
+    }
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
       float mxA = -INFINITY, mxB = -INFINITY;
@@ -488,11 +532,6 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       for (int n = 0; n < SN; ++n) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          if (needMask) {
-            const int tok = tokBase + n * 8 + e;
-            if (tok >= limA[mt]) s[mt][n][e] = -INFINITY;
-            if (tok >= limB[mt]) s[mt][n][2 + e] = -INFINITY;
-          }
           mxA = fmaxf(mxA, s[mt][n][e]);
           mxB = fmaxf(mxB, s[mt][n][2 + e]);
         }
@@ -506,17 +545,17 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
       const float shA = mNewA == -INFINITY ? 0.f : mNewA;
       const float shB = mNewB == -INFINITY ? 0.f : mNewB;
-      const float alphaA = exp2f(mA[mt] - shA);
-      const float alphaB = exp2f(mB[mt] - shB);
+      const float alphaA = fastExp2(mA[mt] - shA);
+      const float alphaB = fastExp2(mB[mt] - shB);
       mA[mt] = mNewA;
       mB[mt] = mNewB;
       float sumA = 0.f, sumB = 0.f;
 #pragma unroll
       for (int n = 0; n < SN; ++n) {
-        s[mt][n][0] = exp2f(s[mt][n][0] - shA);
-        s[mt][n][1] = exp2f(s[mt][n][1] - shA);
-        s[mt][n][2] = exp2f(s[mt][n][2] - shB);
-        s[mt][n][3] = exp2f(s[mt][n][3] - shB);
+        s[mt][n][0] = fastExp2(s[mt][n][0] - shA);
+        s[mt][n][1] = fastExp2(s[mt][n][1] - shA);
+        s[mt][n][2] = fastExp2(s[mt][n][2] - shB);
+        s[mt][n][3] = fastExp2(s[mt][n][3] - shB);
         sumA += s[mt][n][0] + s[mt][n][1];
         sumB += s[mt][n][2] + s[mt][n][3];
       }
