@@ -108,4 +108,19 @@ describe('optimistic tree build with a check (page ids that do not name their pr
     expect(new Set(leaves).size).toBe(3);
     validatePlan(prefixPlanner(batch, caps), batch);
   });
+
+  it('bad input hidden behind a matching last page is reported for the request that holds it, before later requests', () => {
+    const n = 100;
+    const a = Array.from({ length: n }, (_, i) => i);
+    const b = a.slice();
+    b[50] = 9999; // out of range, but request 1's last page matches request 0's
+    const c = [...a, 300]; // fine
+    const d = [...a, 9998]; // out of range in its own tail
+    const mk = (ids: number[]): BatchRequest => ({ pageIds: Int32Array.from(ids), pageTokens: new Int32Array(ids.length).fill(16), numQueries: 1 });
+    const batch: Batch = { config, numPages: 600, pageSize: 16, requests: [mk(a), mk(b), mk(c), mk(d)] };
+    expect(() => buildTokenTree(batch)).toThrow(/request 1 segment 50: page id 9999/);
+    // without request 1, request 3's own page is the first bad one
+    const batch2: Batch = { ...batch, requests: [mk(a), mk(c), mk(d)] };
+    expect(() => buildTokenTree(batch2)).toThrow(/request 2 segment 100: page id 9998/);
+  });
 });
