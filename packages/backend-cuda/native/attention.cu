@@ -236,7 +236,17 @@ __host__ __device__ constexpr int ktFor(int d, int rg) {
 }
 // 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
 // registers for its O accumulators, and fits one CTA per SM in shared memory anyway.
-__host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? 2 : 1; }
+// CANOPY_MMA8_BLOCKS=1 builds them for one CTA per SM instead: no register cap (Q fragments kept in
+// registers, room for the compiler to load fragments ahead) and 3 stages in up to 220 KB.
+#ifndef CANOPY_MMA8_BLOCKS
+#define CANOPY_MMA8_BLOCKS 2
+#endif
+__host__ __device__ constexpr int minBlocksFor(int d, int nw) { return nw == 8 && d <= 128 ? CANOPY_MMA8_BLOCKS : 1; }
+// Shared memory one CTA of a tile with nw warps may use: two per SM (113 KB each) unless the
+// 8-warp tiles are built for one per SM.
+__host__ __device__ constexpr size_t smemBudget(int d, int nw) {
+  return nw == 8 && d <= 128 && CANOPY_MMA8_BLOCKS == 1 ? 220 * 1024 : 113 * 1024;
+}
 __host__ __device__ constexpr size_t cmax(size_t a, size_t b) { return a > b ? a : b; }
 
 template <int D, int RG, int STAGES, int KT = ktFor(D, RG)>
@@ -258,6 +268,11 @@ struct CtaSync {
   static constexpr bool kTightRegs = false;
   __device__ __forceinline__ int tid() const { return threadIdx.x; }
   __device__ __forceinline__ void sync() const { __syncthreads(); }
+};
+// A whole CTA under a tight register cap (the fused kernel's compute role: two 8-warp CTAs per SM
+// whatever CANOPY_MMA8_BLOCKS says).
+struct CtaSyncTight : CtaSync {
+  static constexpr bool kTightRegs = true;
 };
 struct HalfSync {
   static constexpr int kThreads = 128;
@@ -293,7 +308,8 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   constexpr int DN = D / 8;           // n-tiles of O
   constexpr int S = rowStride<D>();
   // Q fragments stay in registers for the 4-warp single-m-tile tiles; the others reload them.
-  constexpr bool Q_IN_REGS = D <= 128 && kWarps == 4 && MT == 1 && !Sync::kTightRegs;
+  constexpr bool Q_IN_REGS = D <= 128 && MT == 1 && !Sync::kTightRegs && !(WG && CANOPY_HAS_WGMMA) &&
+                             (kWarps == 4 || minBlocksFor(D, kWarps) == 1);
   static_assert(NT >= 16 && NT % 16 == 0, "a warp needs whole 16-token k-steps");
   // 8-warp tiles may compute S with wgmma: each warpgroup (4 warps, 64 rows) issues
   // m64n{NT}k16 from Q and K in shared memory (core-matrix layout instead of padded rows).
@@ -705,7 +721,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
 // Stages: 3 where two CTAs per SM still fit (≤ 113 KB each), else 2.
 template <int D, int RG>
 __host__ __device__ constexpr int tileStages() {
-  return unitSmemBytes<D, RG, 3>() <= 113 * 1024 ? 3 : 2;
+  return unitSmemBytes<D, RG, 3>() <= smemBudget(D, warpsFor(D, RG)) ? 3 : 2;
 }
 
 // CTAs per SM of the wgmma kernels: 2 (under the 128-register cap, like the mma.sync tiles) or 1
@@ -745,7 +761,12 @@ __host__ __device__ constexpr size_t familySmem(int stages) {
 
 template <int D, int NW>
 __host__ __device__ constexpr int persistentStages() {
-  return familySmem<D, NW>(3) <= 113 * 1024 ? 3 : 2;
+  return familySmem<D, NW>(3) <= smemBudget(D, NW) ? 3 : 2;
+}
+// The fused kernel's 8-warp role always runs two CTAs per SM.
+template <int D>
+__host__ __device__ constexpr int fusedStages8() {
+  return familySmem<D, 8>(3) <= 113 * 1024 ? 3 : 2;
 }
 
 template <int D, int NW, bool WG>
@@ -800,13 +821,13 @@ __host__ __device__ constexpr size_t fusedHalfSmem() {
 }
 template <int D>
 __host__ __device__ constexpr size_t fusedSmem() {
-  return cmax(familySmem<D, 8>(persistentStages<D, 8>()), 2 * fusedHalfSmem<D>());
+  return cmax(familySmem<D, 8>(fusedStages8<D>()), 2 * fusedHalfSmem<D>());
 }
 
 template <int D>
 __global__ void __launch_bounds__(256, 2) attnFusedKernel(AttnParams p, FusedParams f) {
   extern __shared__ __align__(16) char smem[];
-  constexpr int ST8 = persistentStages<D, 8>();
+  constexpr int ST8 = fusedStages8<D>();
   static_assert(warpsFor(D, 4) == 8 && warpsFor(D, 8) == 8 && warpsFor(D, 2) == 4, "fused roles assume 8-warp rg 4/8, 4-warp rg 1/2");
   __shared__ int sNext[3];  // [0] the whole CTA's next unit, [1 + h] half h's
   __shared__ int sRole;
@@ -828,8 +849,8 @@ __global__ void __launch_bounds__(256, 2) attnFusedKernel(AttnParams p, FusedPar
       __syncthreads();  // all threads read sNext before thread 0 may overwrite it
       if (wi >= f.n8) break;
       const WorkUnit w = f.work8[wi];
-      if (w.rg == 8) attnUnit<D, 8, ST8, false>(p, w, smem);
-      else attnUnit<D, 4, ST8, false>(p, w, smem);
+      if (w.rg == 8) attnUnit<D, 8, ST8, false, CtaSyncTight>(p, w, smem);
+      else attnUnit<D, 4, ST8, false, CtaSyncTight>(p, w, smem);
       __syncthreads();  // the next unit overwrites shared memory this one read last
     }
   };
