@@ -616,10 +616,13 @@ export function emitPrefixPlan(
   const carry = I(112, N);
   const colPb = I(113, N);
   const pushed = I(97, N);
+  // children per node (a node is a leaf where 0): counted by the fusion pass, else below
+  const numKids = I(115, N);
+  let kidsCounted = false;
   if (fuse) {
     const childVis = I(114, N);
     const pushSlope = F(121, N); // Σ_children blocks × per-token cost
-    const numKids = I(115, N);
+    kidsCounted = true;
     for (let k = 0; k < N; k++) {
       const p = par[k];
       if (p >= 0) {
@@ -628,6 +631,7 @@ export function emitPrefixPlan(
         pushSlope[p] += nbK[k] * aK[k];
       }
     }
+    let anyPushed = false;
     for (let k = 0; k < N; k++) {
       const p = par[k];
       if (p >= 0 && pushed[p]) {
@@ -643,16 +647,20 @@ export function emitPrefixPlan(
         const a = aK[k];
         const sep = (HK * (nb * c0 + T * (nb * a - (nb - 1) * (1 - sib) * byteSlope))) / P + (vcnt[k] * mergePerPartial) / bwTot;
         const push = (HK * T * pushSlope[k]) / P;
-        if (push < sep) pushed[k] = 1;
+        if (push < sep) {
+          pushed[k] = 1;
+          anyPushed = true;
+        }
       }
     }
     // The pass above prices a push at one read per child block, but a child may be pushed too:
     // the node's tokens are then read by every column below that child (W3 at 1/16 on one unit
     // with fuseMaxTokens ≥ 250: the shared root went to all 64 leaves, as many reads as
     // perRequest). Children first, re-price each push with the columns its tokens finally land
-    // in, and keep the node's own items when that is not cheaper; then redo carries.
-    const dest = F(130, N); // Σ per-token cost of the blocks a pushed node's tokens are read by
-    for (let k = N - 1; k >= 0; k--) {
+    // in, and keep the node's own items when that is not cheaper; then redo carries. (Nothing
+    // pushed, as in W1–W5: nothing to re-price, and the carries and page starts above stand.)
+    const dest = anyPushed ? F(130, N) : NO_F64; // Σ per-token cost of the blocks a pushed node's tokens are read by
+    for (let k = anyPushed ? N - 1 : -1; k >= 0; k--) {
       const nb = nbK[k];
       const a = aK[k];
       if (pushed[k]) {
@@ -664,7 +672,7 @@ export function emitPrefixPlan(
       const p = par[k];
       if (p >= 0) dest[p] += pushed[k] ? dest[k] : nb * a;
     }
-    for (let k = 0; k < N; k++) {
+    for (let k = 0; anyPushed && k < N; k++) {
       const p = par[k];
       if (p >= 0 && pushed[p]) {
         carry[k] = carry[p] + tok[p];
@@ -690,6 +698,12 @@ export function emitPrefixPlan(
   const colKmax = layout ? layout.colKmax : I(119, C, false);
   const colW = layout ? layout.colW : F(122, C, false); // max-CTA work (µs, without c0) of the unsplit column
   const colSum = layout ? layout.colSum : F(123, C, false); // Σ CTA work over blocks (µs, without c0), per KV head
+  const colVis = layout ? layout.colVis : I(124, C, false);
+  // leaf columns (nodes without children): the split search sums their constants apart
+  if (!kidsCounted) for (let k = 0; k < N; k++) if (par[k] >= 0) numKids[par[k]]++;
+  const colLeaf = layout ? layout.colLeaf : U8(0, C);
+  // what a state's layout records per column besides (see the end), written in the same pass
+  let nl = 0;
   {
     let c = 0;
     for (let k = 0; k < N; k++) {
@@ -698,22 +712,27 @@ export function emitPrefixPlan(
       const nq = vcnt[k];
       const nb = nbK[k];
       const a = aK[k];
+      const coef = nb * a - (nb - 1) * (1 - sib) * byteSlope;
+      const leaf = numKids[k] === 0 ? 1 : 0;
       colNode[c] = k;
       colT[c] = T;
       colNb[c] = nb;
       colKmax[c] = Math.max(1, Math.min(maxChunks, Math.floor(T / minChunk)));
       colW[c] = T * a;
-      colSum[c] = T * (nb * a - (nb - 1) * (1 - sib) * byteSlope);
+      colSum[c] = T * coef;
+      colVis[c] = nq;
+      colLeaf[c] = leaf;
+      if (layout) {
+        layout.colA[c] = a;
+        layout.colCoef[c] = coef;
+        layout.colPool[c] = order[k];
+        layout.colCarry[c] = carry[k];
+        layout.colPb[c] = colPb[k];
+        if (leaf === 1) layout.leafCols[nl++] = c;
+      }
       c++;
     }
   }
-  const colVis = layout ? layout.colVis : I(124, C, false);
-  for (let c = 0; c < C; c++) colVis[c] = vcnt[colNode[c]];
-  // leaf columns (nodes without children): the split search sums their constants apart
-  const isParent = I(126, N);
-  for (let k = 0; k < N; k++) if (par[k] >= 0) isParent[par[k]] = 1;
-  const colLeaf = layout ? layout.colLeaf : U8(0, C);
-  for (let c = 0; c < C; c++) colLeaf[c] = isParent[colNode[c]] === 0 ? 1 : 0;
   const colK = layout ? layout.colK : I(120, C, false);
   const gen = layout ? ++layoutGen : -1;
   splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen);
@@ -927,22 +946,13 @@ export function emitPrefixPlan(
     layout.gen = gen;
     layout.plan = plan;
     layout.inputs = [caps, caps.tileMenu, caps.parallelUnits, caps.readBandwidthGBs, opts, configKey(config)];
+    // (colA, colCoef, colPool, colCarry, colPb and leafCols were written with the columns)
     let patchable = NQ === R;
-    const { colA, colCoef, colPool, colCarry } = layout;
-    const lPb = layout.colPb;
-    for (let c = 0; c < C; c++) {
-      const k = colNode[c];
-      const leaf = colLeaf[c] === 1;
-      const a = aK[k];
-      colA[c] = a;
-      colCoef[c] = colNb[c] * a - (colNb[c] - 1) * (1 - sib) * byteSlope;
-      colPool[c] = order[k];
-      colCarry[c] = carry[k];
-      lPb[c] = colPb[k];
-      if (leaf && (colK[c] !== 1 || colNb[c] !== 1 || vcnt[k] !== 1 || colItem[c + 1] - colItem[c] !== 1)) patchable = false;
+    const leafCols = layout.leafCols;
+    for (let z = 0; patchable && z < nl; z++) {
+      const c = leafCols[z];
+      if (colK[c] !== 1 || colNb[c] !== 1 || colVis[c] !== 1 || colItem[c + 1] - colItem[c] !== 1) patchable = false;
     }
-    let nl = 0;
-    for (let c = 0; c < C; c++) if (layout.colLeaf[c]) layout.leafCols[nl++] = c;
     layout.numLeafCols = nl;
     // the account path's structural preconditions (see accountStep): request z owns leaf column z
     let excl = nl === R;
