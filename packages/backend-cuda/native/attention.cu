@@ -358,9 +358,24 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // do not conflict.
   static_assert(!USE_WG || kThreads % D == 0, "the wgmma chunk order repeats every D threads");
   constexpr int tStep = USE_WG ? 8 * kThreads / D : kThreads / (D / 8);
+  // CANOPY_ROW_PREFETCH: 0 off, 1 the ring for every tile, 2 the ring for the 8-warp tiles only,
+  // 3 the ring for the 8-warp tiles and registers one stage ahead for the 4-warp tiles.
+  constexpr bool kRing = CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH >= 2 && kWarps == 8);
+  constexpr bool kRegRows = CANOPY_ROW_PREFETCH == 3 && kWarps == 4;
+  int rowsReg[kRegRows ? NI : 1];
+  auto fetchRowsReg = [&](int tile) {
+    if constexpr (kRegRows) {
+      const int t0 = tid / (D / 8);
+#pragma unroll
+      for (int k = 0; k < NI; ++k) {
+        const int tok = tile * kKT + t0 + k * tStep;
+        rowsReg[k] = tok < ntok ? p.tokRow[tokBegin + tok] : 0;
+      }
+    }
+  };
   auto stageRows = [&](int tile) {  // rows of `tile` into its ring slot, in the open cp.async group
     const int tok = tile * kKT + tid;
-    if (CANOPY_ROW_PREFETCH && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
+    if (kRing && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
   };
   // fromRing: the rows were staged (loop stages); else read them from global (the first stages).
   auto loadTile = [&](int tile, bool fromRing) {
@@ -379,7 +394,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       const bool ok = tok < ntok;
       size_t off = 0;
       const int c = c0;
-      if (ok) off = static_cast<size_t>(CANOPY_ROW_PREFETCH && fromRing ? ring[t] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
+      if (ok) off = static_cast<size_t>(kRing && fromRing ? ring[t] : kRegRows && fromRing ? rowsReg[k] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
       if constexpr (USE_WG) {
         // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
         // bytes; V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
@@ -401,6 +416,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     stageRows(s + STAGES - 1);  // read at loop iteration s, after that iteration's wait
     cpAsyncCommit();
   }
+  fetchRowsReg(STAGES - 1);
 
   const float sc = p.scaleLog2;
   for (int i = tid; i < R * (D / 4); i += kThreads) {
@@ -468,6 +484,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       if (nxt < nTiles) {
         loadTile(nxt, true);
         stageRows(nxt + STAGES - 1);  // its slot held tile nxt - 1's rows, read last iteration
+        fetchRowsReg(nxt + 1);
       }
       cpAsyncCommit();
     }
