@@ -219,7 +219,7 @@ __host__ __device__ constexpr int rowStride() {
 // keeps MT general.
 __host__ __device__ constexpr int mtFor(int /*d*/, int /*rg*/) { return 1; }
 #ifndef CANOPY_ROW_PREFETCH
-#define CANOPY_ROW_PREFETCH 1
+#define CANOPY_ROW_PREFETCH 2
 #endif
 #ifndef CANOPY_FAST_EXP2
 #define CANOPY_FAST_EXP2 1
@@ -344,11 +344,14 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int rowBase = w.rowBlock * 16 * w.rg;
   const int numRows = min(nq * G, rowBase + 16 * w.rg);  // end of the unit's rows
 
-  // KV loads: every thread copies NI 16-byte chunks of K and NI of V per stage. A stage's
-  // page-table rows (tokRow) are staged in shared memory ahead of time by 4-byte cp.async in the
-  // group of the stage STAGES - 1 tiles earlier (a ring of STAGES slots), so issuing a stage's
-  // copies never waits on a dependent global load. With CANOPY_ROW_PREFETCH=0 every thread reads
-  // its rows from global memory right before its copies: an L2 round trip per stage per warp.
+  // KV loads: every thread copies NI 16-byte chunks of K and NI of V per stage. In the 8-warp
+  // tiles a stage's page-table rows (tokRow) are staged in shared memory ahead of time by 4-byte
+  // cp.async in the group of the stage STAGES - 1 tiles earlier (a ring of STAGES slots), so
+  // issuing a stage's copies never waits on a dependent global load: 5-10% faster on the
+  // compute-bound shared-prefix and prefill tiles (W5 root, H1/H2 prefill) on the H100
+  // (docs/benchmarks/cuda-h100-rows-2026-11-23.json). The 4-warp tiles read their rows from
+  // global memory right before their copies (the ring made long memory-bound decode units 1-2%
+  // slower there). CANOPY_ROW_PREFETCH=0 / 1 builds neither / both with the ring, for comparison.
   constexpr int kChunks = kKT * (D / 8);  // 16-byte chunks of one K (or V) stage
   static_assert(kChunks % kThreads == 0, "every thread copies the same number of chunks");
   static_assert(kKT <= kThreads, "one thread per token stages the rows");
@@ -358,21 +361,8 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // do not conflict.
   static_assert(!USE_WG || kThreads % D == 0, "the wgmma chunk order repeats every D threads");
   constexpr int tStep = USE_WG ? 8 * kThreads / D : kThreads / (D / 8);
-  // CANOPY_ROW_PREFETCH: 0 off, 1 the ring for every tile, 2 the ring for the 8-warp tiles only,
-  // 3 the ring for the 8-warp tiles and registers one stage ahead for the 4-warp tiles.
-  constexpr bool kRing = CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH >= 2 && kWarps == 8);
-  constexpr bool kRegRows = CANOPY_ROW_PREFETCH == 3 && kWarps == 4;
-  int rowsReg[kRegRows ? NI : 1];
-  auto fetchRowsReg = [&](int tile) {
-    if constexpr (kRegRows) {
-      const int t0 = tid / (D / 8);
-#pragma unroll
-      for (int k = 0; k < NI; ++k) {
-        const int tok = tile * kKT + t0 + k * tStep;
-        rowsReg[k] = tok < ntok ? p.tokRow[tokBegin + tok] : 0;
-      }
-    }
-  };
+  // CANOPY_ROW_PREFETCH: 0 off, 1 the ring for every tile, 2 (default) for the 8-warp tiles only.
+  constexpr bool kRing = CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH == 2 && kWarps == 8);
   auto stageRows = [&](int tile) {  // rows of `tile` into its ring slot, in the open cp.async group
     const int tok = tile * kKT + tid;
     if (kRing && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
@@ -381,6 +371,23 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   auto loadTile = [&](int tile, bool fromRing) {
     __half* sK = sKV + (tile % STAGES) * 2 * kKT * S;
     __half* sV = sK + kKT * S;
+    if constexpr (!kRing && !USE_WG) {
+      // Rows read from global right here (the 4-warp tiles by default: measured on the H100,
+      // staging them ahead made the long memory-bound decode units 1-2% slower, W4 415 → 423 µs,
+      // while it speeds up the compute-bound 8-warp tiles).
+#pragma unroll 4
+      for (int i = tid; i < kChunks; i += kThreads) {
+        const int t = i / (D / 8);
+        const int c = (i % (D / 8)) * 8;
+        const int tok = tile * kKT + t;
+        const bool ok = tok < ntok;
+        size_t off = 0;
+        if (ok) off = (static_cast<size_t>(p.tokRow[tokBegin + tok]) * p.numKvHeads + kvHead) * D + c;
+        cpAsync16(sK + t * S + c, p.k + off, ok);
+        cpAsync16(sV + t * S + c, p.v + off, ok);
+      }
+      return;
+    }
     const int* ring = sRows + (tile % STAGES) * kKT;
     // Derived from tid here, not kept live through the main loop (register pressure).
     const int t0 = USE_WG ? (tid & 7) + 8 * ((tid >> 3) / (D / 8)) : tid / (D / 8);
@@ -394,7 +401,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       const bool ok = tok < ntok;
       size_t off = 0;
       const int c = c0;
-      if (ok) off = static_cast<size_t>(kRing && fromRing ? ring[t] : kRegRows && fromRing ? rowsReg[k] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
+      if (ok) off = static_cast<size_t>(kRing && fromRing ? ring[t] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
       if constexpr (USE_WG) {
         // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
         // bytes; V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
@@ -416,7 +423,6 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     stageRows(s + STAGES - 1);  // read at loop iteration s, after that iteration's wait
     cpAsyncCommit();
   }
-  fetchRowsReg(STAGES - 1);
 
   const float sc = p.scaleLog2;
   for (int i = tid; i < R * (D / 4); i += kThreads) {
@@ -484,7 +490,6 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       if (nxt < nTiles) {
         loadTile(nxt, true);
         stageRows(nxt + STAGES - 1);  // its slot held tile nxt - 1's rows, read last iteration
-        fetchRowsReg(nxt + 1);
       }
       cpAsyncCommit();
     }
