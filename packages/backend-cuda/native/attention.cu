@@ -12,7 +12,8 @@
 // running max/sum of rows lane/4 and lane/4 + 8.
 //
 // Data path: the item's K and V tokens (paged: token → page·pageSize + slot via `tokRow`) stream
-// through shared memory with cp.async (16-byte chunks, zero-filled past the end) in 2–3 stages;
+// through shared memory with cp.async (16-byte chunks, zero-filled past the end) in 2–3 stages (the
+// 8-warp tiles stage each stage's tokRow entries one stage ahead, see loadTile);
 // Q rows are gathered once from the f32 query tensor into shared memory as fp16 pre-scaled by
 // scale·log2(e) (4-warp tiles keep their Q fragments in registers). S = Q·Kᵀ and O += P·V use
 // mma.sync m16n8k16 (fp16 in, f32 accumulate) with ldmatrix fragments (K plain, V transposed);
