@@ -801,10 +801,46 @@ export function emitPrefixPlan(
     const nb = colNb[c];
     const nq = vcnt[k];
     const start = pos[k] - carry[k];
-    const align = T / K >= 2 * pageSize;
     // page cursor over the column's pages
     const cpb = colPb[k];
     const lastPage = tree.pe[x] - 1 - cpb;
+    if (K === 1 && nq === 1 && lastPage < 32) {
+      // One chunk of the column's pages, one row block of one query (a decode leaf): the loop
+      // below with K = nb = nq = 1 (the chunk ends at the last page, which holds T - off tokens)
+      const cnt = lastPage + 1;
+      for (let z = 0; z < cnt; z++) {
+        segPage[ns + z] = ids[cpb + z];
+        segTokens[ns + z] = tks[cpb + z];
+        segSlot[ns + z] = 0;
+      }
+      segSlot[ns] = 0;
+      const tl = tks[cpb + lastPage];
+      if (cnt === 1) segTokens[ns] = T;
+      else {
+        segTokens[ns] = tks[cpb];
+        segTokens[ns + lastPage] = tl;
+      }
+      const q = vq[vbeg[k]];
+      if (queryKvLimit[q] > start) {
+        itemQueries[nqi] = q;
+        itemSegBegin[ni] = ns;
+        itemSegBegin[ni + 1] = ns + cnt;
+        itemQueryBegin[ni] = nqi;
+        itemQueryBegin[ni + 1] = ++nqi;
+        itemPos[ni] = start;
+        if (g !== lastRows || T !== lastT) {
+          lastRows = g;
+          lastT = T;
+          lastTile = tiles.choose(cost, g, T);
+        }
+        itemTile[ni] = lastTile;
+        itemNode[ni] = k;
+        ni++;
+        ns += cnt;
+      }
+      continue;
+    }
+    const align = T / K >= 2 * pageSize;
     // every page but the last holds pageSize tokens (each holds at most that many)
     const fullPages = T - tks[cpb + lastPage] === lastPage * pageSize;
     let s = cpb;
