@@ -30,15 +30,31 @@ import { DEFAULT_FUSED_RATES, KERNEL_ROWS, preparePlan, type FusedRates, type Kv
  *   runs the 4-warp units (decode) as two independent 4-warp halves; each steals from the other
  *   list when its own is empty. Head dim 256, and plans with only one kind of unit, run as
  *   'persistent'.
- * All are captured into a CUDA graph per plan. The default is the one that measured faster on
- * the H100: 'streams' (docs/benchmarks/cuda-h100-hybrid-2026-11-23.json: faster on W1, W3–W5,
- * H1, H2, S1 and every perRequest plan, by 1–7%; 'persistent' keeps W2, 140 vs 166 µs).
+ * - 'auto' (the default): per plan, 'persistent' when its units need both CTA shapes (4-warp
+ *   and 8-warp tiles: shared prefixes or prefill chunks beside decode leaves), else 'streams'.
+ *   Measured on the H100 (docs/benchmarks/bench-h100-2026-11-23-v5.json, streams, and
+ *   cuda-persistent-2026-11-23-v5.json): with several tile kernels on several streams the
+ *   step time depends on how the kernels happen to share the SMs and is bimodal from run to run
+ *   (W2 148 or 167 µs, W3 75 or 86), where the two persistent grids hold steady (W2 133, W3 79,
+ *   W7 139 vs 145, H1 1.91 vs 1.96 ms) at 1–3% on W1, W6 and W8; a plan of one CTA shape (W4,
+ *   the perRequest plans) is 0.5–1% faster as tile kernels ('streams').
+ * All are captured into a CUDA graph per plan.
  */
-export type LaunchStrategy = 'streams' | 'persistent' | 'fused';
-export const LAUNCH_STRATEGIES: readonly LaunchStrategy[] = ['streams', 'persistent', 'fused'];
-export const DEFAULT_STRATEGY: LaunchStrategy = 'streams';
+export type LaunchStrategy = 'auto' | 'streams' | 'persistent' | 'fused';
+export const LAUNCH_STRATEGIES: readonly LaunchStrategy[] = ['auto', 'streams', 'persistent', 'fused'];
+export const DEFAULT_STRATEGY: LaunchStrategy = 'auto';
 /** Strategy ids of the addon (native/addon.cpp `Strategy`). */
-const STRATEGY_ID: Record<LaunchStrategy, number> = { streams: 0, persistent: 1, fused: 2 };
+const STRATEGY_ID: Record<Exclude<LaunchStrategy, 'auto'>, number> = { streams: 0, persistent: 1, fused: 2 };
+
+/**
+ * What 'auto' runs a prepared plan with, from its work units per tile (`groupCount`: units of
+ * rg 1, 2, 4, 8; rg 1–2 run as 4-warp CTAs, rg 4–8 as 8-warp CTAs): 'persistent' when both CTA
+ * shapes occur, else 'streams'. Several plans timed as one step: 'persistent' if any of them mixes.
+ */
+export function autoStrategy(groupCounts: ArrayLike<number>[]): 'streams' | 'persistent' {
+  const mixed = (gc: ArrayLike<number>) => gc[0] + gc[1] > 0 && gc[2] + gc[3] > 0;
+  return groupCounts.some(mixed) ? 'persistent' : 'streams';
+}
 /** Concurrent plans one timeGroup may run (stream sets of the addon, kMaxGroup). */
 export const MAX_CONCURRENT_GROUP = 8;
 
@@ -252,11 +268,11 @@ export class CudaBackend implements AttentionBackend {
   }
 
   /** The device copy of a plan: by identity, else by content among recent plans, else uploaded. */
-  private planHandle(plan: Plan): NativePlanHandle {
+  private planEntry(plan: Plan): CachedPlan {
     const ctx = this.live();
     if (!this.kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
-    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance && hit.fusedFraction === this.fusedFraction) return hit.handle;
+    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance && hit.fusedFraction === this.fusedFraction) return hit;
     const desc = this.prepare(plan);
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
@@ -266,7 +282,7 @@ export class CudaBackend implements AttentionBackend {
       if (this.recent.length > CudaBackend.RECENT) this.recent.length = CudaBackend.RECENT;
     }
     this.byPlan.set(plan, entry);
-    return entry.handle;
+    return entry;
   }
 
   private checkQueries(plan: Plan, queries: Float32Array): void {
@@ -281,8 +297,8 @@ export class CudaBackend implements AttentionBackend {
 
   async run(plan: Plan, queries: Float32Array, options: RunOptions = {}): Promise<AttentionOutput> {
     this.checkQueries(plan, queries);
-    const handle = this.planHandle(plan);
-    const r = await this.live().run(handle, queries, this.strategyId(), !!options.timing);
+    const entry = this.planEntry(plan);
+    const r = await this.live().run(entry.handle, queries, this.strategyId([entry.desc]), !!options.timing);
     const out: AttentionOutput = { out: r.out, lse: r.lse };
     if (r.deviceTimeUs !== undefined) out.deviceTimeUs = r.deviceTimeUs;
     return out;
@@ -291,14 +307,15 @@ export class CudaBackend implements AttentionBackend {
   async time(plan: Plan, queries: Float32Array, options: TimingOptions): Promise<TimingResult> {
     this.checkQueries(plan, queries);
     if (!(options.iters >= 1)) throw new CanopyError('bad-option', 'CUDA backend: time() needs iters >= 1');
-    const handle = this.planHandle(plan);
-    const timesUs = await this.live().time(handle, queries, this.strategyId(), Math.max(0, options.warmup | 0), options.iters | 0);
+    const entry = this.planEntry(plan);
+    const timesUs = await this.live().time(entry.handle, queries, this.strategyId([entry.desc]), Math.max(0, options.warmup | 0), options.iters | 0);
     return { timesUs, clock: 'gpu' };
   }
 
-  private strategyId(): number {
+  /** The addon's strategy id for plans prepared as `descs` ('auto' resolved by autoStrategy). */
+  private strategyId(descs: NativePlanDesc[]): number {
     checkStrategy(this.strategy); // the field is public: catch a bad assignment here, not in C++
-    return STRATEGY_ID[this.strategy];
+    return STRATEGY_ID[this.strategy === 'auto' ? autoStrategy(descs.map((d) => d.groupCount)) : this.strategy];
   }
 
   /**
@@ -333,17 +350,20 @@ export class CudaBackend implements AttentionBackend {
     });
     const ctx = this.live();
     const handles: NativePlanHandle[] = [];
+    const descs: NativePlanDesc[] = [];
     const fresh: NativePlanHandle[] = [];
     try {
       for (const p of plans) {
-        let h = this.planHandle(p);
+        const entry = this.planEntry(p);
+        let h = entry.handle;
         if (handles.includes(h)) {
           h = ctx.createPlan(this.prepare(p));
           fresh.push(h);
         }
         handles.push(h);
+        descs.push(entry.desc);
       }
-      const timesUs = await ctx.timeGroup(handles, queries, this.strategyId(), mode === 'concurrent', Math.max(0, options.warmup | 0), options.iters | 0);
+      const timesUs = await ctx.timeGroup(handles, queries, this.strategyId(descs), mode === 'concurrent', Math.max(0, options.warmup | 0), options.iters | 0);
       return { timesUs, clock: 'gpu' };
     } finally {
       for (const h of fresh) h.dispose();

@@ -11,6 +11,7 @@ export {
   CUDA_CAPABILITY_NOTES,
   CudaBackend,
   DEFAULT_STRATEGY,
+  autoStrategy,
   LAUNCH_STRATEGIES,
   MAX_CONCURRENT_GROUP,
   createCudaBackend,

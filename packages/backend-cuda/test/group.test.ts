@@ -5,7 +5,7 @@ import { CanopyError, randomKvCache, randomQueries, type AttentionConfig, type P
 import { batchFromTree } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { CudaBackend, LAUNCH_STRATEGIES, MAX_CONCURRENT_GROUP, createCudaBackend } from '../src/index.js';
+import { CudaBackend, LAUNCH_STRATEGIES, MAX_CONCURRENT_GROUP, autoStrategy, createCudaBackend } from '../src/index.js';
 import type { NativeContext, NativePlanDesc, NativePlanHandle } from '../src/native.js';
 
 const CFG: AttentionConfig = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
@@ -121,12 +121,12 @@ describe('timeGroup', () => {
 });
 
 describe('launch strategy option', () => {
-  it('lists streams, persistent and fused', () => {
-    expect([...LAUNCH_STRATEGIES]).toEqual(['streams', 'persistent', 'fused']);
+  it('lists auto, streams, persistent and fused', () => {
+    expect([...LAUNCH_STRATEGIES]).toEqual(['auto', 'streams', 'persistent', 'fused']);
   });
 
   it('rejects an unknown strategy before looking for a GPU', async () => {
-    await expect(createCudaBackend({ strategy: 'pod' as never })).rejects.toThrow(/strategy must be one of 'streams', 'persistent', 'fused', got 'pod'/);
+    await expect(createCudaBackend({ strategy: 'pod' as never })).rejects.toThrow(/strategy must be one of 'auto', 'streams', 'persistent', 'fused', got 'pod'/);
     const saved = process.env.CANOPY_CUDA_STRATEGY;
     process.env.CANOPY_CUDA_STRATEGY = 'hybrid';
     try {
@@ -147,7 +147,41 @@ describe('launch strategy option', () => {
       await backend.run(pd, qd);
       await backend.time(pd, qd, { warmup: 0, iters: 1 });
     }
-    expect(seen).toEqual([0, 0, 1, 1, 2, 2]);
+    // auto: the decode plan uses 4-warp tiles only → streams (0).
+    expect(seen).toEqual([0, 0, 0, 0, 1, 1, 2, 2]);
+  });
+
+  it('auto: persistent exactly when some plan needs both CTA shapes', () => {
+    expect(autoStrategy([[3, 1, 0, 0]])).toBe('streams');
+    expect(autoStrategy([[0, 0, 2, 5]])).toBe('streams');
+    expect(autoStrategy([[2, 0, 1, 0]])).toBe('persistent');
+    expect(autoStrategy([[0, 1, 0, 1]])).toBe('persistent');
+    expect(autoStrategy([[1, 0, 0, 0], [0, 0, 1, 0]])).toBe('streams'); // no single plan mixes
+    expect(autoStrategy([[1, 0, 0, 0], [1, 0, 0, 1]])).toBe('persistent');
+    expect(autoStrategy([[0, 0, 0, 0]])).toBe('streams');
+  });
+
+  it('auto resolves per plan from its prepared work units', async () => {
+    const { backend, fake, pd, pp, qd, qp } = await setup();
+    const spec = { parent: [-1, 0, 0, -1], tokens: [100, 20, 30, 80], requestAt: [1, 2, 3], numQueries: [1, 1, 16] };
+    const batch = batchFromTree(spec, CFG, 16);
+    const whole = planners.prefix({ ...batch, tree: undefined }, backend.capabilities);
+    const qw = randomQueries(whole.numQueries, CFG, 4);
+    backend.strategy = 'auto';
+    const seen: number[] = [];
+    fake.ctx.run = async (_h, _q, s) => (seen.push(s), { out: new Float32Array(0), lse: new Float32Array(0) });
+    await backend.run(pd, qd); // decode: 2 queries × GQA 4 = 8 rows per node → 4-warp tiles only
+    await backend.run(pp, qp); // prefill chunk alone: 16 × 4 = 64 rows → 8-warp tiles only
+    await backend.run(whole, qw); // both in one plan
+    const gc = (plan: Plan) => (fake.handles.find((h) => h.desc.numQueries === plan.numQueries && !h.disposed) as FakeHandle).desc.groupCount;
+    const mixed = (g: Int32Array) => g[0] + g[1] > 0 && g[2] + g[3] > 0;
+    expect(mixed(gc(pd))).toBe(false);
+    expect(mixed(gc(pp))).toBe(false);
+    expect(mixed(gc(whole))).toBe(true);
+    expect(seen).toEqual([0, 0, 1]);
+    await backend.timeGroup([pp, pd], [qp, qd], { mode: 'serial', warmup: 0, iters: 1 });
+    await backend.timeGroup([whole, pd], [qw, qd], { mode: 'serial', warmup: 0, iters: 1 });
+    expect(fake.calls.map((c) => c.strategy)).toEqual([0, 1]);
   });
 });
 
