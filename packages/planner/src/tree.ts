@@ -74,7 +74,7 @@ class PrefixCheck {
     if (e < LOOP_BELOW) return firstMismatch(ai, at, bi, bt, 0, e) === e;
     // The very same array is equal without a look (requests that share their page-list objects).
     // Views of one buffer at one offset would be too, but reading `.buffer` and `.byteOffset` of
-    // four arrays per request cost W5's build about 10 µs, more than it saves where it applies.
+    // four arrays per request cost W5's build more than it saves where it applies.
     const sameIds = ai === bi;
     const sameTks = at === bt;
     if (sameIds && sameTks) return true;
@@ -162,8 +162,8 @@ export class RadixTree {
    * The child index: one open-addressing hash table (linear probing, at most half full) from
    * (parent, key) to child for the children of indexed nodes. Slot s is empty where ixP[s] is 0,
    * else holds parent ixP[s] - 1, key ixK[s] and child ixC[s]. Typed arrays instead of a Map per
-   * wide node: a full build of W5 adds 256 leaves under one node (a Map's get and set cost
-   * 15–30 ns each, growing it rehashes; a probe here costs a few).
+   * wide node: a full build of W5 adds 256 leaves under one node, a get and a set each (a Map's
+   * cost several times a probe here, and growing it rehashes).
    */
   ixP: Int32Array = NO_I32;
   ixK: Float64Array = NO_F64;
@@ -852,12 +852,12 @@ let chkEnd = new Int32Array(0);
  * without its check, remembering the deepest node's source and the matched prefix), and then,
  * in a second tight pass, each request's matched prefix is compared with that source's pages in
  * one go (PrefixCheck): one native compare after another over the batch's page lists (2.1 MB for
- * W5), not between tree updates (a few µs less on W5 and tree1024). When every check passes,
+ * W5), not between tree updates (a little faster on W5 and tree1024). When every check passes,
  * the tree is exactly the one the checked build (each request checked before the next is
- * inserted) makes, node for node: the same insertions in the same order. When any check fails, or the optimistic pass meets bad input
- * (which the checked build reports on its own terms, for the request it meets first), the tree is
- * built again by the checked build (buildChecked): page lists whose ids do not name their prefix
- * then cost the optimistic pass in addition.
+ * inserted) makes, node for node: the same insertions in the same order. When any check fails,
+ * or the optimistic pass meets bad input (which the checked build reports on its own terms, for
+ * the request it meets first), the tree is built again by the checked build (buildChecked): page
+ * lists whose ids do not name their prefix then cost the optimistic pass in addition.
  */
 export function buildRadix(batch: Batch, trustPageIds = false): RadixTree {
   if (batch.tree) {
