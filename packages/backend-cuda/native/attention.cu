@@ -135,6 +135,8 @@ __device__ __forceinline__ void wgmmaSS<64>(float (&d)[8][4], unsigned long long
       : "l"(da), "l"(db), "r"(acc));
 }
 #define CANOPY_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+// m64n128 S tiles exist only in 128-token-stage builds (-DCANOPY_KT8=128, an experiment).
+#if defined(CANOPY_KT8) && CANOPY_KT8 >= 128
 template <>
 __device__ __forceinline__ void wgmmaSS<128>(float (&d)[16][4], unsigned long long da, unsigned long long db, int acc) {
   asm volatile(
@@ -147,6 +149,7 @@ __device__ __forceinline__ void wgmmaSS<128>(float (&d)[16][4], unsigned long lo
         CANOPY_D4(8), CANOPY_D4(9), CANOPY_D4(10), CANOPY_D4(11), CANOPY_D4(12), CANOPY_D4(13), CANOPY_D4(14), CANOPY_D4(15)
       : "l"(da), "l"(db), "r"(acc));
 }
+#endif
 // D[64 × N] (+)= A[64 × 16] · B[16 × N] with A from registers (per warp the m16n8k16 A fragment of
 // its 16 rows: exactly what packing the S accumulators gives) and B in shared memory MN-major (the
 // transpose flag): core matrices of 8 tokens × 8 dims, 16-byte rows along N, as cp.async writes V.
@@ -232,7 +235,7 @@ __host__ __device__ constexpr int warpsFor(int d, int rg) { return rg <= 2 ? 4 :
 // KV tokens per stage. CANOPY_KT8 = 32 for the 8-warp tiles (3 stages deep, half the S
 // registers under their 128-register cap) measured 20–25% slower on the H100 than 64
 // (docs/benchmarks/cuda-h100-v8-kt32-*.json): twice the barriers per token.
-__host__ __device__ constexpr int ktFor(int d, int rg) {
+[[maybe_unused]] __host__ __device__ constexpr int ktFor(int d, int rg) {
   return mtFor(d, rg) == 2 ? 32 : (warpsFor(d, rg) == 8 && d <= 128 ? CANOPY_KT8 : 64);
 }
 // 8-warp CTAs are capped at 128 registers so two fit per SM (16 warps); head dim 256 needs the
