@@ -351,9 +351,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // KV loads: every thread copies NI 16-byte chunks of K and NI of V per stage. In the 8-warp
   // tiles a stage's page-table rows (tokRow) are staged in shared memory ahead of time by 4-byte
   // cp.async in the group of the stage STAGES - 1 tiles earlier (a ring of STAGES slots), so
-  // issuing a stage's copies never waits on a dependent global load: 5-10% faster on the
-  // compute-bound shared-prefix and prefill tiles (W5 root, H1/H2 prefill) on the H100
-  // (docs/benchmarks/cuda-h100-rows-2026-11-23.json). The 4-warp tiles read their rows from
+  // issuing a stage's copies never waits on a dependent global load: W5 (root-dominated) 337 →
+  // 320 µs on the H100, same build otherwise (docs/benchmarks/cuda-h100-rows-2026-11-23.json,
+  // call 3, CANOPY_ROW_PREFETCH 0 vs 2). The 4-warp tiles read their rows from
   // global memory right before their copies (the ring made long memory-bound decode units 1-2%
   // slower there). CANOPY_ROW_PREFETCH=0 / 1 builds neither / both with the ring, for comparison.
   constexpr int kChunks = kKT * (D / 8);  // 16-byte chunks of one K (or V) stage
