@@ -358,12 +358,18 @@ export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Floa
   for (let z = 0, nz = tau >= leaf.Wmax ? G : G + leaf.runs; z < nz; z++) {
     const c = split[z];
     const W = colW[c];
-    let k = 1;
-    if (W > tau && colKmax[c] > 1) k = Math.min(colKmax[c], Math.ceil(W / tau));
+    const k = chunksFor(W, tau, colKmax[c]);
     if (k !== (z < G ? colK[c] : 1)) return true;
   }
   cache.tau = tau;
   return false;
+}
+
+/** KV chunks of a column whose whole-node work is W, for the target chunk work τ: ceil(W / τ), at most kmax. */
+function chunksFor(W: number, tau: number, kmax: number): number {
+  if (!(W > tau)) return 1;
+  const k = Math.ceil(W / tau);
+  return k > kmax ? kmax : k;
 }
 
 /**
@@ -413,17 +419,17 @@ function searchTau(
       let mx = constMax;
       let extraPartials = 0;
       const leavesWhole = tau >= leafWmax;
-      for (let z = 0; z < S; z++) {
+      // The leaf groups' terms go to `ls` (summed apart, then added: the order leafConst uses).
+      let ls = 0;
+      for (let z = 0, zEnd = leavesWhole ? S : SL; z < zEnd; z++) {
         const c = split[z];
         const n = runLen[z];
         const W = colW[c];
-        let k = 1;
-        if (W > tau) {
-          k = Math.ceil(W / tau);
-          if (k > colKmax[c]) k = colKmax[c];
-          extraPartials += n * (k - 1) * colVis[c];
-        }
-        sum += n * HK * (k * colNb[c] * c0 + colSum[c]);
+        const k = chunksFor(W, tau, colKmax[c]);
+        extraPartials += n * (k - 1) * colVis[c];
+        const t = n * HK * (k * colNb[c] * c0 + colSum[c]);
+        if (z < S) sum += t;
+        else ls += t;
         const w = W / k;
         if (w > mx) mx = w;
       }
@@ -431,21 +437,6 @@ function searchTau(
         sum += leafConst;
         if (leafWmax > mx) mx = leafWmax;
       } else {
-        let ls = 0;
-        for (let z = S; z < SL; z++) {
-          const c = split[z];
-          const n = runLen[z];
-          const W = colW[c];
-          let k = 1;
-          if (W > tau) {
-            k = Math.ceil(W / tau);
-            if (k > colKmax[c]) k = colKmax[c];
-            extraPartials += n * (k - 1) * colVis[c];
-          }
-          ls += n * HK * (k * colNb[c] * c0 + colSum[c]);
-          const w = W / k;
-          if (w > mx) mx = w;
-        }
         sum += ls;
       }
       const total = sum / P;
@@ -462,11 +453,7 @@ function searchTau(
         for (let z = 0; z < ZL; z++) {
           const c = split[z];
           const W = colW[c];
-          let k = 1;
-          if (W > tau) {
-            k = Math.ceil(W / tau);
-            if (k > colKmax[c]) k = colKmax[c];
-          }
+          const k = chunksFor(W, tau, colKmax[c]);
           if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k;
         }
         if (constMax >= thr) {
