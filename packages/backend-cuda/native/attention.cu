@@ -252,6 +252,11 @@ __host__ __device__ constexpr size_t smemBudget(int d, int nw) {
   return nw == 8 && d <= 128 && CANOPY_MMA8_BLOCKS == 1 ? 220 * 1024 : 113 * 1024;
 }
 __host__ __device__ constexpr size_t cmax(size_t a, size_t b) { return a > b ? a : b; }
+// Whether tiles of nw warps stage their page-table rows in a shared-memory ring (see loadTile):
+// CANOPY_ROW_PREFETCH 0 none, 1 every tile, 2 (default) the 8-warp tiles only.
+__host__ __device__ constexpr bool usesRowRing(int nw) {
+  return CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH == 2 && nw == 8);
+}
 
 template <int D, int RG, int STAGES, int KT = ktFor(D, RG)>
 __host__ __device__ constexpr size_t unitSmemBytes() {
@@ -260,7 +265,7 @@ __host__ __device__ constexpr size_t unitSmemBytes() {
          + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
                 size_t(NW) * MT * 16 * (D + 4) * 4)                  //   the end-of-unit combine
          + size_t(16 * RG) * 4                                       // row limits
-         + size_t(STAGES) * KT * 4;                                  // staged page-table rows
+         + (usesRowRing(NW) ? size_t(STAGES) * KT * 4 : 0);          // staged page-table rows
 }
 
 // Who runs a unit and how its threads synchronise. A unit's code never names threadIdx or
@@ -328,7 +333,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   __half* sKV = sQ + R * S;
   constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4);
   int* sLim = reinterpret_cast<int*>(reinterpret_cast<char*>(sKV) + kvBytes);
-  int* sRows = sLim + R;  // [STAGES][kKT] page-table rows of upcoming stages (see stageRows)
+  int* sRows = sLim + R;  // [STAGES][kKT] page-table rows of upcoming stages (ring tiles only, see stageRows)
 
   const int tid = sync.tid();
   const int warp = tid >> 5;
@@ -365,8 +370,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // do not conflict.
   static_assert(!USE_WG || kThreads % D == 0, "the wgmma chunk order repeats every D threads");
   constexpr int tStep = USE_WG ? 8 * kThreads / D : kThreads / (D / 8);
-  // CANOPY_ROW_PREFETCH: 0 off, 1 the ring for every tile, 2 (default) for the 8-warp tiles only.
-  constexpr bool kRing = CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH == 2 && kWarps == 8);
+  constexpr bool kRing = usesRowRing(kWarps);
   auto stageRows = [&](int tile) {  // rows of `tile` into its ring slot, in the open cp.async group
     const int tok = tile * kKT + tid;
     if (kRing && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
