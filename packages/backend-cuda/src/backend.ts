@@ -18,7 +18,7 @@ import {
 } from '@canopy/core';
 import { loadAddon, type NativeContext, type NativePlanDesc, type NativePlanHandle } from './native.js';
 import { balancePlan } from './balance.js';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, preparePlan, type FusedRates, type KvShape } from './prepare.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, kernelWarps, preparePlan, type FusedRates, type KvShape } from './prepare.js';
 
 /**
  * How work items are launched:
@@ -47,12 +47,20 @@ export const DEFAULT_STRATEGY: LaunchStrategy = 'auto';
 const STRATEGY_ID: Record<Exclude<LaunchStrategy, 'auto'>, number> = { streams: 0, persistent: 1, fused: 2 };
 
 /**
- * What 'auto' runs a prepared plan with, from its work units per tile (`groupCount`: units of
- * rg 1, 2, 4, 8; rg 1–2 run as 4-warp CTAs, rg 4–8 as 8-warp CTAs): 'persistent' when both CTA
- * shapes occur, else 'streams'. Several plans timed as one step: 'persistent' if any of them mixes.
+ * What 'auto' runs a prepared plan with, from its work units per tile (`groupCount[i]`: units of
+ * the KERNEL_ROWS[i]-row tile): 'persistent' when both CTA shapes (kernelWarps) occur, else
+ * 'streams'. Several plans timed as one step: 'persistent' if any of them mixes.
  */
 export function autoStrategy(groupCounts: ArrayLike<number>[]): 'streams' | 'persistent' {
-  const mixed = (gc: ArrayLike<number>) => gc[0] + gc[1] > 0 && gc[2] + gc[3] > 0;
+  const mixed = (gc: ArrayLike<number>) => {
+    let fourWarp = 0;
+    let eightWarp = 0;
+    KERNEL_ROWS.forEach((rows, i) => {
+      if (kernelWarps(0, rows / 16) === 4) fourWarp += gc[i];
+      else eightWarp += gc[i];
+    });
+    return fourWarp > 0 && eightWarp > 0;
+  };
   return groupCounts.some(mixed) ? 'persistent' : 'streams';
 }
 /** Concurrent plans one timeGroup may run (stream sets of the addon, kMaxGroup). */
