@@ -244,13 +244,18 @@ export class RadixTree {
     this.cap = cap;
   }
 
+  /** Where probing for (p, key) starts: a hash of the parent and both 32-bit halves of the key
+   * (an integer below 2^53). Insertion and deletion must agree on it. */
+  private ixHome(p: number, key: number): number {
+    let h = Math.imul(p + 1, 0x9e3779b1) ^ Math.imul(key | 0, 0x85ebca6b) ^ ((key / 4294967296) | 0);
+    h ^= h >>> 15;
+    return h & (this.ixP.length - 1);
+  }
+
   /** Slot of (p, key) in the child index, or of the empty slot where probing for it ended. */
   private ixSlot(p: number, key: number): number {
     const mask = this.ixP.length - 1;
-    // hash of the parent and both 32-bit halves of the key (an integer below 2^53)
-    let h = Math.imul(p + 1, 0x9e3779b1) ^ Math.imul(key | 0, 0x85ebca6b) ^ ((key / 4294967296) | 0);
-    h ^= h >>> 15;
-    let s = h & mask;
+    let s = this.ixHome(p, key);
     const P1 = p + 1;
     const ixP = this.ixP;
     for (;;) {
@@ -288,10 +293,7 @@ export class RadixTree {
     // move later entries of the probe run back into the hole where their probe passes it
     for (let t = (s + 1) & mask; ixP[t] !== 0; t = (t + 1) & mask) {
       const k = this.ixK[t];
-      const q = ixP[t] - 1;
-      let h = Math.imul(q + 1, 0x9e3779b1) ^ Math.imul(k | 0, 0x85ebca6b) ^ ((k / 4294967296) | 0);
-      h ^= h >>> 15;
-      const home = h & mask;
+      const home = this.ixHome(ixP[t] - 1, k);
       // the entry at t may move to s when s lies cyclically in [home, t)
       if (((t - home) & mask) >= ((t - s) & mask)) {
         ixP[s] = ixP[t];
