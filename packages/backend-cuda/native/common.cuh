@@ -107,6 +107,12 @@ void launchAttnFused(const AttnParams& p, const FusedParams& f, int headDim, int
 // Raise the dynamic shared memory limits of every attention kernel (once per device).
 void attnInit();
 
+// attention_wgpipe.cu: the pipelined wgmma tile for 128-row units (head dims 64, 128; sm_90a SASS,
+// so compute capability 9.0 only). launchAttnTiles uses it for rg 8 when wgmma is asked for.
+bool attnPipeSupported(int headDim);
+void launchAttnPipe(const AttnParams& p, int headDim, cudaStream_t stream);
+void attnPipeInit();
+
 // merge.cu
 void launchMerge(const MergeParams& p, int headDim, cudaStream_t stream);
 

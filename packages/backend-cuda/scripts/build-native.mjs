@@ -105,7 +105,7 @@ const common = [
   ...(lineinfo ? ['-lineinfo'] : []),
   ...(process.env.CANOPY_NVCC_DEFINES ?? '').split(',').filter(Boolean).map((d) => `-D${d}`),
 ];
-const sources = ['attention.cu', 'merge.cu', 'probe.cu', 'addon.cpp'];
+const sources = ['attention.cu', 'attention_wgpipe.cu', 'merge.cu', 'probe.cu', 'addon.cpp'];
 console.log(`build-native: ${nvcc} ${gencodes().join(' ')}`);
 const jobs = Math.max(1, Math.min(sources.length, cpus().length));
 const queue = [...sources];

@@ -1,0 +1,402 @@
+// Pipelined wgmma tile (FlashAttention-3's intra-warpgroup overlap, without a producer warp):
+// partial attention over one 128-row work unit on Hopper (sm_90a).
+//
+// Tile: R = 128 rows × KT = 64 KV tokens per stage, head dim D ∈ {64, 128}. CTA: 256 threads =
+// two warpgroups; warpgroup g owns rows 64g .. 64g + 63 for every token of the unit (no KV split
+// inside the CTA, so no end-of-unit combine), warp i of a group the wgmma accumulator rows
+// 16i .. 16i + 15. One CTA per SM, no register cap (about 170 registers: O, S of one stage, P of
+// two), STAGES = 5 KV stages (D 128: 32 KB Q + 5 × 32 KB K/V = 192 KB of shared memory).
+// Per thread: O of rows lane/4 and lane/4 + 8 of its warp (m16n8 C layout, D/2 floats), S of the
+// stage in flight (32 floats), P of the stage before it packed to fp16 (16 registers), the
+// running max and sum of its two rows (exp2 domain, scores pre-scaled by scale·log2 e).
+//
+// Schedule, per warpgroup: at stage j it issues S_j = Q·K_jᵀ (m64n64k16 × D/16, Q and K in shared
+// memory) and O += P_{j-1}·V_{j-1} (m64nDk16 × 4, P from registers) as two wgmma groups, waits for
+// S_j only, runs the masked online softmax of S_j while the P·V group still occupies the tensor
+// cores, then waits for P·V and rescales O by the new maximum. The mma.sync and plain-wgmma tiles
+// of attention.cu instead wait for every product before the softmax starts.
+// Data path: K/V pages stream with cp.async (16-byte chunks, zero-filled past the end) three
+// stages ahead of the stage being multiplied (a slot is rewritten two stages after its P·V was
+// waited for); each thread's page-table rows for the next stage's copies are loaded into
+// registers one stage early, so issuing copies never waits on a dependent global load. Shared
+// layouts are the wgmma core matrices (8 rows × 16 bytes, no swizzle) of attention.cu's wgmma
+// path: Q and K K-major, V MN-major.
+//
+// Bytes per unit: ntok·D·2·2 (K, V fp16) + R·D·4 (Q f32) read, R·(D + 1)·4 written.
+// FLOPs: 4·R·ntok·D (rows past the unit's own are zero padding, never written).
+#include "common.cuh"
+#include "mma.cuh"
+
+#include <cmath>
+
+namespace canopy {
+namespace {
+
+constexpr int kPipeRows = 128;
+constexpr int kPipeKT = 64;
+constexpr int kPipeThreads = 256;
+constexpr int kPipeStages = 5;
+
+template <int D>
+constexpr size_t pipeSmemBytes() {
+  return size_t(kPipeRows) * D * 2                         // Q (fp16, core matrices)
+         + size_t(kPipeStages) * 2 * kPipeKT * D * 2      // K, V stages
+         + size_t(kPipeRows) * 4;                          // row limits
+}
+
+#if CANOPY_HAS_WGMMA
+__device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Pins a register's value at this point of the program: reads of a wgmma accumulator placed after
+// a wait cannot be hoisted above it, and an A operand still being read by an unfinished wgmma
+// keeps its register until the wait (the compiler sees the asm as reading and rewriting it).
+__device__ __forceinline__ void pin(float& x) { asm volatile("" : "+f"(x)::"memory"); }
+__device__ __forceinline__ void pin(unsigned& x) { asm volatile("" : "+r"(x)::"memory"); }
+#endif
+
+template <int D>
+__global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) {
+#if CANOPY_HAS_WGMMA
+  extern __shared__ __align__(128) char smem[];
+  constexpr int R = kPipeRows, KT = kPipeKT, ST = kPipeStages;
+  constexpr int DK = D / 16;  // k-steps of Q·Kᵀ
+  constexpr int DN = D / 8;   // n-tiles of O per warp
+  constexpr int SN = KT / 8;  // n-tiles of S per warp
+  constexpr int PK = KT / 16; // k-steps of P·V
+  constexpr int NI = KT * (D / 8) / kPipeThreads;  // 16-byte K (and V) chunks per thread per stage
+  constexpr int tStep = 8 * kPipeThreads / D;
+  static_assert(NI >= 1 && KT * (D / 8) % kPipeThreads == 0, "every thread copies the same number of chunks");
+  __half* sQ = reinterpret_cast<__half*>(smem);
+  __half* sKV = sQ + R * D;
+  int* sLim = reinterpret_cast<int*>(sKV + ST * 2 * KT * D);
+
+  const WorkUnit w = p.work[blockIdx.x];
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5;
+  const int lane = tid & 31;
+  const int row0 = (warp >> 2) * 64;                       // the warpgroup's first row
+  const int rowA = row0 + 16 * (warp & 3) + (lane >> 2);   // this thread's rows: rowA, rowA + 8
+
+  const int item = w.item;
+  const int kvHead = w.kvHead;
+  const int tokBegin = p.itemTokBegin[item];
+  const int ntok = p.itemTokBegin[item + 1] - tokBegin;
+  const int qBegin = p.itemQueryBegin[item];
+  const int nq = p.itemQueryBegin[item + 1] - qBegin;
+  const int pos0 = p.itemPos[item];
+  const int G = p.group;
+  const int rowBase = w.rowBlock * R;
+  const int numRows = min(nq * G, rowBase + R);
+
+  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7; 8 consecutive threads fill one
+  // core matrix (8 tokens × 16 bytes), so the shared-memory stores do not conflict.
+  const int t0 = (tid & 7) + 8 * ((tid >> 3) / (D / 8));
+  const int c0 = ((tid >> 3) % (D / 8)) * 8;
+  const int* rowsOf = p.tokRow + tokBegin;
+  const int rowElems = p.numKvHeads * D;
+  const int headElem = kvHead * D + c0;
+  int rowNext[NI];  // page-table rows of the next tile this thread copies
+  auto fetchRows = [&](int tile) {
+#pragma unroll
+    for (int k = 0; k < NI; ++k) {
+      const int tok = tile * KT + t0 + k * tStep;
+      rowNext[k] = tok < ntok ? __ldg(rowsOf + tok) : 0;
+    }
+  };
+  auto loadTile = [&](int tile) {  // the copies of `tile`, whose rows rowNext holds
+    __half* sK = sKV + (tile % ST) * 2 * KT * D;
+    __half* sV = sK + KT * D;
+#pragma unroll
+    for (int k = 0; k < NI; ++k) {
+      const int t = t0 + k * tStep;
+      const bool ok = tile * KT + t < ntok;
+      const size_t off = ok ? static_cast<size_t>(rowNext[k]) * rowElems + headElem : 0;
+      cpAsync16(sK + ((c0 / 8) * (KT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
+      cpAsync16(sV + ((t / 8) * (D / 8) + c0 / 8) * 64 + (t % 8) * 8, p.v + off, ok);
+    }
+  };
+
+  // Prologue copies: tiles 0 .. ST - 2, one cp.async group each (issued before the Q gather so the
+  // first loads overlap it); then the rows of tile ST - 1, the first tile the loop copies.
+  const int tilesAll = (ntok + KT - 1) / KT;
+#pragma unroll
+  for (int s = 0; s < ST - 1; ++s) {
+    if (s < tilesAll) {
+      fetchRows(s);
+      loadTile(s);
+    }
+    cpAsyncCommit();
+  }
+  fetchRows(ST - 1);
+
+  const float sc = p.scaleLog2;
+  for (int i = tid; i < R * (D / 4); i += kPipeThreads) {
+    const int r = i / (D / 4);
+    const int c = (i % (D / 4)) * 4;
+    const int gr = rowBase + r;
+    float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (gr < numRows) {
+      const int qid = p.itemQueries[qBegin + gr / G];
+      const int hq = kvHead * G + gr % G;
+      val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
+    }
+    __half2* dst = reinterpret_cast<__half2*>(sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8));
+    dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
+    dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
+  }
+  for (int r = tid; r < R; r += kPipeThreads) {
+    const int gr = rowBase + r;
+    int lim = 0;
+    if (gr < numRows) lim = min(max(p.queryKvLimit[p.itemQueries[qBegin + gr / G]] - pos0, 0), ntok);
+    sLim[r] = lim;
+  }
+  fenceProxyAsync();  // generic-proxy stores of Q, read by wgmma
+  __syncthreads();
+
+  // Tiles to stream (the longest row's limit); below minLim no row of the unit needs masking.
+  int maxLim = 0;
+  int minLim = ntok;
+  for (int r = 0; r < R; ++r) {
+    maxLim = max(maxLim, sLim[r]);
+    if (rowBase + r < numRows) minLim = min(minLim, sLim[r]);
+  }
+  const int nTiles = (maxLim + KT - 1) / KT;
+  const int limA = sLim[rowA];
+  const int limB = sLim[rowA + 8];
+
+  float o[DN][4];
+#pragma unroll
+  for (int i = 0; i < DN; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mA = -INFINITY, mB = -INFINITY, lA = 0.f, lB = 0.f;
+  float s[SN][4];
+  unsigned pA[PK][4], pB[PK][4];  // P of two consecutive tiles (see stage below)
+
+  // wgmma descriptors, all computed before a stage's wgmma.fence: ptxas serialises wgmmas when
+  // ordinary instructions define their operands between the fence and the wait (its C7513 note).
+  // Q's are fixed per warpgroup; K's and V's advance by one stage slot per tile.
+  unsigned long long dQ[DK];
+#pragma unroll
+  for (int kk = 0; kk < DK; ++kk) dQ[kk] = smemDesc(sQ + (2 * kk * (R / 8) + row0 / 8) * 64, (R / 8) * 128, 128);
+  const unsigned long long dK0 = smemDesc(sKV, (KT / 8) * 128, 128);
+  const unsigned long long dV0 = smemDesc(sKV + KT * D, (D / 8) * 128, 128);
+  // Descriptor start addresses count 16-byte units: one stage slot is 2·KT·D halves.
+  auto slotDesc = [&](unsigned long long base, int tile) {
+    return base + static_cast<unsigned long long>((tile % ST) * (2 * KT * D * 2 / 16));
+  };
+  auto issueS = [&](unsigned long long dK) {
+#pragma unroll
+    for (int kk = 0; kk < DK; ++kk) wgmmaSS<KT>(s, dQ[kk], dK + kk * (2 * (KT / 8) * 128 / 16), kk > 0);
+  };
+  auto issuePV = [&](unsigned long long dV, const unsigned (&pk)[PK][4]) {
+#pragma unroll
+    for (int kk = 0; kk < PK; ++kk) wgmmaRS<D>(o, pk[kk], dV + kk * (2 * (D / 8) * 128 / 16));
+  };
+  auto pinS = [&]() {
+#pragma unroll
+    for (int n = 0; n < SN; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) pin(s[n][e]);
+  };
+  auto pinPV = [&](unsigned (&pk)[PK][4]) {
+#pragma unroll
+    for (int n = 0; n < DN; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) pin(o[n][e]);
+#pragma unroll
+    for (int kk = 0; kk < PK; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) pin(pk[kk][e]);
+  };
+  // Masked online softmax of S (tile `tile`): P packed into pNext, the running max/sum updated;
+  // returns the factors O must be rescaled by.
+  auto softmax = [&](int tile, unsigned (&pNext)[PK][4], float& alphaA, float& alphaB) {
+    if ((tile + 1) * KT > minLim) {  // CTA-uniform
+      const int tokBase = tile * KT + 2 * (lane & 3);
+#pragma unroll
+      for (int n = 0; n < SN; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int tok = tokBase + n * 8 + e;
+          if (tok >= limA) s[n][e] = -INFINITY;
+          if (tok >= limB) s[n][2 + e] = -INFINITY;
+        }
+    }
+    float mxA = -INFINITY, mxB = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < SN; ++n) {
+      mxA = fmaxf(mxA, fmaxf(s[n][0], s[n][1]));
+      mxB = fmaxf(mxB, fmaxf(s[n][2], s[n][3]));
+    }
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+    const float mNewA = fmaxf(mA, mxA);
+    const float mNewB = fmaxf(mB, mxB);
+    // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
+    const float shA = mNewA == -INFINITY ? 0.f : mNewA;
+    const float shB = mNewB == -INFINITY ? 0.f : mNewB;
+    alphaA = fastExp2(mA - shA);
+    alphaB = fastExp2(mB - shB);
+    mA = mNewA;
+    mB = mNewB;
+    float sumA = 0.f, sumB = 0.f;
+#pragma unroll
+    for (int n = 0; n < SN; ++n) {
+      s[n][0] = fastExp2(s[n][0] - shA);
+      s[n][1] = fastExp2(s[n][1] - shA);
+      s[n][2] = fastExp2(s[n][2] - shB);
+      s[n][3] = fastExp2(s[n][3] - shB);
+      sumA += s[n][0] + s[n][1];
+      sumB += s[n][2] + s[n][3];
+    }
+    lA = lA * alphaA + sumA;
+    lB = lB * alphaB + sumB;
+#pragma unroll
+    for (int kk = 0; kk < PK; ++kk) packP(pNext[kk], s, kk);
+  };
+
+  if (nTiles > 0) {
+    cpAsyncWait<ST - 2>();  // tile 0 (ST - 1 groups committed)
+    fenceProxyAsync();
+    __syncthreads();
+    const unsigned long long dK = slotDesc(dK0, 0);
+    wgmmaFence();
+    issueS(dK);
+    wgmmaCommit();
+    wgmmaWait<0>();
+    pinS();
+    float alphaA, alphaB;  // O is still zero: nothing to rescale
+    softmax(0, pA, alphaA, alphaB);
+  }
+  // Stage j: S_j and P_{j-1}·V_{j-1} in flight together, the softmax of S_j under the P·V.
+  // pPrev holds P_{j-1}, pNew receives P_j; the loop is unrolled by two so the two P buffers swap
+  // roles without register copies (a copy of P right before the next stage's wgmmas made ptxas
+  // serialise them, its C7513 note).
+  auto stage = [&](int j, unsigned (&pPrev)[PK][4], unsigned (&pNew)[PK][4]) {
+    // Groups committed: tiles 0 .. j + ST - 3; tile j must have landed.
+    cpAsyncWait<ST - 3>();
+    fenceProxyAsync();  // cp.async data (generic proxy) is read by wgmma
+    __syncthreads();    // ... by both warpgroups; and every warp is past stage j - 1, whose P·V
+                        // (tile j - 2) was waited for: tile j - 2's slot is free
+    {
+      const int nxt = j + ST - 2;
+      if (nxt < nTiles) loadTile(nxt);
+      cpAsyncCommit();
+      if (nxt + 1 < nTiles) fetchRows(nxt + 1);
+    }
+    const unsigned long long dK = slotDesc(dK0, j);
+    const unsigned long long dV = slotDesc(dV0, j - 1);
+    wgmmaFence();  // P and the rescaled O were written by ordinary instructions
+    issueS(dK);
+    wgmmaCommit();
+    issuePV(dV, pPrev);
+    wgmmaCommit();
+    wgmmaWait<1>();  // S_j done; P·V of tile j - 1 still running
+    pinS();
+    float alphaA, alphaB;
+    softmax(j, pNew, alphaA, alphaB);
+    wgmmaWait<0>();
+    pinPV(pPrev);
+    if (!__all_sync(0xffffffffu, alphaA == 1.f && alphaB == 1.f)) {
+#pragma unroll
+      for (int dn = 0; dn < DN; ++dn) {
+        o[dn][0] *= alphaA;
+        o[dn][1] *= alphaA;
+        o[dn][2] *= alphaB;
+        o[dn][3] *= alphaB;
+      }
+    }
+  };
+  int j = 1;
+  for (; j + 1 < nTiles; j += 2) {
+    stage(j, pA, pB);
+    stage(j + 1, pB, pA);
+  }
+  if (j < nTiles) stage(j++, pA, pB);
+  if (nTiles > 0) {
+    // P of the last tile: pA when nTiles is odd (stages alternate A→B, B→A from tile 0 in pA).
+    const unsigned long long dV = slotDesc(dV0, nTiles - 1);
+    wgmmaFence();
+    if (nTiles & 1) issuePV(dV, pA);
+    else issuePV(dV, pB);
+    wgmmaCommit();
+    wgmmaWait<0>();
+    if (nTiles & 1) pinPV(pA);
+    else pinPV(pB);
+  }
+  cpAsyncWait<0>();  // no copy may still target shared memory when the CTA exits
+
+  // Each thread holds whole rows' partial sums: reduce the quad's, normalise, write.
+  lA += __shfl_xor_sync(0xffffffffu, lA, 1);
+  lA += __shfl_xor_sync(0xffffffffu, lA, 2);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 1);
+  lB += __shfl_xor_sync(0xffffffffu, lB, 2);
+  const int partialBase = p.itemPartialBase[item];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int gr = rowBase + rowA + 8 * h;
+    if (gr >= numRows) continue;
+    const float L = h ? lB : lA;
+    const float M = h ? mB : mA;
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    const float lse = L > 0.f ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;  // empty: -inf
+    const int hq = kvHead * G + gr % G;
+    const int slot = partialBase + gr / G;
+    const int dest = p.slotDest[slot];
+    float* oDst = dest >= 0 ? p.out + (static_cast<size_t>(dest) * p.numQoHeads + hq) * D
+                            : p.partO + (static_cast<size_t>(slot) * p.numQoHeads + hq) * D;
+    float* lseDst = dest >= 0 ? p.outLse + static_cast<size_t>(dest) * p.numQoHeads + hq
+                              : p.partLse + static_cast<size_t>(slot) * p.numQoHeads + hq;
+    const int c = 2 * (lane & 3);
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn)
+      *reinterpret_cast<float2*>(oDst + dn * 8 + c) = make_float2(o[dn][2 * h] * inv, o[dn][2 * h + 1] * inv);
+    if (c == 0) *lseDst = lse;
+  }
+#else
+  // Only the sm_90a SASS has wgmma; the host never launches this kernel elsewhere (attnPipeSupported).
+  __trap();
+#endif
+}
+
+// Whether the current device runs the sm_90a SASS (compute capability 9.0 exactly): newer GPUs
+// would JIT the portable PTX, which has no wgmma.
+bool deviceIsSm90() {
+  static int cached[64];  // 0 unknown, 1 yes, 2 no; per device ordinal
+  int dev = 0;
+  CANOPY_CUDA(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return false;
+  if (cached[dev] == 0) {
+    int major = 0, minor = 0;
+    CANOPY_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CANOPY_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    cached[dev] = major == 9 && minor == 0 ? 1 : 2;
+  }
+  return cached[dev] == 1;
+}
+
+}  // namespace
+
+bool attnPipeSupported(int headDim) { return (headDim == 64 || headDim == 128) && deviceIsSm90(); }
+
+void launchAttnPipe(const AttnParams& p, int headDim, cudaStream_t stream) {
+  if (headDim == 64) {
+    attnPipeKernel<64><<<p.numWork, kPipeThreads, pipeSmemBytes<64>(), stream>>>(p);
+  } else if (headDim == 128) {
+    attnPipeKernel<128><<<p.numWork, kPipeThreads, pipeSmemBytes<128>(), stream>>>(p);
+  } else {
+    throw CudaError("launchAttnPipe: head dim " + std::to_string(headDim) + " has no pipelined wgmma tile");
+  }
+  CANOPY_LAUNCHED("attnPipeKernel launch");
+}
+
+void attnPipeInit() {
+  CANOPY_CUDA(cudaFuncSetAttribute(attnPipeKernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(pipeSmemBytes<64>())));
+  CANOPY_CUDA(cudaFuncSetAttribute(attnPipeKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(pipeSmemBytes<128>())));
+}
+
+}  // namespace canopy
