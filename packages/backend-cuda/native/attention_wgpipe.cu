@@ -69,6 +69,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   constexpr int NI = KT * (D / 8) / kPipeThreads;  // 16-byte K (and V) chunks per thread per stage
   constexpr int tStep = 8 * kPipeThreads / D;
   static_assert(NI >= 1 && KT * (D / 8) % kPipeThreads == 0, "every thread copies the same number of chunks");
+  static_assert((kPipeThreads / 8) % (D / 16) == 0, "wgCopyToken: whole 4-token × 32-byte phases per copy instruction");
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * D;
   int* sLim = reinterpret_cast<int*>(sKV + ST * 2 * KT * D);
@@ -91,10 +92,10 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   const int rowBase = w.rowBlock * R;
   const int numRows = min(nq * G, rowBase + R);
 
-  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7; 8 consecutive threads fill one
-  // core matrix (8 tokens × 16 bytes), so the shared-memory stores do not conflict.
-  const int t0 = (tid & 7) + 8 * ((tid >> 3) / (D / 8));
-  const int c0 = ((tid >> 3) % (D / 8)) * 8;
+  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7 (whole 32-byte sectors per
+  // copy phase, see wgCopyToken).
+  const int t0 = wgCopyToken<D>(tid);
+  const int c0 = wgCopyDim<D>(tid);
   const int* rowsOf = p.tokRow + tokBegin;
   const int rowElems = p.numKvHeads * D;
   const int headElem = kvHead * D + c0;
@@ -282,12 +283,6 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     fenceProxyAsync();  // cp.async data (generic proxy) is read by wgmma
     __syncthreads();    // ... by both warpgroups; and every warp is past stage j - 1, whose P·V
                         // (tile j - 2) was waited for: tile j - 2's slot is free
-    {
-      const int nxt = j + ST - 2;
-      if (nxt < nTiles) loadTile(nxt);
-      cpAsyncCommit();
-      if (nxt + 1 < nTiles) fetchRows(nxt + 1);
-    }
     const unsigned long long dK = slotDesc(dK0, j);
     const unsigned long long dV = slotDesc(dV0, j - 1);
     wgmmaFence();  // P and the rescaled O were written by ordinary instructions
@@ -295,6 +290,17 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     wgmmaCommit();
     issuePV(dV, pPrev);
     wgmmaCommit();
+    // The copies of tile j + ST - 2 (into tile j - 2's slot) and the page-table rows of the tile
+    // after it, issued while the tensor cores work: issued before the wgmmas, the fence waited for
+    // the row loads (warpgroup.arrive waits for pending register writes) and the compiler reused
+    // the S registers as copy addresses (a wait for the copies to read them); both measured on the
+    // H100 with ncu (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json).
+    {
+      const int nxt = j + ST - 2;
+      if (nxt < nTiles) loadTile(nxt);
+      cpAsyncCommit();
+      if (nxt + 1 < nTiles) fetchRows(nxt + 1);
+    }
     wgmmaWait<1>();  // S_j done; P·V of tile j - 1 still running
     pinS();
     float alphaA, alphaB;
