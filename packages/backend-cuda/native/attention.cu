@@ -195,8 +195,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   static_assert(kKT <= kThreads, "one thread per token stages the rows");
   constexpr int NI = kChunks / kThreads;
   // Chunk k of this thread: token t0 + k·tStep, dims c0..c0+7 (the same for every k). With wgmma,
-  // see wgCopyToken (mma.cuh).
-  static_assert(!USE_WG || kThreads % D == 0, "wgCopyToken: whole 4-token × 32-byte phases per copy instruction");
+  // 8 consecutive threads fill one core matrix (8 tokens × 16 bytes) so the shared-memory stores
+  // do not conflict.
+  static_assert(!USE_WG || kThreads % D == 0, "the wgmma chunk order repeats every D threads");
   constexpr int tStep = USE_WG ? 8 * kThreads / D : kThreads / (D / 8);
   constexpr bool kRing = usesRowRing(kWarps);
   auto stageRows = [&](int tile) {  // rows of `tile` into its ring slot, in the open cp.async group
@@ -226,8 +227,8 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     }
     const int* ring = sRows + (tile % STAGES) * kKT;
     // Derived from tid here, not kept live through the main loop (register pressure).
-    const int t0 = USE_WG ? wgCopyToken<D>(tid) : tid / (D / 8);
-    const int c0 = USE_WG ? wgCopyDim<D>(tid) : (tid % (D / 8)) * 8;
+    const int t0 = USE_WG ? (tid & 7) + 8 * ((tid >> 3) / (D / 8)) : tid / (D / 8);
+    const int c0 = USE_WG ? ((tid >> 3) % (D / 8)) * 8 : (tid % (D / 8)) * 8;
     const int rowElems = p.numKvHeads * D;  // elements per KV-pool row (token)
     const int headElem = kvHead * D + c0;   // this thread's first element within a row
 #pragma unroll

@@ -18,9 +18,9 @@
 // Data path: K/V pages stream with cp.async (16-byte chunks, zero-filled past the end) three
 // stages ahead of the stage being multiplied (a slot is rewritten two stages after its P·V was
 // waited for); each thread's page-table rows for the next stage's copies are loaded into
-// registers one stage early, so issuing copies never waits on a dependent global load. Shared
-// layouts are the wgmma core matrices (8 rows × 16 bytes, no swizzle) of attention.cu's wgmma
-// path: Q and K K-major, V MN-major.
+// registers one stage early, so issuing copies never waits on a dependent global load. Q, K and
+// V sit in shared memory as 128-byte swizzled rows (see swizzledHalf): Q and K are read as K-major
+// operands, V as an MN-major one.
 //
 // Bytes per unit: ntok·D·2·2 (K, V fp16) + R·D·4 (Q f32) read, R·(D + 1)·4 written.
 // FLOPs: 4·R·ntok·D (rows past the unit's own are zero padding, never written).
@@ -39,10 +39,23 @@ constexpr int kPipeStages = 5;
 
 template <int D>
 constexpr size_t pipeSmemBytes() {
-  return size_t(kPipeRows) * D * 2                         // Q (fp16, core matrices)
+  return 1024                                              // alignment of the swizzle atoms
+         + size_t(kPipeRows) * D * 2                       // Q (fp16)
          + size_t(kPipeStages) * 2 * kPipeKT * D * 2      // K, V stages
          + size_t(kPipeRows) * 4;                          // row limits
 }
+
+// Shared-memory layout of Q, K and V: 128-byte swizzled rows (wgmma's SWIZZLE_128B mode). A tile
+// of `rows` rows × D dims is D/64 blocks of rows × 128 bytes (64 dims); 16-byte chunk j of row r is
+// stored at chunk j ^ (r % 8) of its row, and every block starts on a 1024-byte boundary (the
+// hardware applies the XOR from address bits 7-9). One layout serves K as a K-major operand and V
+// as an MN-major one; a copy phase of 8 threads writes one row's 128 contiguous bytes of global
+// memory to 8 distinct bank groups. (The unswizzled core-matrix layout needs 8 rows × 16 bytes per
+// phase instead: 8 separate 32-byte sectors, which kept L2 at 78–85% of its throughput on W5.)
+__device__ __forceinline__ int swizzledHalf(int rows, int r, int c) {  // element offset of (r, c..c+7)
+  return (c / 64) * rows * 64 + r * 64 + (((c % 64) / 8) ^ (r % 8)) * 8;
+}
+constexpr unsigned long long kSwizzle128 = 1ull << 62;
 
 #if CANOPY_HAS_WGMMA
 __device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -60,7 +73,8 @@ __device__ __forceinline__ void pin(unsigned& x) { asm volatile("" : "+r"(x)::"m
 template <int D>
 __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) {
 #if CANOPY_HAS_WGMMA
-  extern __shared__ __align__(128) char smem[];
+  extern __shared__ __align__(1024) char smemRaw[];
+  char* smem = smemRaw + ((1024 - (static_cast<unsigned>(__cvta_generic_to_shared(smemRaw)) & 1023)) & 1023);
   constexpr int R = kPipeRows, KT = kPipeKT, ST = kPipeStages;
   constexpr int DK = D / 16;  // k-steps of Q·Kᵀ
   constexpr int DN = D / 8;   // n-tiles of O per warp
@@ -69,7 +83,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   constexpr int NI = KT * (D / 8) / kPipeThreads;  // 16-byte K (and V) chunks per thread per stage
   constexpr int tStep = 8 * kPipeThreads / D;
   static_assert(NI >= 1 && KT * (D / 8) % kPipeThreads == 0, "every thread copies the same number of chunks");
-  static_assert((kPipeThreads / 8) % (D / 16) == 0, "wgCopyToken: whole 4-token × 32-byte phases per copy instruction");
+  static_assert((kPipeThreads / 8) % (D / 64) == 0, "a copy phase is one row's 64 dims");
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * D;
   int* sLim = reinterpret_cast<int*>(sKV + ST * 2 * KT * D);
@@ -92,10 +106,10 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   const int rowBase = w.rowBlock * R;
   const int numRows = min(nq * G, rowBase + R);
 
-  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7 (whole 32-byte sectors per
-  // copy phase, see wgCopyToken).
-  const int t0 = wgCopyToken<D>(tid);
-  const int c0 = wgCopyDim<D>(tid);
+  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7; the 8 threads of a copy phase
+  // take the 8 chunks of one token's 64-dim block (128 contiguous bytes).
+  const int t0 = (tid >> 3) / (D / 64);
+  const int c0 = ((tid >> 3) % (D / 64)) * 64 + (tid & 7) * 8;
   const int* rowsOf = p.tokRow + tokBegin;
   const int rowElems = p.numKvHeads * D;
   const int headElem = kvHead * D + c0;
@@ -115,8 +129,9 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
       const int t = t0 + k * tStep;
       const bool ok = tile * KT + t < ntok;
       const size_t off = ok ? static_cast<size_t>(rowNext[k]) * rowElems + headElem : 0;
-      cpAsync16(sK + ((c0 / 8) * (KT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
-      cpAsync16(sV + ((t / 8) * (D / 8) + c0 / 8) * 64 + (t % 8) * 8, p.v + off, ok);
+      const int at = swizzledHalf(KT, t, c0);
+      cpAsync16(sK + at, p.k + off, ok);
+      cpAsync16(sV + at, p.v + off, ok);
     }
   };
 
@@ -144,7 +159,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
       const int hq = kvHead * G + gr % G;
       val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
     }
-    __half2* dst = reinterpret_cast<__half2*>(sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8));
+    __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
     dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
     dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
   }
@@ -178,22 +193,26 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   // wgmma descriptors, all computed before a stage's wgmma.fence: ptxas serialises wgmmas when
   // ordinary instructions define their operands between the fence and the wait (its C7513 note).
   // Q's are fixed per warpgroup; K's and V's advance by one stage slot per tile.
+  // K-major (Q, K): k-step kk reads dims 16kk.. = 32-byte column (kk % 4) of block kk / 4, 8-row
+  // groups 1024 bytes apart (SBO; LBO unused). MN-major (V): k-step kk reads tokens 16kk.. (two
+  // 8-token groups, SBO 1024), dims in 64-dim blocks KT·128 bytes apart (LBO).
   unsigned long long dQ[DK];
 #pragma unroll
-  for (int kk = 0; kk < DK; ++kk) dQ[kk] = smemDesc(sQ + (2 * kk * (R / 8) + row0 / 8) * 64, (R / 8) * 128, 128);
-  const unsigned long long dK0 = smemDesc(sKV, (KT / 8) * 128, 128);
-  const unsigned long long dV0 = smemDesc(sKV + KT * D, (D / 8) * 128, 128);
+  for (int kk = 0; kk < DK; ++kk)
+    dQ[kk] = smemDesc(sQ + (kk / 4) * R * 64 + row0 * 64 + (kk % 4) * 16, 16, 1024) | kSwizzle128;
+  const unsigned long long dK0 = smemDesc(sKV, 16, 1024) | kSwizzle128;
+  const unsigned long long dV0 = smemDesc(sKV + KT * D, KT * 128, 1024) | kSwizzle128;
   // Descriptor start addresses count 16-byte units: one stage slot is 2·KT·D halves.
   auto slotDesc = [&](unsigned long long base, int tile) {
     return base + static_cast<unsigned long long>((tile % ST) * (2 * KT * D * 2 / 16));
   };
   auto issueS = [&](unsigned long long dK) {
 #pragma unroll
-    for (int kk = 0; kk < DK; ++kk) wgmmaSS<KT>(s, dQ[kk], dK + kk * (2 * (KT / 8) * 128 / 16), kk > 0);
+    for (int kk = 0; kk < DK; ++kk) wgmmaSS<KT>(s, dQ[kk], dK + ((kk / 4) * KT * 128 + (kk % 4) * 32) / 16, kk > 0);
   };
   auto issuePV = [&](unsigned long long dV, const unsigned (&pk)[PK][4]) {
 #pragma unroll
-    for (int kk = 0; kk < PK; ++kk) wgmmaRS<D>(o, pk[kk], dV + kk * (2 * (D / 8) * 128 / 16));
+    for (int kk = 0; kk < PK; ++kk) wgmmaRS<D>(o, pk[kk], dV + kk * 16 * 128 / 16);
   };
   auto pinS = [&]() {
 #pragma unroll

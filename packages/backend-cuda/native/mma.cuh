@@ -183,19 +183,6 @@ __device__ __forceinline__ void packP(unsigned (&a)[4], const float (&s)[SN][4],
   a[3] = packHalf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
-// The 16-byte chunk of a K/V stage that thread `tid` copies for the wgmma (core-matrix) layouts:
-// token wgCopyToken + k·(8·threads/D), dims wgCopyDim .. + 7. Each 8-thread phase of a warp's
-// copy instruction takes 4 tokens × 32 bytes (whole 32-byte sectors of the global rows: ncu saw a
-// mapping of 8 tokens × 16 bytes per phase request every sector twice, doubling the L2 traffic)
-// and writes 4 × 2 core-matrix rows of shared memory (a 2-way bank conflict on the async write).
-template <int D>
-__device__ __forceinline__ int wgCopyToken(int tid) {
-  return ((tid >> 3) / (D / 16)) * 4 + ((tid & 7) >> 1);
-}
-template <int D>
-__device__ __forceinline__ int wgCopyDim(int tid) {
-  return (((tid >> 3) % (D / 16)) * 2 + (tid & 1)) * 8;
-}
 
 }  // namespace
 }  // namespace canopy
