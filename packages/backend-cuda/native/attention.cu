@@ -758,12 +758,14 @@ template <int D, int RG>
 void launchTileD(const AttnParams& p, bool wg, cudaStream_t stream) {
   constexpr int ST = tileStages<D, RG>();
   if constexpr (warpsFor(D, RG) == 8) {
-    // 128-row wgmma units run on the pipelined tile (attention_wgpipe.cu) where the GPU has it.
+    // 128-row wgmma units run on the pipelined tile (attention_wgpipe.cu) where the GPU has it;
+    // in the default build every other unit runs on mma.sync (this file's wgmma path is kept for
+    // comparison, CANOPY_WG_PIPE=0).
     if (CANOPY_WG_PIPE && RG == 8 && wg && attnPipeSupported(D)) {
       launchAttnPipe(p, D, stream);
       return;
     }
-    if (wg) {
+    if (wg && !CANOPY_WG_PIPE) {
       attnTileKernel<D, RG, tileStagesWg<D, RG>(), true><<<p.numWork, warpsFor(D, RG) * 32, tileSmemWg<D, RG>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileKernel launch");
       return;
@@ -882,6 +884,7 @@ void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaS
 }
 
 int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma) {
+  wgmma = wgmma && !CANOPY_WG_PIPE;  // persistent grids use this file's wgmma path only in CANOPY_WG_PIPE=0 builds
   switch (headDim * 16 + warps) {
     case 64 * 16 + 4: return persistentPerSm<64, 4>(wgmma);
     case 64 * 16 + 8: return persistentPerSm<64, 8>(wgmma);
@@ -895,6 +898,7 @@ int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma) {
 
 void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks, cudaStream_t stream) {
   if (p.numWork == 0) return;
+  wgmma = wgmma && !CANOPY_WG_PIPE;  // as in attnPersistentBlocksPerSm
   const int grid = gridBlocks < p.numWork ? gridBlocks : p.numWork;
   switch (headDim * 16 + warps) {
     case 64 * 16 + 4: launchPersistentD<64, 4>(p, grid, wgmma, stream); break;

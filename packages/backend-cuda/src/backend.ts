@@ -51,7 +51,9 @@ const STRATEGY_ID: Record<Exclude<LaunchStrategy, 'auto'>, number> = { streams: 
  * the KERNEL_ROWS[i]-row tile): 'persistent' when both CTA shapes (kernelWarps) occur, else
  * 'streams'. Several plans timed as one step: 'persistent' if any of them mixes.
  */
-export function autoStrategy(groupCounts: ArrayLike<number>[]): 'streams' | 'persistent' {
+export function autoStrategy(groupCounts: ArrayLike<number>[], wgmmaPipe = false): 'streams' | 'persistent' {
+  // The pipelined wgmma tile is launched by the streams strategy only.
+  if (wgmmaPipe) return 'streams';
   const mixed = (gc: ArrayLike<number>) => {
     let fourWarp = 0;
     let eightWarp = 0;
@@ -73,8 +75,9 @@ export interface CudaCreateOptions extends BackendCreateOptions {
    * balance.ts). Default: false (mixed on the H100: a few % better on W1 and H2,
    * slower on W2, W3, W5 and S1; see README); CANOPY_CUDA_BALANCE=1 turns it on. */
   balance?: boolean;
-  /** 64/128-row tiles compute S = Q·Kᵀ with wgmma (sm_90a) rather than mma.sync. Default: false
-   * (measured slower on the H100, see README) unless CANOPY_CUDA_WGMMA=1. */
+  /** 128-row units on the pipelined wgmma tile (sm_90a; streams strategy) instead of mma.sync:
+   * true, false, or undefined = decided per plan (wgmmaPipeWorthIt in prepare.ts; the default).
+   * CANOPY_CUDA_WGMMA=1 / 0 forces it on / off. */
   wgmma?: boolean;
   /** 'fused' strategy: share (0–1) of the grid's CTAs that start in the compute role. Default:
    * estimated per plan from its units' FLOPs and bytes (prepare.ts); CANOPY_CUDA_FUSED_FRACTION. */
@@ -178,6 +181,8 @@ function sameArrays(a: NativePlanDesc, b: NativePlanDesc): boolean {
 
 interface CachedPlan {
   desc: NativePlanDesc;
+  /** The backend's wgmma setting the plan was prepared under (undefined: per-plan choice). */
+  wgmma: boolean | undefined;
   balanced: boolean;
   fusedFraction: number | undefined;
   handle: NativePlanHandle;
@@ -189,7 +194,8 @@ export class CudaBackend implements AttentionBackend {
   readonly capabilities: BackendCapabilities;
   readonly device: string;
   strategy: LaunchStrategy;
-  wgmma: boolean;
+  /** See CudaCreateOptions.wgmma (undefined: chosen per plan). */
+  wgmma: boolean | undefined;
   balance: boolean;
   /** Fixed compute-role share for 'fused' (undefined: estimated per plan). */
   fusedFraction: number | undefined;
@@ -201,7 +207,7 @@ export class CudaBackend implements AttentionBackend {
   private recent: CachedPlan[] = [];
   private static readonly RECENT = 4;
 
-  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma = false, balance = false, fusedFraction?: number) {
+  constructor(ctx: NativeContext, strategy: LaunchStrategy, wgmma?: boolean, balance = false, fusedFraction?: number) {
     this.ctx = ctx;
     this.strategy = strategy;
     this.wgmma = wgmma;
@@ -280,11 +286,11 @@ export class CudaBackend implements AttentionBackend {
     const ctx = this.live();
     if (!this.kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     const hit = this.byPlan.get(plan);
-    if (hit && hit.desc.wgmma === this.wgmma && hit.balanced === this.balance && hit.fusedFraction === this.fusedFraction) return hit;
+    if (hit && hit.wgmma === this.wgmma && hit.balanced === this.balance && hit.fusedFraction === this.fusedFraction) return hit;
     const desc = this.prepare(plan);
     let entry = this.recent.find((c) => sameArrays(c.desc, desc));
     if (!entry) {
-      entry = { desc, balanced: this.balance, fusedFraction: this.fusedFraction, handle: ctx.createPlan(desc) };
+      entry = { desc, wgmma: this.wgmma, balanced: this.balance, fusedFraction: this.fusedFraction, handle: ctx.createPlan(desc) };
       this.recent.unshift(entry);
       // Older entries may still be referenced through byPlan; their memory goes with the handle's finalizer.
       if (this.recent.length > CudaBackend.RECENT) this.recent.length = CudaBackend.RECENT;
@@ -323,7 +329,7 @@ export class CudaBackend implements AttentionBackend {
   /** The addon's strategy id for plans prepared as `descs` ('auto' resolved by autoStrategy). */
   private strategyId(descs: NativePlanDesc[]): number {
     checkStrategy(this.strategy); // the field is public: catch a bad assignment here, not in C++
-    return STRATEGY_ID[this.strategy === 'auto' ? autoStrategy(descs.map((d) => d.groupCount)) : this.strategy];
+    return STRATEGY_ID[this.strategy === 'auto' ? autoStrategy(descs.map((d) => d.groupCount), descs.some((d) => d.wgmma)) : this.strategy];
   }
 
   /**
@@ -394,9 +400,24 @@ export class CudaBackend implements AttentionBackend {
 }
 
 /** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
+/** The wgmma setting: the option, else CANOPY_CUDA_WGMMA (1 / 0), else undefined (per plan). */
+function wgmmaFrom(options?: CudaCreateOptions): boolean | undefined {
+  if (options?.wgmma !== undefined) {
+    if (typeof options.wgmma !== 'boolean') throw new CanopyError('bad-option', `CUDA backend: wgmma must be true, false or undefined, got '${String(options.wgmma)}'`);
+    return options.wgmma;
+  }
+  const env = process.env.CANOPY_CUDA_WGMMA;
+  if (env === undefined || env === '') return undefined;
+  if (env !== '0' && env !== '1') {
+    throw new CanopyError('bad-option', `CANOPY_CUDA_WGMMA must be 1 (pipelined wgmma tile), 0 (mma.sync) or unset (chosen per plan), got ${JSON.stringify(env)}`);
+  }
+  return env === '1';
+}
+
 export async function createCudaBackend(options?: CudaCreateOptions): Promise<CudaBackend> {
   const strategy = strategyFrom(options);
   const fusedFraction = fusedFractionFrom(options); // bad values fail here, before the GPU is looked for
+  const wgmma = wgmmaFrom(options);
   const avail = await cudaAvailability();
   if (!avail.available) throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${avail.reason}`);
   const load = loadAddon();
@@ -407,7 +428,6 @@ export async function createCudaBackend(options?: CudaCreateOptions): Promise<Cu
   } catch (e) {
     throw new CanopyError('backend-unavailable', `CUDA backend unavailable: ${(e as Error).message}`);
   }
-  const wgmma = options?.wgmma ?? process.env.CANOPY_CUDA_WGMMA === '1';
   const balance = options?.balance ?? process.env.CANOPY_CUDA_BALANCE === '1';
   return new CudaBackend(ctx, strategy, wgmma, balance, fusedFraction);
 }

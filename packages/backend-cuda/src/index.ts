@@ -29,6 +29,8 @@ export {
   kernelWarps,
   preparePlan,
   rowGroupsFor,
+  WGMMA_PIPE_MIN_RATIO,
+  wgmmaPipeWorthIt,
   type FusedRates,
   type KvShape,
   type PrepareOptions,

@@ -44,7 +44,7 @@ export interface NativePlanDesc {
   numPartials: number;
   scaleLog2: number;
   maxRg: number;
-  /** 8-warp tiles compute S = Q·Kᵀ with wgmma (sm_90a) instead of mma.sync. */
+  /** 128-row units run on the pipelined wgmma tile (sm_90a, streams strategy) instead of mma.sync. */
   wgmma: boolean;
   /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
    * estimated compute time of those units vs the memory time of the 4-warp units

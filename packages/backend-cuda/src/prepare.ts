@@ -55,8 +55,27 @@ export interface FusedRates {
 export const DEFAULT_FUSED_RATES: FusedRates = { computeTflops: 175, memoryGBs: 2400 };
 
 export interface PrepareOptions {
+  /** 128-row units on the pipelined wgmma tile: true / false, or undefined for wgmmaPipeWorthIt. */
   wgmma?: boolean;
   fusedRates?: FusedRates;
+}
+
+/**
+ * Whether a plan's 128-row units should run on the pipelined wgmma tile (attention_wgpipe.cu; one
+ * CTA per SM) rather than the mma.sync tile (two per SM, so 4-warp decode CTAs share the SMs of
+ * long 128-row units). Yes when the 128-row units' predicted compute time is at least
+ * WGMMA_PIPE_MIN_RATIO × the 4-warp units' predicted memory time (the fused strategy's rates).
+ * On the H100 (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, same process) the pipelined tile
+ * won at ratios 1.1 (W3: 86.1 → 80.1 µs), 10 (W5: 312 → 262), and on prefill-heavy H1/H2
+ * (1793 → 1344, 2143 → 1658 µs), and lost at 0.44 (W1: 86.6 → 94.8: its 80 root CTAs then hold
+ * 80 SMs alone while the leaves' CTAs wait) and 0.21 (W2).
+ */
+export const WGMMA_PIPE_MIN_RATIO = 0.75;
+export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
+  if (rg8Flops <= 0) return false;
+  const tc = rg8Flops / (rates.computeTflops * 1e12);
+  const tm = memoryBytes / (rates.memoryGBs * 1e9);
+  return tc >= WGMMA_PIPE_MIN_RATIO * tm;
 }
 
 /**
@@ -162,6 +181,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   // Work units.
   const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
   let computeFlops = 0; // 8-warp units (fused strategy's compute role)
+  let rg8Flops = 0; // 128-row units (the pipelined wgmma tile's)
   let memoryBytes = 0; // 4-warp units (memory role)
   let maxRg = 1;
   for (let i = 0; i < nItems; i++) {
@@ -195,6 +215,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
       }
       vis = Math.max(0, vis);
       if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
+      if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
       else memoryBytes += HK * vis * D * 2 * KV_BYTES;
       visible[b] = vis;
     }
@@ -230,7 +251,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     numPartials: nP,
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
-    wgmma: opts.wgmma ?? false,
+    wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates),
     fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,
     workGrouped: pack(grouped),

@@ -159,6 +159,9 @@ describe('launch strategy option', () => {
     expect(autoStrategy([[1, 0, 0, 0], [0, 0, 1, 0]])).toBe('streams'); // no single plan mixes
     expect(autoStrategy([[1, 0, 0, 0], [1, 0, 0, 1]])).toBe('persistent');
     expect(autoStrategy([[0, 0, 0, 0]])).toBe('streams');
+    // The pipelined wgmma tile runs under 'streams' only, mixed plan or not.
+    expect(autoStrategy([[2, 0, 1, 0]], true)).toBe('streams');
+    expect(autoStrategy([[0, 1, 0, 1]], false)).toBe('persistent');
   });
 
   it('auto resolves per plan from its prepared work units', async () => {
@@ -182,6 +185,35 @@ describe('launch strategy option', () => {
     await backend.timeGroup([pp, pd], [qp, qd], { mode: 'serial', warmup: 0, iters: 1 });
     await backend.timeGroup([whole, pd], [qw, qd], { mode: 'serial', warmup: 0, iters: 1 });
     expect(fake.calls.map((c) => c.strategy)).toEqual([0, 1]);
+  });
+});
+
+describe('wgmma option', () => {
+  it('rejects bad values before looking for a GPU', async () => {
+    await expect(createCudaBackend({ wgmma: 'yes' as unknown as boolean })).rejects.toThrow(/wgmma must be true, false or undefined, got 'yes'/);
+    const saved = process.env.CANOPY_CUDA_WGMMA;
+    process.env.CANOPY_CUDA_WGMMA = 'on';
+    try {
+      await expect(createCudaBackend()).rejects.toThrow(/CANOPY_CUDA_WGMMA must be 1 \(pipelined wgmma tile\), 0 \(mma.sync\) or unset/);
+    } finally {
+      if (saved === undefined) delete process.env.CANOPY_CUDA_WGMMA;
+      else process.env.CANOPY_CUDA_WGMMA = saved;
+    }
+  });
+
+  it('a forced setting reaches the addon and runs under streams when auto; each setting has its own device copy', async () => {
+    const { backend, fake, pd, qd } = await setup();
+    backend.strategy = 'auto';
+    const seen: number[] = [];
+    fake.ctx.run = async (_h, _q, s) => (seen.push(s), { out: new Float32Array(0), lse: new Float32Array(0) });
+    backend.wgmma = undefined;
+    await backend.run(pd, qd); // decode plan: no 128-row units, so the per-plan choice is mma.sync
+    expect(fake.handles[0].desc.wgmma).toBe(false);
+    backend.wgmma = true;
+    await backend.run(pd, qd);
+    expect(fake.handles).toHaveLength(2);
+    expect(fake.handles[1].desc.wgmma).toBe(true);
+    expect(seen).toEqual([0, 0]);
   });
 });
 

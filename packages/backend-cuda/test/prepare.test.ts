@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { KERNEL_ROWS, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor } from '../src/index.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -317,5 +317,42 @@ describe('fused strategy role split', () => {
     const d2 = preparePlan(plan, kv, { fusedRates: slowMem });
     expect(d2.fusedComputeFraction).toBeCloseTo(fusedComputeFraction(flops, bytes, slowMem), 12);
     expect(d2.fusedComputeFraction).toBeLessThan(0.5);
+  });
+});
+
+describe('per-plan choice of the pipelined wgmma tile', () => {
+  it('compares the 128-row units\' compute time with the 4-warp units\' memory time', () => {
+    const r = DEFAULT_FUSED_RATES;
+    const bytesFor = (us: number) => us * 1e-6 * r.memoryGBs * 1e9;
+    const flopsFor = (us: number) => us * 1e-6 * r.computeTflops * 1e12;
+    expect(wgmmaPipeWorthIt(0, 0)).toBe(false); // no 128-row units
+    expect(wgmmaPipeWorthIt(flopsFor(10), 0)).toBe(true); // nothing else to share the SMs with
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 0.99)))).toBe(false); // memory a bit longer
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 1.01)))).toBe(true);
+  });
+
+  // Shapes of W1 (a shared root under many long leaves: memory time dominates) and W5 (a long root
+  // under many short leaves: compute dominates), at a smaller scale (both sides scale with tokens).
+  const CFG128 = { numQoHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' as const };
+  const shape = (root: number, requests: number, leaf: number) => ({
+    parent: [-1, ...Array.from({ length: requests }, () => 0)],
+    tokens: [root, ...Array.from({ length: requests }, () => leaf)],
+    requestAt: Array.from({ length: requests }, (_, i) => i + 1),
+  });
+  const choose = (root: number, requests: number, leaf: number) => {
+    const batch = batchFromTree(shape(root, requests, leaf), CFG128, 16);
+    const plan = planners.prefix(batch, { ...CAPS, kvDtypes: ['f16'] });
+    const kv = { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: 8, headDim: 128 };
+    const d = preparePlan(plan, kv);
+    return { pipe: d.wgmma, rg8Units: d.groupCount[3], forced: preparePlan(plan, kv, { wgmma: false }).wgmma };
+  };
+  it('picks mma.sync for a W1-shaped step and the pipelined tile for a W5-shaped one', () => {
+    const w1 = choose(512, 64, 64);
+    expect(w1.rg8Units).toBeGreaterThan(0);
+    expect(w1.pipe).toBe(false);
+    const w5 = choose(2048, 256, 8);
+    expect(w5.rg8Units).toBeGreaterThan(0);
+    expect(w5.pipe).toBe(true);
+    expect(w5.forced).toBe(false); // an explicit setting wins
   });
 });

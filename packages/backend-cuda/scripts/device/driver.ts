@@ -51,7 +51,9 @@ const mode = arg('mode', 'full');
 const strategies = arg('strategies', 'streams,persistent')!.split(',') as LaunchStrategy[];
 const hybridIds = (arg('hybrid', '') ?? '').split(',').filter(Boolean);
 const hybridVariants = (arg('hybrid-variants', '') ?? '').split(',').filter(Boolean);
-const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => x === '1');
+// --wgmma 0,1,auto: mma.sync, the pipelined wgmma tile for 128-row units, or the backend's per-plan choice.
+const wgmmaModes = arg('wgmma', '0')!.split(',').map((x) => (x === 'auto' ? undefined : x === '1'));
+const wgmmaName = (w: boolean | undefined) => (w === undefined ? 'auto' : w ? 'wgmma' : 'mma');
 const balanceModes = arg('balance', '1,0')!.split(',').map((x) => x === '1');
 const workloadIds = arg('workloads', 'W1,W2,W3,W4,W5')!.split(',').filter(Boolean);
 const iters = Number(arg('iters', '100'));
@@ -340,7 +342,7 @@ async function hybrid(backend: CudaBackend) {
       }
     }
     backend.balance = false;
-    backend.wgmma = false;
+    backend.wgmma = undefined;
     backend.fusedFraction = undefined;
     const summary: Record<string, unknown> = { batch: id, ...info };
     const pick = (layout: string, strategy?: string) =>
@@ -383,9 +385,9 @@ function pct(a: Float64Array, p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-async function conformance(strategy: LaunchStrategy, wgmma: boolean): Promise<TestResult[]> {
+async function conformance(strategy: LaunchStrategy, wgmma: boolean | undefined): Promise<TestResult[]> {
   const factory: BackendFactory = {
-    name: `cuda-${strategy}-${wgmma ? 'wgmma' : 'mma'}`,
+    name: `cuda-${strategy}-${wgmmaName(wgmma)}`,
     contractVersion: 1,
     priority: 100,
     probe: cudaAvailability,
@@ -446,7 +448,7 @@ async function bench(backend: CudaBackend) {
         };
         rows.push(row);
         log(
-          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmma ? 'wgmma' : 'mma  '} ${balance ? 'bal' : '   '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${check.maxOutErr.toExponential(1)}/${check.maxLseErr.toExponential(1)}  items ${plan.numItems}`,
+          `  ${id} ${pname.padEnd(10)} ${strategy.padEnd(10)} ${wgmmaName(wgmma).padEnd(5)} ${balance ? 'bal' : '   '} ${med.toFixed(1).padStart(8)} µs  ${row.gbsUnique.toFixed(0).padStart(5)} GB/s  ${row.pctOfFloor.toFixed(0).padStart(3)}% floor  err ${check.maxOutErr.toExponential(1)}/${check.maxLseErr.toExponential(1)}  items ${plan.numItems}`,
         );
         result.workloads = rows;
         save();
@@ -522,7 +524,7 @@ async function main() {
   if (!flag('no-conformance')) {
     const conf: Record<string, unknown> = {};
     for (const [s, w] of strategies.flatMap((st) => wgmmaModes.map((x) => [st, x] as const))) {
-      const key = `${s}-${w ? 'wgmma' : 'mma'}`;
+      const key = `${s}-${wgmmaName(w)}`;
       log(`--- conformance (${key}) ---`);
       const r = await conformance(s, w);
       conf[key] = {
@@ -572,9 +574,9 @@ async function main() {
     summary.push({
       workload: id,
       prefixUs: pre.medianUs,
-      prefixStrategy: `${pre.strategy}${pre.wgmma ? '+wgmma' : ''}${pre.balance ? '+balance' : ''}`,
+      prefixStrategy: `${pre.strategy}+${wgmmaName(pre.wgmma as boolean | undefined)}${pre.balance ? '+balance' : ''}`,
       perRequestUs: per.medianUs,
-      perRequestStrategy: `${per.strategy}${per.wgmma ? '+wgmma' : ''}${per.balance ? '+balance' : ''}`,
+      perRequestStrategy: `${per.strategy}+${wgmmaName(per.wgmma as boolean | undefined)}${per.balance ? '+balance' : ''}`,
       speedup: (per.medianUs as number) / (pre.medianUs as number),
       prefixGBs: pre.gbsUnique,
       prefixPctFloor: pre.pctOfFloor,
@@ -588,7 +590,7 @@ async function main() {
     for (const w of wgmmaModes) {
       for (const b of balanceModes) {
         const sel = rows.filter((r) => r.strategy === s && r.wgmma === w && r.balance === b);
-        byConfig[`${s}-${w ? 'wgmma' : 'mma'}${b ? '-balance' : ''}`] = Math.exp(
+        byConfig[`${s}-${wgmmaName(w)}${b ? '-balance' : ''}`] = Math.exp(
           sel.reduce((a, r) => a + Math.log(r.medianUs as number), 0) / Math.max(1, sel.length),
         );
       }
