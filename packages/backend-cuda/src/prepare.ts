@@ -62,15 +62,16 @@ export interface PrepareOptions {
 
 /**
  * Whether a plan's 128-row units should run on the pipelined wgmma tile (attention_wgpipe.cu; one
- * CTA per SM) rather than the mma.sync tile (two per SM, so 4-warp decode CTAs share the SMs of
- * long 128-row units). Yes when the 128-row units' predicted compute time is at least
- * WGMMA_PIPE_MIN_RATIO × the 4-warp units' predicted memory time (the fused strategy's rates).
- * On the H100 (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, same process) the pipelined tile
- * won at ratios 1.1 (W3: 86.1 → 80.1 µs), 10 (W5: 312 → 262), and on prefill-heavy H1/H2
- * (1793 → 1344, 2143 → 1658 µs), and lost at 0.44 (W1: 86.6 → 94.8: its 80 root CTAs then hold
- * 80 SMs alone while the leaves' CTAs wait) and 0.21 (W2).
+ * CTA per SM, streams strategy) rather than the mma.sync tile (two per SM, so 4-warp decode CTAs
+ * share the SMs of long 128-row units, and the persistent strategy when a plan mixes both). Yes
+ * when the 128-row units' predicted compute time is at least WGMMA_PIPE_MIN_RATIO × the 4-warp
+ * units' predicted memory time (the fused strategy's rates). Measured on the H100
+ * (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, each pair in one process; ratio in brackets):
+ * the tile won on W5 [14] 316 → 261 µs, H1 [27] 1793 → 1358, H2 [128] 2143 → 1644 (S1 [260]
+ * takes it too: 388 µs in bench v6, 296 with it in that file); it lost on W3 [1.05] (80–91 µs under streams against 77 with mma.sync under 'persistent') and
+ * W1 [0.44] (87 → 95: its 80 root CTAs then hold 80 SMs alone while the leaves' CTAs wait).
  */
-export const WGMMA_PIPE_MIN_RATIO = 0.75;
+export const WGMMA_PIPE_MIN_RATIO = 2;
 export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
   if (rg8Flops <= 0) return false;
   const tc = rg8Flops / (rates.computeTflops * 1e12);
