@@ -63,6 +63,19 @@ template <int N>
 __device__ __forceinline__ void wgmmaWait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
+// S (+)= Q·Kᵀ for one 16-dim k-step with Q from registers (the m16n8k16 A fragment of the warp's
+// 16 rows) and K in shared memory, K-major (imm-trans-b 0); `acc` 0 overwrites S.
+__device__ __forceinline__ void wgmmaRSk64(float (&d)[8][4], const unsigned (&a)[4], unsigned long long db, int acc) {
+#define CANOPY_S4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,"
+      "%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+      : CANOPY_S4(0), CANOPY_S4(1), CANOPY_S4(2), CANOPY_S4(3), CANOPY_S4(4), CANOPY_S4(5), CANOPY_S4(6), CANOPY_S4(7)
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+#undef CANOPY_S4
+}
 // Pins a register's value at this point of the program: reads of a wgmma accumulator placed after
 // a wait cannot be hoisted above it, and an A operand still being read by an unfinished wgmma
 // keeps its register until the wait (the compiler sees the asm as reading and rewriting it).
@@ -84,6 +97,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   constexpr int tStep = 8 * kPipeThreads / D;
   static_assert(NI >= 1 && KT * (D / 8) % kPipeThreads == 0, "every thread copies the same number of chunks");
   static_assert((kPipeThreads / 8) % (D / 64) == 0, "a copy phase is one row's 64 dims");
+  static_assert(KT == 64, "wgmmaRSk64: S is m64n64 per warpgroup");
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * D;
   int* sLim = reinterpret_cast<int*>(sKV + ST * 2 * KT * D);
@@ -196,10 +210,16 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   // K-major (Q, K): k-step kk reads dims 16kk.. = 32-byte column (kk % 4) of block kk / 4, 8-row
   // groups 1024 bytes apart (SBO; LBO unused). MN-major (V): k-step kk reads tokens 16kk.. (two
   // 8-token groups, SBO 1024), dims in 64-dim blocks KT·128 bytes apart (LBO).
-  unsigned long long dQ[DK];
+  // Q stays in registers for the whole unit: the A fragments of the warp's 16 rows (ldmatrix from
+  // the swizzled rows), so S's wgmmas read only K from shared memory. (With Q from shared memory
+  // too, two warpgroups' m64n64k16 read 128 bytes per cycle at the tensor cores' rate: all of the
+  // SM's shared-memory bandwidth.)
+  unsigned qf[DK][4];
+  {
+    const int r = 16 * (warp & 3) + row0 + (lane & 15);
 #pragma unroll
-  for (int kk = 0; kk < DK; ++kk)
-    dQ[kk] = smemDesc(sQ + (kk / 4) * R * 64 + row0 * 64 + (kk % 4) * 16, 16, 1024) | kSwizzle128;
+    for (int kk = 0; kk < DK; ++kk) ldmatrixX4(qf[kk], sQ + swizzledHalf(R, r, kk * 16 + 8 * (lane >> 4)));
+  }
   const unsigned long long dK0 = smemDesc(sKV, 16, 1024) | kSwizzle128;
   const unsigned long long dV0 = smemDesc(sKV + KT * D, KT * 128, 1024) | kSwizzle128;
   // Descriptor start addresses count 16-byte units: one stage slot is 2·KT·D halves.
@@ -208,7 +228,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   };
   auto issueS = [&](unsigned long long dK) {
 #pragma unroll
-    for (int kk = 0; kk < DK; ++kk) wgmmaSS<KT>(s, dQ[kk], dK + ((kk / 4) * KT * 128 + (kk % 4) * 32) / 16, kk > 0);
+    for (int kk = 0; kk < DK; ++kk) wgmmaRSk64(s, qf[kk], dK + ((kk / 4) * KT * 128 + (kk % 4) * 32) / 16, kk > 0);
   };
   auto issuePV = [&](unsigned long long dV, const unsigned (&pk)[PK][4]) {
 #pragma unroll
