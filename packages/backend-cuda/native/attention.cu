@@ -261,43 +261,24 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     cpAsyncCommit();
   }
 
-  const float sc = p.scaleLog2;
-  for (int i = tid; i < R * (D / 4); i += kThreads) {
-    const int r = i / (D / 4);
-    const int c = (i % (D / 4)) * 4;
-    const int gr = rowBase + r;
-    float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (gr < numRows) {
-      const int qid = p.itemQueries[qBegin + gr / G];
-      const int hq = kvHead * G + gr % G;
-      val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
-    }
-    // wgmma reads Q as core matrices (like K, with R rows); mma.sync reads padded rows.
-    __half* qd = USE_WG ? sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8) : sQ + r * S + c;
-    __half2* dst = reinterpret_cast<__half2*>(qd);
-    dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
-    dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
-  }
+  // Under the 128-register cap (8-warp tiles, the fused kernel's halves) 4 values in flight per
+  // thread; 8 spilled there.
+  constexpr int kGatherBatch = (kWarps == 8 || Sync::kTightRegs) ? 4 : 8;
+  gatherUnitRows<R, D, kThreads, kGatherBatch>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
+                                 [&](int r, int c, float4 v) {
+                                   // wgmma reads Q as core matrices (like K, with R rows); mma.sync reads padded rows.
+                                   __half* qd = USE_WG ? sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8) : sQ + r * S + c;
+                                   __half2* dst = reinterpret_cast<__half2*>(qd);
+                                   dst[0] = __floats2half2_rn(v.x, v.y);
+                                   dst[1] = __floats2half2_rn(v.z, v.w);
+                                 });
   if constexpr (USE_WG) fenceProxyAsync();  // generic-proxy stores of Q, read next by wgmma
-  for (int r = tid; r < R; r += kThreads) {
-    const int gr = rowBase + r;
-    int lim = 0;
-    if (gr < numRows) {
-      const int qid = p.itemQueries[qBegin + gr / G];
-      lim = min(max(p.queryKvLimit[qid] - pos0, 0), ntok);
-    }
-    sLim[r] = lim;
-  }
   sync.sync();
 
   // maxLim bounds the tiles to stream; below minLim (over the real rows) no row needs masking,
   // so those tiles skip the mask arithmetic. Padding rows (past numRows) are never written.
-  int maxLim = 0;
-  int minLim = ntok;
-  for (int r = 0; r < R; ++r) {
-    maxLim = max(maxLim, sLim[r]);
-    if (rowBase + r < numRows) minLim = min(minLim, sLim[r]);
-  }
+  int maxLim, minLim;
+  unitLimits<R>(sLim, numRows - rowBase, ntok, maxLim, minLim);
   const int nTiles = (maxLim + kKT - 1) / kKT;
   const bool warpHasRows = rowBase + rgi * MT * 16 < numRows;
   const __half* sQw = sQ + rgi * MT * 16 * S;

@@ -52,10 +52,10 @@ constexpr size_t pipeSmemBytes() {
 // as an MN-major one; a copy phase of 8 threads writes one row's 128 contiguous bytes of global
 // memory to 8 distinct bank groups. (The unswizzled core-matrix layout needs 8 rows × 16 bytes per
 // phase instead: 8 separate 32-byte sectors, which kept L2 at 78–85% of its throughput on W5.)
-__device__ __forceinline__ int swizzledHalf(int rows, int r, int c) {  // element offset of (r, c..c+7)
+[[maybe_unused]] __device__ __forceinline__ int swizzledHalf(int rows, int r, int c) {  // element offset of (r, c..c+7)
   return (c / 64) * rows * 64 + r * 64 + (((c % 64) / 8) ^ (r % 8)) * 8;
 }
-constexpr unsigned long long kSwizzle128 = 1ull << 62;
+[[maybe_unused]] constexpr unsigned long long kSwizzle128 = 1ull << 62;
 
 #if CANOPY_HAS_WGMMA
 __device__ __forceinline__ void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -128,71 +128,57 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   const int rowElems = p.numKvHeads * D;
   const int headElem = kvHead * D + c0;
   int rowNext[NI];  // page-table rows of the next tile this thread copies
-  auto fetchRows = [&](int tile) {
+  auto fetchRowsInto = [&](int tile, int (&rows)[NI]) {
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       const int tok = tile * KT + t0 + k * tStep;
-      rowNext[k] = tok < ntok ? __ldg(rowsOf + tok) : 0;
+      rows[k] = tok < ntok ? __ldg(rowsOf + tok) : 0;
     }
   };
-  auto loadTile = [&](int tile) {  // the copies of `tile`, whose rows rowNext holds
+  auto fetchRows = [&](int tile) { fetchRowsInto(tile, rowNext); };
+  auto loadTileFrom = [&](int tile, const int (&rows)[NI]) {  // the copies of `tile`
     __half* sK = sKV + (tile % ST) * 2 * KT * D;
     __half* sV = sK + KT * D;
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       const int t = t0 + k * tStep;
       const bool ok = tile * KT + t < ntok;
-      const size_t off = ok ? static_cast<size_t>(rowNext[k]) * rowElems + headElem : 0;
+      const size_t off = ok ? static_cast<size_t>(rows[k]) * rowElems + headElem : 0;
       const int at = swizzledHalf(KT, t, c0);
       cpAsync16(sK + at, p.k + off, ok);
       cpAsync16(sV + at, p.v + off, ok);
     }
   };
+  auto loadTile = [&](int tile) { loadTileFrom(tile, rowNext); };
 
   // Prologue copies: tiles 0 .. ST - 2, one cp.async group each (issued before the Q gather so the
-  // first loads overlap it); then the rows of tile ST - 1, the first tile the loop copies.
+  // first loads overlap it), their page-table rows all loaded first (one memory latency, not one
+  // per tile); then the rows of tile ST - 1, the first tile the loop copies.
   const int tilesAll = (ntok + KT - 1) / KT;
+  {
+    int rows0[ST - 1][NI];
 #pragma unroll
-  for (int s = 0; s < ST - 1; ++s) {
-    if (s < tilesAll) {
-      fetchRows(s);
-      loadTile(s);
+    for (int s = 0; s < ST - 1; ++s) fetchRowsInto(s, rows0[s]);
+#pragma unroll
+    for (int s = 0; s < ST - 1; ++s) {
+      if (s < tilesAll) loadTileFrom(s, rows0[s]);
+      cpAsyncCommit();
     }
-    cpAsyncCommit();
   }
   fetchRows(ST - 1);
 
-  const float sc = p.scaleLog2;
-  for (int i = tid; i < R * (D / 4); i += kPipeThreads) {
-    const int r = i / (D / 4);
-    const int c = (i % (D / 4)) * 4;
-    const int gr = rowBase + r;
-    float4 val = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (gr < numRows) {
-      const int qid = p.itemQueries[qBegin + gr / G];
-      const int hq = kvHead * G + gr % G;
-      val = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid) * p.numQoHeads + hq) * D + c);
-    }
-    __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
-    dst[0] = __floats2half2_rn(val.x * sc, val.y * sc);
-    dst[1] = __floats2half2_rn(val.z * sc, val.w * sc);
-  }
-  for (int r = tid; r < R; r += kPipeThreads) {
-    const int gr = rowBase + r;
-    int lim = 0;
-    if (gr < numRows) lim = min(max(p.queryKvLimit[p.itemQueries[qBegin + gr / G]] - pos0, 0), ntok);
-    sLim[r] = lim;
-  }
-  fenceProxyAsync();  // generic-proxy stores of Q, read by wgmma
+  gatherUnitRows<R, D, kPipeThreads, 8>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
+                                     [&](int r, int c, float4 v) {
+                                       __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
+                                       dst[0] = __floats2half2_rn(v.x, v.y);
+                                       dst[1] = __floats2half2_rn(v.z, v.w);
+                                     });
+  fenceProxyAsync();
   __syncthreads();
 
   // Tiles to stream (the longest row's limit); below minLim no row of the unit needs masking.
-  int maxLim = 0;
-  int minLim = ntok;
-  for (int r = 0; r < R; ++r) {
-    maxLim = max(maxLim, sLim[r]);
-    if (rowBase + r < numRows) minLim = min(minLim, sLim[r]);
-  }
+  int maxLim, minLim;
+  unitLimits<R>(sLim, numRows - rowBase, ntok, maxLim, minLim);
   const int nTiles = (maxLim + KT - 1) / KT;
   const int limA = sLim[rowA];
   const int limB = sLim[rowA + 8];

@@ -184,5 +184,68 @@ __device__ __forceinline__ void packP(unsigned (&a)[4], const float (&s)[SN][4],
 }
 
 
+// The unit prologue's global reads: the unit's rows' query vectors (f32 [query, head, D]), handed
+// to `store(r, c, value)` pre-scaled by `scale` (row r, dims c..c+3), and every row's KV limit
+// into sLim. Row → query id → values is two dependent global loads; here a batch's index loads go
+// out together, then its value loads (and the limits' second load), so the prologue costs about
+// two memory latencies instead of two per row: ncu on W5's 128-row units put the old loop's
+// load-use waits at 6% of the pipelined tile's stall samples and the whole prologue at 17%
+// (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, call 4). Needs R ≤ THREADS. MAX_BATCH: values
+// per thread in flight at once (kernels under a register cap take fewer).
+template <int R, int D, int THREADS, int MAX_BATCH, class Params, class Store>
+__device__ __forceinline__ void gatherUnitRows(const Params& p, int tid, int rowBase, int numRows, int qBegin,
+                                               int kvHead, int pos0, int ntok, float scale, int* sLim,
+                                               Store store) {
+  constexpr int PER = R * (D / 4) / THREADS;  // float4 values per thread
+  constexpr int BATCH = PER < MAX_BATCH ? PER : MAX_BATCH;  // 4·BATCH registers of values in flight
+  static_assert(PER * THREADS == R * (D / 4) && PER % BATCH == 0, "whole float4s per thread");
+  static_assert(R <= THREADS, "one row limit per thread");
+  const int G = p.group;
+  const int limQid = tid < R && rowBase + tid < numRows ? p.itemQueries[qBegin + (rowBase + tid) / G] : -1;
+  int limRaw = 0;
+#pragma unroll 1
+  for (int b = 0; b < PER; b += BATCH) {
+    int qid[BATCH];
+#pragma unroll
+    for (int k = 0; k < BATCH; ++k) {
+      const int gr = rowBase + (tid + (b + k) * THREADS) / (D / 4);
+      qid[k] = gr < numRows ? p.itemQueries[qBegin + gr / G] : -1;
+    }
+    if (b == 0 && limQid >= 0) limRaw = p.queryKvLimit[limQid];
+    float4 val[BATCH];
+#pragma unroll
+    for (int k = 0; k < BATCH; ++k) {
+      const int i = tid + (b + k) * THREADS;
+      const int gr = rowBase + i / (D / 4);
+      val[k] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (qid[k] >= 0) {
+        const int hq = kvHead * G + gr % G;
+        val[k] = *reinterpret_cast<const float4*>(p.q + (static_cast<size_t>(qid[k]) * p.numQoHeads + hq) * D + (i % (D / 4)) * 4);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < BATCH; ++k) {
+      const int i = tid + (b + k) * THREADS;
+      store(i / (D / 4), (i % (D / 4)) * 4,
+            make_float4(val[k].x * scale, val[k].y * scale, val[k].z * scale, val[k].w * scale));
+    }
+  }
+  if (tid < R) sLim[tid] = limQid >= 0 ? min(max(limRaw - pos0, 0), ntok) : 0;
+}
+
+// Largest KV limit over a unit's rows, and the smallest over its real rows (those before
+// realRows), read from sLim after a barrier by every thread. (A warp-shuffle reduction here made
+// ptxas serialise the pipelined tile's wgmmas, its C7520 note: the arrive it inserts before the
+// wgmmas ended up on a path it could not prove warp-uniform.)
+template <int R>
+__device__ __forceinline__ void unitLimits(const int* sLim, int realRows, int ntok, int& maxLim, int& minLim) {
+  maxLim = 0;
+  minLim = ntok;
+  for (int r = 0; r < R; ++r) {
+    maxLim = max(maxLim, sLim[r]);
+    if (r < realRows) minLim = min(minLim, sLim[r]);
+  }
+}
+
 }  // namespace
 }  // namespace canopy
