@@ -204,14 +204,61 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     const int tok = tile * kKT + tid;
     if (kRing && tid < kKT && tok < ntok) cpAsync4(sRows + (tile % STAGES) * kKT + tid, p.tokRow + tokBegin + tok);
   };
-  // fromRing: the rows were staged (loop stages); else read them from global (the first stages).
-  auto loadTile = [&](int tile, bool fromRing) {
+  constexpr int kBatchRowsMaxTokens = 2048;
+  // The mma.sync tiles' chunk k of this thread: token t0 + k·tStep, dims c0..c0+7 (consecutive
+  // threads take consecutive 16-byte chunks of a token's row).
+  // Rows of `tile` for this thread's chunks, read from global: every load goes out before any
+  // copy (the prologue tiles: one memory latency for all of them).
+  auto fetchRows = [&](int tile, int (&rows)[NI]) {
+#pragma unroll
+    for (int k = 0; k < NI; ++k) {
+      const int tok = tile * kKT + tid / (D / 8) + k * tStep;
+      rows[k] = tok < ntok ? p.tokRow[tokBegin + tok] : 0;
+    }
+  };
+  auto copyRows = [&](int tile, const int (&rows)[NI]) {
     __half* sK = sKV + (tile % STAGES) * 2 * kKT * S;
     __half* sV = sK + kKT * S;
-    if constexpr (!kRing && !USE_WG) {
-      // Rows read from global right here (the 4-warp tiles by default: measured on the H100,
-      // staging them ahead made the long memory-bound decode units 1-2% slower, W4 415 → 423 µs,
-      // while it speeds up the compute-bound 8-warp tiles).
+    // Derived from tid here, not kept live through the main loop (register pressure).
+    const int t0 = tid / (D / 8);
+    const int c0 = (tid % (D / 8)) * 8;
+    const int rowElems = p.numKvHeads * D;  // elements per KV-pool row (token)
+    const int headElem = kvHead * D + c0;   // this thread's first element within a row
+#pragma unroll
+    for (int k = 0; k < NI; ++k) {
+      const int t = t0 + k * tStep;
+      const bool ok = tile * kKT + t < ntok;
+      const size_t off = ok ? static_cast<size_t>(rows[k]) * rowElems + headElem : 0;
+      cpAsync16(sK + t * S + c0, p.k + off, ok);
+      cpAsync16(sV + t * S + c0, p.v + off, ok);
+    }
+  };
+  // Loop stages: fromRing, the rows were staged (ring tiles); else the 4-warp tiles read theirs
+  // from global right here (measured on the H100, staging them ahead made the long memory-bound
+  // decode units 1-2% slower, W4 415 → 423 µs, while it speeds up the compute-bound 8-warp tiles).
+  auto loadTile = [&](int tile, bool fromRing) {
+    if constexpr (!USE_WG) {
+      if (kRing && fromRing) {
+        int rows[NI];
+        const int* ring = sRows + (tile % STAGES) * kKT;
+#pragma unroll
+        for (int k = 0; k < NI; ++k) rows[k] = ring[tid / (D / 8) + k * tStep];
+        copyRows(tile, rows);
+        return;
+      }
+      // Loop stages of the 4-warp tiles. Units up to kBatchRowsMaxTokens: all of a tile's rows,
+      // then all its copies (one memory latency per stage): on the H100 W1 87.7 → 81.6 µs, W2
+      // 129.7 → 124.4, perRequest W1 319 → 291, W4 450 → 436. Longer units: four chunks' rows,
+      // then their copies, and so on, as before (batched, W4's 4608-token units went 414 → 421).
+      // docs/benchmarks/cuda-h100-prologue-2026-11-23.json, calls 2-4.
+      if (ntok <= kBatchRowsMaxTokens) {
+        int rows[NI];
+        fetchRows(tile, rows);
+        copyRows(tile, rows);
+        return;
+      }
+      __half* sK = sKV + (tile % STAGES) * 2 * kKT * S;
+      __half* sV = sK + kKT * S;
 #pragma unroll 4
       for (int i = tid; i < kChunks; i += kThreads) {
         const int t = i / (D / 8);
@@ -225,40 +272,48 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       }
       return;
     }
+    __half* sK = sKV + (tile % STAGES) * 2 * kKT * S;
+    __half* sV = sK + kKT * S;
     const int* ring = sRows + (tile % STAGES) * kKT;
-    // Derived from tid here, not kept live through the main loop (register pressure).
-    const int t0 = USE_WG ? (tid & 7) + 8 * ((tid >> 3) / (D / 8)) : tid / (D / 8);
-    const int c0 = USE_WG ? ((tid >> 3) % (D / 8)) * 8 : (tid % (D / 8)) * 8;
-    const int rowElems = p.numKvHeads * D;  // elements per KV-pool row (token)
-    const int headElem = kvHead * D + c0;   // this thread's first element within a row
+    const int t0 = (tid & 7) + 8 * ((tid >> 3) / (D / 8));
+    const int c0 = ((tid >> 3) % (D / 8)) * 8;
+    const int rowElems = p.numKvHeads * D;
+    const int headElem = kvHead * D + c0;
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       const int t = t0 + k * tStep;
       const int tok = tile * kKT + t;
       const bool ok = tok < ntok;
       size_t off = 0;
-      const int c = c0;
       if (ok) off = static_cast<size_t>(kRing && fromRing ? ring[t] : p.tokRow[tokBegin + tok]) * rowElems + headElem;
-      if constexpr (USE_WG) {
-        // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
-        // bytes; V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
-        // ((t/8)·(D/8) + c/8)·128 bytes, token t%8 its 16-byte row.
-        cpAsync16(sK + ((c / 8) * (kKT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
-        cpAsync16(sV + ((t / 8) * (D / 8) + c / 8) * 64 + (t % 8) * 8, p.v + off, ok);
-      } else {
-        cpAsync16(sK + t * S + c, p.k + off, ok);
-        cpAsync16(sV + t * S + c, p.v + off, ok);
-      }
+      // K in core matrices: chunk (token t, dims c..c+7) at ((c/8)·(KT/8) + t/8)·128 + (t%8)·16
+      // bytes; V MN-major for the P·V wgmma: core matrix (tokens t/8·8.., dims c..c+7) at
+      // ((t/8)·(D/8) + c/8)·128 bytes, token t%8 its 16-byte row.
+      cpAsync16(sK + ((c0 / 8) * (kKT / 8) + t / 8) * 64 + (t % 8) * 8, p.k + off, ok);
+      cpAsync16(sV + ((t / 8) * (D / 8) + c0 / 8) * 64 + (t % 8) * 8, p.v + off, ok);
     }
   };
 
-  // Start streaming KV before gathering Q so the first loads overlap the gather.
+  // Start streaming KV before gathering Q so the first loads overlap the gather; the prologue
+  // tiles' rows are all read before their copies (one memory latency for the prologue).
   const int tilesAll = (ntok + kKT - 1) / kKT;
+  if constexpr (!USE_WG) {
+    int rows0[STAGES - 1][NI];
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < tilesAll) loadTile(s, false);
-    stageRows(s + STAGES - 1);  // read at loop iteration s, after that iteration's wait
-    cpAsyncCommit();
+    for (int s = 0; s < STAGES - 1; ++s) fetchRows(s, rows0[s]);
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      if (s < tilesAll) copyRows(s, rows0[s]);
+      stageRows(s + STAGES - 1);  // read at loop iteration s, after that iteration's wait
+      cpAsyncCommit();
+    }
+  } else {
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+      if (s < tilesAll) loadTile(s, false);
+      stageRows(s + STAGES - 1);
+      cpAsyncCommit();
+    }
   }
 
   // Under the 128-register cap (8-warp tiles, the fused kernel's halves) 4 values in flight per
