@@ -4,23 +4,26 @@
 // Tile: R = 128 rows × KT = 64 KV tokens per stage, head dim D ∈ {64, 128}. CTA: 256 threads =
 // two warpgroups; warpgroup g owns rows 64g .. 64g + 63 for every token of the unit (no KV split
 // inside the CTA, so no end-of-unit combine), warp i of a group the wgmma accumulator rows
-// 16i .. 16i + 15. One CTA per SM, no register cap (about 170 registers: O, S of one stage, P of
-// two), STAGES = 5 KV stages (D 128: 32 KB Q + 5 × 32 KB K/V = 192 KB of shared memory).
-// Per thread: O of rows lane/4 and lane/4 + 8 of its warp (m16n8 C layout, D/2 floats), S of the
-// stage in flight (32 floats), P of the stage before it packed to fp16 (16 registers), the
-// running max and sum of its two rows (exp2 domain, scores pre-scaled by scale·log2 e).
+// 16i .. 16i + 15. One CTA per SM, no register cap (about 230 registers), STAGES = 5 KV stages
+// (D 128: 32 KB Q + 5 × 32 KB K/V = 192 KB of shared memory).
+// Per thread: Q of its warp's 16 rows as wgmma A fragments (D/4 registers, for the whole unit),
+// O of rows lane/4 and lane/4 + 8 (m16n8 C layout, D/2 floats), S of the stage in flight (32
+// floats), P of two stages packed to fp16 (2 × 16 registers: the loop is unrolled by two so they
+// swap roles without copies), the running max and sum of its two rows (exp2 domain, scores
+// pre-scaled by scale·log2 e).
 //
-// Schedule, per warpgroup: at stage j it issues S_j = Q·K_jᵀ (m64n64k16 × D/16, Q and K in shared
-// memory) and O += P_{j-1}·V_{j-1} (m64nDk16 × 4, P from registers) as two wgmma groups, waits for
-// S_j only, runs the masked online softmax of S_j while the P·V group still occupies the tensor
-// cores, then waits for P·V and rescales O by the new maximum. The mma.sync and plain-wgmma tiles
-// of attention.cu instead wait for every product before the softmax starts.
+// Schedule, per warpgroup: at stage j it issues S_j = Q·K_jᵀ (m64n64k16 × D/16, Q from registers,
+// K from shared memory) and O += P_{j-1}·V_{j-1} (m64nDk16 × 4, P from registers) as two wgmma
+// groups, waits for S_j only, runs the masked online softmax of S_j while the P·V group still
+// occupies the tensor cores, then waits for P·V and rescales O by the new maximum. The mma.sync
+// tiles of attention.cu instead wait for every product before the softmax starts.
 // Data path: K/V pages stream with cp.async (16-byte chunks, zero-filled past the end) three
 // stages ahead of the stage being multiplied (a slot is rewritten two stages after its P·V was
-// waited for); each thread's page-table rows for the next stage's copies are loaded into
-// registers one stage early, so issuing copies never waits on a dependent global load. Q, K and
-// V sit in shared memory as 128-byte swizzled rows (see swizzledHalf): Q and K are read as K-major
-// operands, V as an MN-major one.
+// waited for), issued after the stage's wgmmas; each thread's page-table rows for the next
+// stage's copies are loaded into registers one stage early (the prologue's all at once), so
+// issuing copies never waits on a dependent global load. Q (for its ldmatrix into registers), K
+// and V sit in shared memory as 128-byte swizzled rows (see swizzledHalf): K is read as a K-major
+// wgmma operand, V as an MN-major one.
 //
 // Bytes per unit: ntok·D·2·2 (K, V fp16) + R·D·4 (Q f32) read, R·(D + 1)·4 written.
 // FLOPs: 4·R·ntok·D (rows past the unit's own are zero padding, never written).
