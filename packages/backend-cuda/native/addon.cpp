@@ -143,7 +143,8 @@ struct PlanState {
   int numWork = 0;
   int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
   int firstWarps = 8;  // warps per CTA of the first family
-  bool wgmma = false;  // 8-warp tiles compute S with wgmma where the SASS has it
+  bool wgmma = false;  // 128-row units on the pipelined wgmma tile where the SASS has it
+  bool shortRg1 = false;  // every 16-row unit is short: the three-CTAs-per-SM 16-row tile
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   bool fusedOk = false;            // head dim has the fused kernel (else 'fused' runs as 'persistent')
@@ -263,7 +264,7 @@ struct PlanState {
         const int offset = groupOffset[g];
         cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
-        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, st);
+        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, shortRg1, st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
         ++used;
       }
@@ -736,6 +737,7 @@ class Context : public Napi::ObjectWrap<Context> {
     auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
     st->wgmma = d.Get("wgmma").ToBoolean().Value();
+    st->shortRg1 = d.Get("shortRg1").ToBoolean().Value();
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
     if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");

@@ -641,6 +641,24 @@ __global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? minBlocksWg(D, warp
   attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem);
 }
 
+// The 16-row tile for plans whose 16-row units are all short (at most SHORT_UNIT_TOKENS = 2048
+// visible tokens each; the host decides per plan, src/prepare.ts): three CTAs per SM (a 168-register cap, 2 stages,
+// 72 KB of shared memory) instead of the default's two (3 stages, 108 KB), so more of these
+// latency-bound units are in flight. Measured on the H100 with every 16-row tile built this way
+// (docs/benchmarks/cuda-h100-rg1-2026-11-23.json): W5 (2048 units of 64 tokens) 242 → 231 µs, S1
+// 277 → 256, perRequest W1 292 → 274 (922-token units); but W4's 4608-token units 413 → 463, hence
+// the length limit.
+constexpr int kShortTileBlocks = 3;
+template <int D>
+__global__ void __launch_bounds__(128, kShortTileBlocks) attnTileShortKernel(AttnParams p) {
+  extern __shared__ __align__(16) char smem[];
+  attnUnit<D, 1, 2, false>(p, p.work[blockIdx.x], smem);
+}
+template <int D>
+__host__ __device__ constexpr bool hasShortTile() {
+  return D <= 128 && (unitSmemBytes<D, 1, 2>() + 1024) * kShortTileBlocks <= 228 * 1024;
+}
+
 // Persistent variant: a grid sized to the chip pulls work units (sorted longest first on the
 // host) from a global counter and dispatches on each unit's rg. Tiles of different warp counts
 // cannot share a CTA shape, so there is one persistent kernel per warp count (a "family": the
@@ -791,8 +809,15 @@ size_t persistentSmem() {
 
 // wgmma variants exist for the 8-warp kernels only (4-warp tiles always use mma.sync).
 template <int D, int RG>
-void launchTileD(const AttnParams& p, bool wg, cudaStream_t stream) {
+void launchTileD(const AttnParams& p, bool wg, bool shortUnits, cudaStream_t stream) {
   constexpr int ST = tileStages<D, RG>();
+  if constexpr (RG == 1 && hasShortTile<D>()) {
+    if (shortUnits) {
+      attnTileShortKernel<D><<<p.numWork, 128, unitSmemBytes<D, 1, 2>(), stream>>>(p);
+      CANOPY_LAUNCHED("attnTileShortKernel launch");
+      return;
+    }
+  }
   if constexpr (warpsFor(D, RG) == 8) {
     // 128-row wgmma units run on the pipelined tile (attention_wgpipe.cu) where the GPU has it;
     // in the default build every other unit runs on mma.sync (this file's wgmma path is kept for
@@ -813,6 +838,10 @@ void launchTileD(const AttnParams& p, bool wg, cudaStream_t stream) {
 
 template <int D, int RG>
 void initTile() {
+  if constexpr (RG == 1 && hasShortTile<D>()) {
+    CANOPY_CUDA(cudaFuncSetAttribute(attnTileShortKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(unitSmemBytes<D, 1, 2>())));
+  }
   CANOPY_CUDA(cudaFuncSetAttribute(attnTileKernel<D, RG, tileStages<D, RG>(), false>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(tileSmem<D, RG>())));
   if constexpr (warpsFor(D, RG) == 8) {
@@ -906,11 +935,11 @@ void attnInit() {
   attnPipeInit();
 }
 
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, cudaStream_t stream) {
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, bool shortUnits, cudaStream_t stream) {
   if (p.numWork == 0) return;
   switch (headDim * 16 + rg) {
 #define CANOPY_TILE_CASE(D, RG) \
-  case D * 16 + RG: launchTileD<D, RG>(p, wgmma, stream); break;
+  case D * 16 + RG: launchTileD<D, RG>(p, wgmma, shortUnits, stream); break;
     CANOPY_TILE_CASE(64, 1) CANOPY_TILE_CASE(64, 2) CANOPY_TILE_CASE(64, 4) CANOPY_TILE_CASE(64, 8)
     CANOPY_TILE_CASE(128, 1) CANOPY_TILE_CASE(128, 2) CANOPY_TILE_CASE(128, 4) CANOPY_TILE_CASE(128, 8)
     CANOPY_TILE_CASE(256, 1) CANOPY_TILE_CASE(256, 2) CANOPY_TILE_CASE(256, 4) CANOPY_TILE_CASE(256, 8)

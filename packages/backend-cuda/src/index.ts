@@ -30,6 +30,7 @@ export {
   preparePlan,
   rowGroupsFor,
   WGMMA_PIPE_MIN_RATIO,
+  SHORT_UNIT_TOKENS,
   wgmmaPipeWorthIt,
   type FusedRates,
   type KvShape,

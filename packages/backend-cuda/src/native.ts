@@ -46,6 +46,9 @@ export interface NativePlanDesc {
   maxRg: number;
   /** 128-row units run on the pipelined wgmma tile (sm_90a, streams strategy) instead of mma.sync. */
   wgmma: boolean;
+  /** Every 16-row unit streams at most SHORT_UNIT_TOKENS visible tokens: the streams strategy then
+   * runs them on the 16-row tile built for three CTAs per SM (native/attention.cu). */
+  shortRg1: boolean;
   /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
    * estimated compute time of those units vs the memory time of the 4-warp units
    * (fusedComputeFraction → fusedStartFraction in prepare.ts). */

@@ -72,6 +72,15 @@ export interface PrepareOptions {
  * W1 [0.44] (87 → 95: its 80 root CTAs then hold 80 SMs alone while the leaves' CTAs wait).
  */
 export const WGMMA_PIPE_MIN_RATIO = 2;
+
+/**
+ * Longest 16-row unit (visible KV tokens) for which a plan's 16-row units run on the tile built for
+ * three CTAs per SM (`attnTileShortKernel`, native/attention.cu) under the streams strategy.
+ * With every 16-row tile built that way, the H100 ran short units faster (W5's 64-token leaves: 242
+ * → 231 µs; perRequest W1's 922-token units: 292 → 274) and W4's 4608-token units 12% slower
+ * (docs/benchmarks/cuda-h100-rg1-2026-11-23.json).
+ */
+export const SHORT_UNIT_TOKENS = 2048;
 export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
   if (rg8Flops <= 0) return false;
   const tc = rg8Flops / (rates.computeTflops * 1e12);
@@ -183,6 +192,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
   let computeFlops = 0; // 8-warp units (fused strategy's compute role)
   let rg8Flops = 0; // 128-row units (the pipelined wgmma tile's)
+  let rg1MaxTokens = 0; // longest 16-row unit
   let memoryBytes = 0; // 4-warp units (memory role)
   let maxRg = 1;
   for (let i = 0; i < nItems; i++) {
@@ -216,8 +226,9 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
       }
       vis = Math.max(0, vis);
       if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
-      if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
       else memoryBytes += HK * vis * D * 2 * KV_BYTES;
+      if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
+      if (rg === 1) rg1MaxTokens = Math.max(rg1MaxTokens, vis);
       visible[b] = vis;
     }
     // item → KV head → row block: the units that share one KV chunk sit next to each other, so
@@ -253,6 +264,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
     wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates),
+    shortRg1: rg1MaxTokens <= SHORT_UNIT_TOKENS,
     fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,
     workGrouped: pack(grouped),

@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -354,5 +354,20 @@ describe('per-plan choice of the pipelined wgmma tile', () => {
     expect(w5.rg8Units).toBeGreaterThan(0);
     expect(w5.pipe).toBe(true);
     expect(w5.forced).toBe(false); // an explicit setting wins
+  });
+});
+
+describe('short 16-row units', () => {
+  it('flags plans whose 16-row units all stream at most SHORT_UNIT_TOKENS tokens', () => {
+    const cfg = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' as const };
+    const kv = (b: { numPages: number; pageSize: number }) => ({ numPages: b.numPages, pageSize: b.pageSize, numKvHeads: 2, headDim: 64 });
+    // one parallel unit: the perRequest planner then keeps each request in one unit (no KV split)
+    const caps = { ...CAPS, kvDtypes: ['f16' as const], tileMenu: [{ rows: 16, kvBlock: 64 }], parallelUnits: 1 };
+    const plan = (tokens: number) => {
+      const batch = batchFromTree({ parent: [-1, -1], tokens: [tokens, 64], requestAt: [0, 1] }, cfg, 16);
+      return { d: preparePlan(planners.perRequest(batch, caps), kv(batch)), batch };
+    };
+    expect(plan(SHORT_UNIT_TOKENS).d.shortRg1).toBe(true);
+    expect(plan(SHORT_UNIT_TOKENS + 16).d.shortRg1).toBe(false);
   });
 });
