@@ -438,50 +438,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     }
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
-      float mxA = -INFINITY, mxB = -INFINITY;
-#pragma unroll
-      for (int n = 0; n < SN; ++n) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          mxA = fmaxf(mxA, s[mt][n][e]);
-          mxB = fmaxf(mxB, s[mt][n][2 + e]);
-        }
-      }
-      mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-      mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-      mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-      mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-      const float mNewA = fmaxf(mA[mt], mxA);
-      const float mNewB = fmaxf(mB[mt], mxB);
-      // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
-      const float shA = mNewA == -INFINITY ? 0.f : mNewA;
-      const float shB = mNewB == -INFINITY ? 0.f : mNewB;
-      const float alphaA = fastExp2(mA[mt] - shA);
-      const float alphaB = fastExp2(mB[mt] - shB);
-      mA[mt] = mNewA;
-      mB[mt] = mNewB;
-      float sumA = 0.f, sumB = 0.f;
-#pragma unroll
-      for (int n = 0; n < SN; ++n) {
-        s[mt][n][0] = fastExp2(s[mt][n][0] - shA);
-        s[mt][n][1] = fastExp2(s[mt][n][1] - shA);
-        s[mt][n][2] = fastExp2(s[mt][n][2] - shB);
-        s[mt][n][3] = fastExp2(s[mt][n][3] - shB);
-        sumA += s[mt][n][0] + s[mt][n][1];
-        sumB += s[mt][n][2] + s[mt][n][3];
-      }
-      lA[mt] = lA[mt] * alphaA + sumA;
-      lB[mt] = lB[mt] * alphaB + sumB;
-      // Once the running maxima settle, alpha is exactly 1 for the whole warp: skip the rescale.
-      if (!__all_sync(0xffffffffu, alphaA == 1.f && alphaB == 1.f)) {
-#pragma unroll
-        for (int dn = 0; dn < DN; ++dn) {
-          o[mt][dn][0] *= alphaA;
-          o[mt][dn][1] *= alphaA;
-          o[mt][dn][2] *= alphaB;
-          o[mt][dn][3] *= alphaB;
-        }
-      }
+      float alphaA, alphaB;
+      onlineSoftmaxStep<SN>(s[mt], mA[mt], mB[mt], lA[mt], lB[mt], alphaA, alphaB);
+      rescaleRows<DN>(o[mt], alphaA, alphaB);
     }
 
     // O += P·V: the S accumulators of two adjacent n-tiles form one A fragment (16 tokens).

@@ -253,37 +253,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
           if (tok >= limB) s[n][2 + e] = -INFINITY;
         }
     }
-    float mxA = -INFINITY, mxB = -INFINITY;
-#pragma unroll
-    for (int n = 0; n < SN; ++n) {
-      mxA = fmaxf(mxA, fmaxf(s[n][0], s[n][1]));
-      mxB = fmaxf(mxB, fmaxf(s[n][2], s[n][3]));
-    }
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
-    mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
-    mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-    const float mNewA = fmaxf(mA, mxA);
-    const float mNewB = fmaxf(mB, mxB);
-    // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
-    const float shA = mNewA == -INFINITY ? 0.f : mNewA;
-    const float shB = mNewB == -INFINITY ? 0.f : mNewB;
-    alphaA = fastExp2(mA - shA);
-    alphaB = fastExp2(mB - shB);
-    mA = mNewA;
-    mB = mNewB;
-    float sumA = 0.f, sumB = 0.f;
-#pragma unroll
-    for (int n = 0; n < SN; ++n) {
-      s[n][0] = fastExp2(s[n][0] - shA);
-      s[n][1] = fastExp2(s[n][1] - shA);
-      s[n][2] = fastExp2(s[n][2] - shB);
-      s[n][3] = fastExp2(s[n][3] - shB);
-      sumA += s[n][0] + s[n][1];
-      sumB += s[n][2] + s[n][3];
-    }
-    lA = lA * alphaA + sumA;
-    lB = lB * alphaB + sumB;
+    onlineSoftmaxStep<SN>(s, mA, mB, lA, lB, alphaA, alphaB);
 #pragma unroll
     for (int kk = 0; kk < PK; ++kk) packP(pNext[kk], s, kk);
   };
@@ -335,15 +305,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     softmax(j, pNew, alphaA, alphaB);
     wgmmaWait<0>();
     pinPV(pPrev);
-    if (!__all_sync(0xffffffffu, alphaA == 1.f && alphaB == 1.f)) {
-#pragma unroll
-      for (int dn = 0; dn < DN; ++dn) {
-        o[dn][0] *= alphaA;
-        o[dn][1] *= alphaA;
-        o[dn][2] *= alphaB;
-        o[dn][3] *= alphaB;
-      }
-    }
+    rescaleRows<DN>(o, alphaA, alphaB);
   };
   int j = 1;
   for (; j + 1 < nTiles; j += 2) {

@@ -3,6 +3,7 @@
 // softmax's exp2 and the packing of S accumulators into A fragments. Header-only, internal linkage.
 #pragma once
 #include <cuda_fp16.h>
+#include <cmath>
 
 // Build switch (CANOPY_NVCC_DEFINES): 0 builds the softmax's exp2 as exp2f for comparison. It must
 // be defined before fastExp2 below reads it: until this header existed the default was defined
@@ -183,6 +184,65 @@ __device__ __forceinline__ void packP(unsigned (&a)[4], const float (&s)[SN][4],
   a[3] = packHalf2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
+
+// One online-softmax step over a warp's S accumulators for one KV stage (m16n8 C layout, SN
+// n-tiles of 8 tokens; row A = lane/4 holds elements 0 and 1, row B = lane/4 + 8 elements 2 and
+// 3): the rows' maxima over the quad, the new running maxima mA/mB, S overwritten with
+// P = 2^(S − m) (scores in the exp2 domain), the running sums lA/lB rescaled and increased, and the
+// factors the rows' O must be rescaled by returned in alphaA/alphaB.
+template <int SN>
+__device__ __forceinline__ void onlineSoftmaxStep(float (&s)[SN][4], float& mA, float& mB, float& lA, float& lB,
+                                                  float& alphaA, float& alphaB) {
+  float mxA = -INFINITY, mxB = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < SN; ++n) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      mxA = fmaxf(mxA, s[n][e]);
+      mxB = fmaxf(mxB, s[n][2 + e]);
+    }
+  }
+  mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 1));
+  mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
+  mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
+  mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
+  const float mNewA = fmaxf(mA, mxA);
+  const float mNewB = fmaxf(mB, mxB);
+  // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
+  const float shA = mNewA == -INFINITY ? 0.f : mNewA;
+  const float shB = mNewB == -INFINITY ? 0.f : mNewB;
+  alphaA = fastExp2(mA - shA);
+  alphaB = fastExp2(mB - shB);
+  mA = mNewA;
+  mB = mNewB;
+  float sumA = 0.f, sumB = 0.f;
+#pragma unroll
+  for (int n = 0; n < SN; ++n) {
+    s[n][0] = fastExp2(s[n][0] - shA);
+    s[n][1] = fastExp2(s[n][1] - shA);
+    s[n][2] = fastExp2(s[n][2] - shB);
+    s[n][3] = fastExp2(s[n][3] - shB);
+    sumA += s[n][0] + s[n][1];
+    sumB += s[n][2] + s[n][3];
+  }
+  lA = lA * alphaA + sumA;
+  lB = lB * alphaB + sumB;
+}
+
+// O of rows A and B (m16n8 C layout, DN n-tiles) times the online-softmax step's factors. Once the
+// running maxima settle, alpha is exactly 1 for the whole warp: the multiplies are skipped then.
+template <int DN>
+__device__ __forceinline__ void rescaleRows(float (&o)[DN][4], float alphaA, float alphaB) {
+  if (!__all_sync(0xffffffffu, alphaA == 1.f && alphaB == 1.f)) {
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn) {
+      o[dn][0] *= alphaA;
+      o[dn][1] *= alphaA;
+      o[dn][2] *= alphaB;
+      o[dn][3] *= alphaB;
+    }
+  }
+}
 
 // The unit prologue's global reads: the unit's rows' query vectors (f32 [query, head, D]), handed
 // to `store(r, c, value)` pre-scaled by `scale` (row r, dims c..c+3), and every row's KV limit
