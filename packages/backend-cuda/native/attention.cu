@@ -585,6 +585,10 @@ __host__ __device__ constexpr int tileStages() {
 #ifndef CANOPY_WG_PIPE
 #define CANOPY_WG_PIPE 1
 #endif
+// Whether a launch asking for wgmma runs this file's wgmma path (attnUnit with WG): only in
+// CANOPY_WG_PIPE=0 builds; otherwise the 128-row units take the pipelined tile and everything else
+// mma.sync.
+constexpr bool attnUnitWgmma(bool wgmma) { return wgmma && !CANOPY_WG_PIPE; }
 #ifndef CANOPY_WG_MIN_BLOCKS
 #define CANOPY_WG_MIN_BLOCKS 2
 #endif
@@ -785,7 +789,7 @@ void launchTileD(const AttnParams& p, bool wg, bool shortUnits, cudaStream_t str
       launchAttnPipe(p, D, stream);
       return;
     }
-    if (wg && !CANOPY_WG_PIPE) {
+    if (attnUnitWgmma(wg)) {
       attnTileKernel<D, RG, tileStagesWg<D, RG>(), true><<<p.numWork, warpsFor(D, RG) * 32, tileSmemWg<D, RG>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileKernel launch");
       return;
@@ -908,7 +912,7 @@ void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, bool 
 }
 
 int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma) {
-  wgmma = wgmma && !CANOPY_WG_PIPE;  // persistent grids use this file's wgmma path only in CANOPY_WG_PIPE=0 builds
+  wgmma = attnUnitWgmma(wgmma);
   switch (headDim * 16 + warps) {
     case 64 * 16 + 4: return persistentPerSm<64, 4>(wgmma);
     case 64 * 16 + 8: return persistentPerSm<64, 8>(wgmma);
@@ -922,7 +926,7 @@ int attnPersistentBlocksPerSm(int headDim, int warps, bool wgmma) {
 
 void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks, cudaStream_t stream) {
   if (p.numWork == 0) return;
-  wgmma = wgmma && !CANOPY_WG_PIPE;  // as in attnPersistentBlocksPerSm
+  wgmma = attnUnitWgmma(wgmma);
   const int grid = gridBlocks < p.numWork ? gridBlocks : p.numWork;
   switch (headDim * 16 + warps) {
     case 64 * 16 + 4: launchPersistentD<64, 4>(p, grid, wgmma, stream); break;

@@ -91,7 +91,7 @@ struct MergeParams {
 // attention.cu
 // Launch the tile kernel for `rg` over params.work[0 .. params.numWork).
 // `wgmma`: the 128-row units run on the pipelined wgmma tile where the GPU has it (attention_wgpipe.cu).
-// `shortUnits`: every unit of this launch is short (the host's kShortUnitTokens rule, prepare.ts);
+// `shortUnits`: every unit of this launch is short (SHORT_UNIT_TOKENS in src/prepare.ts);
 // rg 1 then runs on the three-CTAs-per-SM 16-row tile.
 void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, bool shortUnits, cudaStream_t stream);
 // Launch the persistent kernel with `warps` warps per CTA (4: runs rg 1 and 2; 8: rg 4 and 8)

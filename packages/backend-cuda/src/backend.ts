@@ -399,7 +399,6 @@ export class CudaBackend implements AttentionBackend {
   }
 }
 
-/** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
 /** The wgmma setting: the option, else CANOPY_CUDA_WGMMA (1 / 0), else undefined (per plan). */
 function wgmmaFrom(options?: CudaCreateOptions): boolean | undefined {
   if (options?.wgmma !== undefined) {
@@ -414,6 +413,7 @@ function wgmmaFrom(options?: CudaCreateOptions): boolean | undefined {
   return env === '1';
 }
 
+/** Create a CUDA backend; throws a CanopyError with the reason when CUDA is unavailable. */
 export async function createCudaBackend(options?: CudaCreateOptions): Promise<CudaBackend> {
   const strategy = strategyFrom(options);
   const fusedFraction = fusedFractionFrom(options); // bad values fail here, before the GPU is looked for

@@ -68,10 +68,18 @@ export interface PrepareOptions {
  * units' predicted memory time (the fused strategy's rates). Measured on the H100
  * (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, each pair in one process; ratio in brackets):
  * the tile won on W5 [14] 316 → 261 µs, H1 [27] 1793 → 1358, H2 [128] 2143 → 1644 (S1 [260]
- * takes it too: 388 µs in bench v6, 296 with it in that file); it lost on W3 [1.05] (80–91 µs under streams against 77 with mma.sync under 'persistent') and
- * W1 [0.44] (87 → 95: its 80 root CTAs then hold 80 SMs alone while the leaves' CTAs wait).
+ * takes it too: 388 µs in bench v6, 296 with it in that file); it lost on W3 [1.05] (80–91 µs
+ * under streams against 77 with mma.sync under 'persistent') and W1 [0.44] (87 → 95: its 80 root
+ * CTAs then hold 80 SMs alone while the leaves' CTAs wait).
  */
 export const WGMMA_PIPE_MIN_RATIO = 2;
+
+export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
+  if (rg8Flops <= 0) return false;
+  const tc = rg8Flops / (rates.computeTflops * 1e12);
+  const tm = memoryBytes / (rates.memoryGBs * 1e9);
+  return tc >= WGMMA_PIPE_MIN_RATIO * tm;
+}
 
 /**
  * Longest 16-row unit (visible KV tokens) for which a plan's 16-row units run on the tile built for
@@ -81,12 +89,6 @@ export const WGMMA_PIPE_MIN_RATIO = 2;
  * (docs/benchmarks/cuda-h100-rg1-2026-11-23.json).
  */
 export const SHORT_UNIT_TOKENS = 2048;
-export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
-  if (rg8Flops <= 0) return false;
-  const tc = rg8Flops / (rates.computeTflops * 1e12);
-  const tm = memoryBytes / (rates.memoryGBs * 1e9);
-  return tc >= WGMMA_PIPE_MIN_RATIO * tm;
-}
 
 /**
  * Share of the fused grid's CTAs that should start in the compute role: predicted time of the
