@@ -1,29 +1,34 @@
-// Pipelined wgmma tile (FlashAttention-3's intra-warpgroup overlap, without a producer warp):
-// partial attention over one 128-row work unit on Hopper (sm_90a).
+// Pipelined wgmma tile (FlashAttention-3's producer warpgroup, ping-pong and intra-warpgroup
+// overlap): partial attention over one 128-row work unit on Hopper (sm_90a).
 //
-// Tile: R = 128 rows × KT = 64 KV tokens per stage, head dim D ∈ {64, 128}. CTA: 256 threads =
-// two warpgroups; warpgroup g owns rows 64g .. 64g + 63 for every token of the unit (no KV split
-// inside the CTA, so no end-of-unit combine), warp i of a group the wgmma accumulator rows
-// 16i .. 16i + 15. One CTA per SM, no register cap (about 230 registers), STAGES = 5 KV stages
-// (D 128: 32 KB Q + 5 × 32 KB K/V = 192 KB of shared memory).
-// Per thread: Q of its warp's 16 rows as wgmma A fragments (D/4 registers, for the whole unit),
-// O of rows lane/4 and lane/4 + 8 (m16n8 C layout, D/2 floats), S of the stage in flight (32
-// floats), P of two stages packed to fp16 (2 × 16 registers: the loop is unrolled by two so they
-// swap roles without copies), the running max and sum of its two rows (exp2 domain, scores
+// Tile: R = 128 rows × KT = 64 KV tokens per stage, head dim D ∈ {64, 128}. CTA: 384 threads =
+// two consumer warpgroups + one producer warpgroup; consumer warpgroup g owns rows 64g .. 64g + 63
+// for every token of the unit (no KV split inside the CTA, so no end-of-unit combine), warp i of a
+// group the wgmma accumulator rows 16i .. 16i + 15. One CTA per SM; setmaxnreg gives the consumers
+// 224 registers and the producer 56. STAGES = 5 KV stages (D 128: 32 KB Q + 5 × 32 KB K/V = 192 KB
+// of shared memory), each with a "full" and an "empty" mbarrier.
+// Producer (128 threads): streams each tile's K/V pages with cp.async (16-byte chunks, zero-filled
+// past the end) into its stage slot once the consumers freed it (empty barrier), and signals the
+// slot's full barrier when its copies land (cp.async.mbarrier.arrive.noinc); page-table rows are
+// loaded one tile ahead. It never waits on a CTA-wide barrier in the loop.
+// Per consumer thread: Q of its warp's 16 rows as wgmma A fragments (D/4 registers, for the whole
+// unit), O of rows lane/4 and lane/4 + 8 (m16n8 C layout, D/2 floats), S of the stage in flight
+// (32 floats), P of two stages packed to fp16 (2 × 16 registers: the loop is unrolled by two so
+// they swap roles without copies), the running max and sum of its two rows (exp2 domain, scores
 // pre-scaled by scale·log2 e).
 //
-// Schedule, per warpgroup: at stage j it issues S_j = Q·K_jᵀ (m64n64k16 × D/16, Q from registers,
-// K from shared memory) and O += P_{j-1}·V_{j-1} (m64nDk16 × 4, P from registers) as two wgmma
-// groups, waits for S_j only, runs the masked online softmax of S_j while the P·V group still
-// occupies the tensor cores, then waits for P·V and rescales O by the new maximum. The mma.sync
-// tiles of attention.cu instead wait for every product before the softmax starts.
-// Data path: K/V pages stream with cp.async (16-byte chunks, zero-filled past the end) three
-// stages ahead of the stage being multiplied (a slot is rewritten two stages after its P·V was
-// waited for), issued after the stage's wgmmas; each thread's page-table rows for the next
-// stage's copies are loaded into registers one stage early (the prologue's all at once), so
-// issuing copies never waits on a dependent global load. Q (for its ldmatrix into registers), K
-// and V sit in shared memory as 128-byte swizzled rows (see swizzledHalf): K is read as a K-major
-// wgmma operand, V as an MN-major one.
+// Schedule, per consumer warpgroup: at stage j it waits for tile j's full barrier, issues
+// S_j = Q·K_jᵀ (m64n64k16 × D/16, Q from registers, K from shared memory) and O += P_{j-1}·V_{j-1}
+// (m64nDk16 × 4, P from registers) as two wgmma groups, waits for S_j only, runs the masked online
+// softmax of S_j while the P·V group still occupies the tensor cores, then waits for P·V, frees
+// tile j - 1's slot (one empty-barrier arrival per warp) and rescales O by the new maximum.
+// Ping-pong: the two warpgroups take turns issuing a stage's wgmmas (named barriers 1 and 2), so
+// one runs its softmax while the other's products run (the turns stay in step over the unit).
+// Q (for its ldmatrix into registers), K and V sit in shared memory as 128-byte swizzled rows (see
+// swizzledHalf): K is read as a K-major wgmma operand, V as an MN-major one.
+// Measured on the H100 against the earlier form of this tile (both warpgroups copying and meeting at
+// __syncthreads every stage), same call: W5 235 → 198 µs, H1 1293 → 1030, H2 1547 → 1364, S1 257 →
+// 238 (docs/benchmarks/cuda-h100-wspipe-2026-11-24.json).
 //
 // Bytes per unit: ntok·D·2·2 (K, V fp16) + R·D·4 (Q f32) read, R·(D + 1)·4 written.
 // FLOPs: 4·R·ntok·D (rows past the unit's own are zero padding, never written).
@@ -35,17 +40,38 @@
 namespace canopy {
 namespace {
 
+// Build switches (CANOPY_NVCC_DEFINES), for same-call A/B runs on the H100:
+// CANOPY_PIPE_PINGPONG 1 (default): the consumer warpgroups' turns; 0 lets them issue freely
+// (W5 201 vs 198 µs, H1 prefill 979–1031 vs 931–997, same calls).
+// CANOPY_PIPE_STAGES (default 5): 6 fits D 128 too (227 KB) and measured the same.
+#ifndef CANOPY_PIPE_PINGPONG
+#define CANOPY_PIPE_PINGPONG 1
+#endif
+
+[[maybe_unused]] constexpr bool kPipePingPong = CANOPY_PIPE_PINGPONG != 0;
 constexpr int kPipeRows = 128;
 constexpr int kPipeKT = 64;
-constexpr int kPipeThreads = 256;
-constexpr int kPipeStages = 5;
+[[maybe_unused]] constexpr int kPipeConsumers = 256;                       // two warpgroups of 64 rows each
+constexpr int kPipeThreads = 384;                         // + the producer warpgroup
+[[maybe_unused]] constexpr int kPipeCopyThreads = 128;    // the producer's threads issue every copy
+#ifndef CANOPY_PIPE_STAGES
+#define CANOPY_PIPE_STAGES 5
+#endif
+constexpr int kPipeStages = CANOPY_PIPE_STAGES;
+// setmaxnreg budgets (WS): 384·168 registers at launch are redistributed as 128·56 for the producer
+// and 256·224 for the consumers (65,536-register file, one CTA per SM). Fewer producer registers
+// made ptxas spill in its loop; the consumers fit 224 without spills (230 when uncapped).
+constexpr int kPipeProducerRegs = 56;
+constexpr int kPipeConsumerRegs = 224;
+static_assert(128 * kPipeProducerRegs + 256 * kPipeConsumerRegs <= 384 * 168, "setmaxnreg budget");
 
 template <int D>
 constexpr size_t pipeSmemBytes() {
   return 1024                                              // alignment of the swizzle atoms
          + size_t(kPipeRows) * D * 2                       // Q (fp16)
          + size_t(kPipeStages) * 2 * kPipeKT * D * 2      // K, V stages
-         + size_t(kPipeRows) * 4;                          // row limits
+         + size_t(kPipeRows) * 4                           // row limits
+         + size_t(kPipeStages) * 2 * 8;                    // full / empty mbarriers per stage
 }
 
 // Shared-memory layout of Q, K and V: 128-byte swizzled rows (wgmma's SWIZZLE_128B mode). A tile
@@ -84,6 +110,55 @@ __device__ __forceinline__ void wgmmaRSk64(float (&d)[8][4], const unsigned (&a)
 // keeps its register until the wait (the compiler sees the asm as reading and rewriting it).
 __device__ __forceinline__ void pin(float& x) { asm volatile("" : "+f"(x)::"memory"); }
 __device__ __forceinline__ void pin(unsigned& x) { asm volatile("" : "+r"(x)::"memory"); }
+
+// The 16-byte chunks of one token row of K and of V (same page-table row, same offset in their
+// pools) into shared memory at sK and sK + vOffset; zero-filled when !valid. The global addresses
+// are formed inside the asm (row · rowBytes + head base) so the compiler cannot hoist a stage's 64-bit
+// addresses into registers ahead of the copies: the producer warpgroup runs with few registers.
+__device__ __forceinline__ void cpAsyncKV16(unsigned sK, unsigned vOffset, const void* kHead, const void* vHead,
+                                            int row, int rowBytes, bool valid) {
+  asm volatile(
+      "{\n.reg .u64 gk, gv;\n.reg .u32 sv;\n"
+      "mad.wide.s32 gk, %3, %4, %1;\n"
+      "mad.wide.s32 gv, %3, %4, %2;\n"
+      "add.u32 sv, %0, %6;\n"
+      "cp.async.cg.shared.global [%0], [gk], 16, %5;\n"
+      "cp.async.cg.shared.global [sv], [gv], 16, %5;\n}\n" ::"r"(sK),
+      "l"(kHead), "l"(vHead), "r"(row), "r"(rowBytes), "r"(valid ? 16 : 0), "r"(vOffset)
+      : "memory");
+}
+
+// mbarriers (shared memory, 8 bytes): a phase completes after `count` arrivals; waiters poll the
+// phase parity.
+__device__ __forceinline__ unsigned smemAddr(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbarInit(unsigned long long* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smemAddr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbarArrive(unsigned long long* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smemAddr(bar)) : "memory");
+}
+// One arrival once every cp.async this thread issued so far has landed (.noinc: the barrier's
+// count includes it).
+__device__ __forceinline__ void mbarArriveOnCopies(unsigned long long* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smemAddr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbarWait(unsigned long long* bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n}\n" ::"r"(smemAddr(bar)),
+      "r"(parity)
+      : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setMaxRegsInc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+template <int N>
+__device__ __forceinline__ void setMaxRegsDec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
+// Named barriers 1 and 2 order the consumer warpgroups' wgmma issue (ping-pong).
+__device__ __forceinline__ void namedSync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void namedArrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 #endif
 
 template <int D>
@@ -96,21 +171,22 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   constexpr int DN = D / 8;   // n-tiles of O per warp
   constexpr int SN = KT / 8;  // n-tiles of S per warp
   constexpr int PK = KT / 16; // k-steps of P·V
-  constexpr int NI = KT * (D / 8) / kPipeThreads;  // 16-byte K (and V) chunks per thread per stage
-  constexpr int tStep = 8 * kPipeThreads / D;
-  static_assert(NI >= 1 && KT * (D / 8) % kPipeThreads == 0, "every thread copies the same number of chunks");
-  static_assert((kPipeThreads / 8) % (D / 64) == 0, "a copy phase is one row's 64 dims");
+  constexpr int CT = kPipeCopyThreads;
+  constexpr int NI = KT * (D / 8) / CT;  // 16-byte K (and V) chunks per copying thread per stage
+  constexpr int tStep = 8 * CT / D;
+  static_assert(NI >= 1 && KT * (D / 8) % CT == 0, "every copying thread copies the same number of chunks");
+  static_assert((CT / 8) % (D / 64) == 0, "a copy phase is one row's 64 dims");
   static_assert(KT == 64, "wgmmaRSk64: S is m64n64 per warpgroup");
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * D;
   int* sLim = reinterpret_cast<int*>(sKV + ST * 2 * KT * D);
+  unsigned long long* fullBar = reinterpret_cast<unsigned long long*>(sLim + R);  // tile landed
+  unsigned long long* emptyBar = fullBar + ST;                                     // slot read
 
   const WorkUnit w = p.work[blockIdx.x];
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
   const int lane = tid & 31;
-  const int row0 = (warp >> 2) * 64;                       // the warpgroup's first row
-  const int rowA = row0 + 16 * (warp & 3) + (lane >> 2);   // this thread's rows: rowA, rowA + 8
 
   const int item = w.item;
   const int kvHead = w.kvHead;
@@ -122,11 +198,13 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   const int G = p.group;
   const int rowBase = w.rowBlock * R;
   const int numRows = min(nq * G, rowBase + R);
+  const int tilesAll = (ntok + KT - 1) / KT;
 
-  // Chunk k of this thread: token t0 + k·tStep, dims c0 .. c0 + 7; the 8 threads of a copy phase
-  // take the 8 chunks of one token's 64-dim block (128 contiguous bytes).
-  const int t0 = (tid >> 3) / (D / 64);
-  const int c0 = ((tid >> 3) % (D / 64)) * 64 + (tid & 7) * 8;
+  // Chunk k of a copying thread (index ct): token t0 + k·tStep, dims c0 .. c0 + 7; the 8 threads of
+  // a copy phase take the 8 chunks of one token's 64-dim block (128 contiguous bytes).
+  const int ct = tid - kPipeConsumers;  // producer thread index (consumers never copy)
+  const int t0 = (ct >> 3) / (D / 64);
+  const int c0 = ((ct >> 3) % (D / 64)) * 64 + (ct & 7) * 8;
   const int* rowsOf = p.tokRow + tokBegin;
   const int rowElems = p.numKvHeads * D;
   const int headElem = kvHead * D + c0;
@@ -139,43 +217,75 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     }
   };
   auto fetchRows = [&](int tile) { fetchRowsInto(tile, rowNext); };
+  const __half* kHead = p.k + headElem;
+  const __half* vHead = p.v + headElem;
   auto loadTileFrom = [&](int tile, const int (&rows)[NI]) {  // the copies of `tile`
-    __half* sK = sKV + (tile % ST) * 2 * KT * D;
-    __half* sV = sK + KT * D;
+    const unsigned sK = smemAddr(sKV + (tile % ST) * 2 * KT * D);
 #pragma unroll
     for (int k = 0; k < NI; ++k) {
       const int t = t0 + k * tStep;
       const bool ok = tile * KT + t < ntok;
-      const size_t off = ok ? static_cast<size_t>(rows[k]) * rowElems + headElem : 0;
-      const int at = swizzledHalf(KT, t, c0);
-      cpAsync16(sK + at, p.k + off, ok);
-      cpAsync16(sV + at, p.v + off, ok);
+      cpAsyncKV16(sK + 2 * swizzledHalf(KT, t, c0), KT * D * 2, kHead, vHead, ok ? rows[k] : 0, rowElems * 2, ok);
     }
   };
   auto loadTile = [&](int tile) { loadTileFrom(tile, rowNext); };
+  // Prologue copies of tiles first and first + 1 (n ≤ 2 of them): their page-table rows loaded
+  // together (one memory latency, not one per tile; two tiles' rows fit the producer's registers),
+  // then each tile's copies and its full-barrier arrival.
+  auto prologueCopies = [&](int first, int n) {
+    int rows0[2][NI];
+#pragma unroll
+    for (int s = 0; s < 2; ++s)
+      if (s < n) fetchRowsInto(first + s, rows0[s]);
+#pragma unroll
+    for (int s = 0; s < 2; ++s)
+      if (s < n) {
+        if (first + s < tilesAll) loadTileFrom(first + s, rows0[s]);
+        mbarArriveOnCopies(fullBar + first + s);
+      }
+  };
 
-  // Prologue copies: tiles 0 .. ST - 2, one cp.async group each (issued before the Q gather so the
-  // first loads overlap it), their page-table rows all loaded first (one memory latency, not one
-  // per tile); then the rows of tile ST - 1, the first tile the loop copies.
-  const int tilesAll = (ntok + KT - 1) / KT;
-  {
-    int rows0[ST - 1][NI];
-#pragma unroll
-    for (int s = 0; s < ST - 1; ++s) fetchRowsInto(s, rows0[s]);
-#pragma unroll
-    for (int s = 0; s < ST - 1; ++s) {
-      if (s < tilesAll) loadTileFrom(s, rows0[s]);
-      cpAsyncCommit();
+  if (tid == 0) {
+    for (int s = 0; s < ST; ++s) {
+      mbarInit(fullBar + s, CT);  // one .noinc arrival per producer thread
+      mbarInit(emptyBar + s, 8);  // one arrival per consumer warp
     }
   }
-  fetchRows(ST - 1);
+  __syncthreads();
+  if (tid >= kPipeConsumers) {
+    // ---- producer warpgroup: stream every tile into its slot once the consumers freed it ----
+    setMaxRegsDec<kPipeProducerRegs>();
+    // The first ST tiles need no free slot: copied while the consumers gather Q (tiles past the
+    // unit's last needed one are copied for nothing and never read).
+#pragma unroll
+    for (int b = 0; b < ST; b += 2) prologueCopies(b, b + 2 <= ST ? 2 : ST - b);
+    fetchRows(ST);
+    __syncthreads();  // row limits are in sLim
+    int maxLim = 0;   // as unitLimits, in few registers (not unrolled)
+#pragma unroll 1
+    for (int r = 0; r < R; ++r) maxLim = max(maxLim, sLim[r]);
+    const int nTiles = (maxLim + KT - 1) / KT;
+    for (int n = ST; n < nTiles; ++n) {
+      mbarWait(emptyBar + n % ST, ((n / ST) - 1) & 1);  // tile n - ST's P·V is done
+      loadTile(n);
+      mbarArriveOnCopies(fullBar + n % ST);
+      if (n + 1 < nTiles) fetchRows(n + 1);
+    }
+    cpAsyncCommit();
+    cpAsyncWait<0>();  // no copy may still target shared memory when the CTA exits
+    return;
+  }
+  setMaxRegsInc<kPipeConsumerRegs>();
 
-  gatherUnitRows<R, D, kPipeThreads, 8>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
-                                     [&](int r, int c, float4 v) {
-                                       __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
-                                       dst[0] = __floats2half2_rn(v.x, v.y);
-                                       dst[1] = __floats2half2_rn(v.z, v.w);
-                                     });
+  // ---- consumer warpgroups ----
+  const int row0 = (warp >> 2) * 64;                       // the warpgroup's first row
+  const int rowA = row0 + 16 * (warp & 3) + (lane >> 2);   // this thread's rows: rowA, rowA + 8
+  gatherUnitRows<R, D, kPipeConsumers, 8>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
+                                       [&](int r, int c, float4 v) {
+                                         __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
+                                         dst[0] = __floats2half2_rn(v.x, v.y);
+                                         dst[1] = __floats2half2_rn(v.z, v.w);
+                                       });
   fenceProxyAsync();
   __syncthreads();
 
@@ -257,15 +367,35 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
 #pragma unroll
     for (int kk = 0; kk < PK; ++kk) packP(pNext[kk], s, kk);
   };
+  // Tile j's K/V are in shared memory and visible to this thread's wgmmas: the producer's full
+  // barrier for the tile completed (its cp.async writes, generic proxy, landed), then a proxy fence
+  // before the async-proxy reads.
+  auto tileReady = [&](int j) {
+    mbarWait(fullBar + j % ST, (j / ST) & 1);
+    fenceProxyAsync();
+  };
+  // Ping-pong: warpgroup g issues its stage's wgmmas after the other one issued its own.
+  const int wg = warp >> 2;
+  auto turnBegin = [&]() {
+    if constexpr (kPipePingPong) namedSync(1 + wg);
+  };
+  auto turnEnd = [&](bool last) {
+    if constexpr (kPipePingPong) {
+      if (!last || wg == 0) namedArrive(2 - wg);
+    }
+  };
+  if constexpr (kPipePingPong) {
+    if (wg == 1 && nTiles > 0) namedArrive(1);  // warpgroup 0 goes first
+  }
 
   if (nTiles > 0) {
-    cpAsyncWait<ST - 2>();  // tile 0 (ST - 1 groups committed)
-    fenceProxyAsync();
-    __syncthreads();
+    tileReady(0);
     const unsigned long long dK = slotDesc(dK0, 0);
+    turnBegin();
     wgmmaFence();
     issueS(dK);
     wgmmaCommit();
+    turnEnd(false);
     wgmmaWait<0>();
     pinS();
     float alphaA, alphaB;  // O is still zero: nothing to rescale
@@ -276,35 +406,24 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   // roles without register copies (a copy of P right before the next stage's wgmmas made ptxas
   // serialise them, its C7513 note).
   auto stage = [&](int j, unsigned (&pPrev)[PK][4], unsigned (&pNew)[PK][4]) {
-    // Groups committed: tiles 0 .. j + ST - 3; tile j must have landed.
-    cpAsyncWait<ST - 3>();
-    fenceProxyAsync();  // cp.async data (generic proxy) is read by wgmma
-    __syncthreads();    // ... by both warpgroups; and every warp is past stage j - 1, whose P·V
-                        // (tile j - 2) was waited for: tile j - 2's slot is free
+    tileReady(j);
     const unsigned long long dK = slotDesc(dK0, j);
     const unsigned long long dV = slotDesc(dV0, j - 1);
+    turnBegin();
     wgmmaFence();  // P and the rescaled O were written by ordinary instructions
     issueS(dK);
     wgmmaCommit();
     issuePV(dV, pPrev);
     wgmmaCommit();
-    // The copies of tile j + ST - 2 (into tile j - 2's slot) and the page-table rows of the tile
-    // after it, issued while the tensor cores work: issued before the wgmmas, the fence waited for
-    // the row loads (warpgroup.arrive waits for pending register writes) and the compiler reused
-    // the S registers as copy addresses (a wait for the copies to read them); both measured on the
-    // H100 with ncu (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json).
-    {
-      const int nxt = j + ST - 2;
-      if (nxt < nTiles) loadTile(nxt);
-      cpAsyncCommit();
-      if (nxt + 1 < nTiles) fetchRows(nxt + 1);
-    }
+    turnEnd(false);
     wgmmaWait<1>();  // S_j done; P·V of tile j - 1 still running
     pinS();
     float alphaA, alphaB;
     softmax(j, pNew, alphaA, alphaB);
     wgmmaWait<0>();
     pinPV(pPrev);
+    __syncwarp();
+    if (lane == 0) mbarArrive(emptyBar + (j - 1) % ST);  // tile j - 1's slot is free
     rescaleRows<DN>(o, alphaA, alphaB);
   };
   int j = 1;
@@ -316,15 +435,16 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   if (nTiles > 0) {
     // P of the last tile: pA when nTiles is odd (stages alternate A→B, B→A from tile 0 in pA).
     const unsigned long long dV = slotDesc(dV0, nTiles - 1);
+    turnBegin();
     wgmmaFence();
     if (nTiles & 1) issuePV(dV, pA);
     else issuePV(dV, pB);
     wgmmaCommit();
+    turnEnd(true);
     wgmmaWait<0>();
     if (nTiles & 1) pinPV(pA);
     else pinPV(pB);
   }
-  cpAsyncWait<0>();  // no copy may still target shared memory when the CTA exits
 
   // Each thread holds whole rows' partial sums: reduce the quad's, normalise, write.
   lA += __shfl_xor_sync(0xffffffffu, lA, 1);
