@@ -44,6 +44,11 @@ namespace {
 // CANOPY_PIPE_PINGPONG 1 (default): the consumer warpgroups' turns; 0 lets them issue freely
 // (W5 201 vs 198 µs, H1 prefill 979–1031 vs 931–997, same calls).
 // CANOPY_PIPE_STAGES (default 5): 6 fits D 128 too (227 KB) and measured the same.
+// CANOPY_PIPE_RESCALE_SLACK (default 8; 0 = off): a row keeps its running maximum until a stage's
+// maximum exceeds it by more than 8 (log2 units), so O is rarely rescaled (onlineSoftmaxStep).
+// Same calls: H1's prefill 931 vs 937–984 µs, H2's 1125 vs 1168–1172, W5 196 vs 197–198
+// (docs/benchmarks/cuda-h100-v9-tile-2026-11-24.json). 96-token stages (m64n96k16 for S, 4
+// stages) were not faster there (H1 prefill 980–1061).
 #ifndef CANOPY_PIPE_PINGPONG
 #define CANOPY_PIPE_PINGPONG 1
 #endif
@@ -56,6 +61,9 @@ constexpr int kPipeThreads = 384;                         // + the producer warp
 [[maybe_unused]] constexpr int kPipeCopyThreads = 128;    // the producer's threads issue every copy
 #ifndef CANOPY_PIPE_STAGES
 #define CANOPY_PIPE_STAGES 5
+#endif
+#ifndef CANOPY_PIPE_RESCALE_SLACK
+#define CANOPY_PIPE_RESCALE_SLACK 8
 #endif
 constexpr int kPipeStages = CANOPY_PIPE_STAGES;
 // setmaxnreg budgets (WS): 384·168 registers at launch are redistributed as 128·56 for the producer
@@ -363,7 +371,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
           if (tok >= limB) s[n][2 + e] = -INFINITY;
         }
     }
-    onlineSoftmaxStep<SN>(s, mA, mB, lA, lB, alphaA, alphaB);
+    onlineSoftmaxStep<SN, CANOPY_PIPE_RESCALE_SLACK>(s, mA, mB, lA, lB, alphaA, alphaB);
 #pragma unroll
     for (int kk = 0; kk < PK; ++kk) packP(pNext[kk], s, kk);
   };

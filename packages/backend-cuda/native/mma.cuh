@@ -190,7 +190,11 @@ __device__ __forceinline__ void packP(unsigned (&a)[4], const float (&s)[SN][4],
 // 3): the rows' maxima over the quad, the new running maxima mA/mB, S overwritten with
 // P = 2^(S − m) (scores in the exp2 domain), the running sums lA/lB rescaled and increased, and the
 // factors the rows' O must be rescaled by returned in alphaA/alphaB.
-template <int SN>
+// SLACK > 0 (log2 units): a row keeps its running maximum while the stage's maximum exceeds it by
+// at most SLACK, so alpha stays exactly 1 and O is not rescaled (P then reaches 2^SLACK at most,
+// well inside fp16 and f32; the final O / l and lse use the same maximum, so results are unchanged
+// up to rounding). 0: the maximum follows every increase.
+template <int SN, int SLACK = 0>
 __device__ __forceinline__ void onlineSoftmaxStep(float (&s)[SN][4], float& mA, float& mB, float& lA, float& lB,
                                                   float& alphaA, float& alphaB) {
   float mxA = -INFINITY, mxB = -INFINITY;
@@ -206,8 +210,12 @@ __device__ __forceinline__ void onlineSoftmaxStep(float (&s)[SN][4], float& mA, 
   mxA = fmaxf(mxA, __shfl_xor_sync(0xffffffffu, mxA, 2));
   mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 1));
   mxB = fmaxf(mxB, __shfl_xor_sync(0xffffffffu, mxB, 2));
-  const float mNewA = fmaxf(mA, mxA);
-  const float mNewB = fmaxf(mB, mxB);
+  float mNewA = fmaxf(mA, mxA);
+  float mNewB = fmaxf(mB, mxB);
+  if constexpr (SLACK > 0) {
+    if (mxA <= mA + float(SLACK)) mNewA = mA;  // false while mA is -inf and the stage has a score
+    if (mxB <= mB + float(SLACK)) mNewB = mB;
+  }
   // A row with nothing visible yet keeps m = -inf; shift by 0 then so exp2 gives 0, not NaN.
   const float shA = mNewA == -INFINITY ? 0.f : mNewA;
   const float shB = mNewB == -INFINITY ? 0.f : mNewB;

@@ -1,5 +1,7 @@
 import {
   type AttentionConfig,
+  f16BitsToF32,
+  f32ToF16Bits,
   randomKvCache,
   randomQueries,
   referenceAttention,
@@ -8,6 +10,7 @@ import {
   type BackendFactory,
   type Batch,
   type KvDtype,
+  type PagedKvCache,
   type Planner,
 } from '@canopy/core';
 import { planners as defaultPlanners } from '@canopy/planner';
@@ -44,10 +47,27 @@ export interface CaseResult {
   maxLseErr: number;
 }
 
+/** How much larger the spiked keys of a `keySpikes` case are (scores ~24× the others'). */
+export const KEY_SPIKE_FACTOR = 24;
+
+/** Multiply the keys (every KV head, every dim) of token slots 0, every, 2·every, … of the pool by
+ * KEY_SPIKE_FACTOR, in place: a few scores far above the rest, at places a kernel cannot expect. */
+export function spikeKeys(cache: PagedKvCache, every: number): void {
+  const row = cache.numKvHeads * cache.headDim;
+  const slots = cache.numPages * cache.pageSize;
+  for (let t = 0; t < slots; t += every) {
+    for (let i = t * row; i < (t + 1) * row; i++) {
+      if (cache.k instanceof Uint16Array) cache.k[i] = f32ToF16Bits(f16BitsToF32(cache.k[i]) * KEY_SPIKE_FACTOR);
+      else cache.k[i] *= KEY_SPIKE_FACTOR;
+    }
+  }
+}
+
 /** Run one case on a backend with one planner; returns the errors against the reference. */
 export async function runConformanceCase(backend: AttentionBackend, c: ConformanceCase, planner: Planner, seed = 1234): Promise<CaseResult> {
   const batch = buildCaseBatch(c);
   const cache = randomKvCache(batch.numPages, batch.pageSize, c.config, seed);
+  if (c.keySpikes) spikeKeys(cache, c.keySpikes);
   const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
   const queries = randomQueries(nq, c.config, seed + 7);
   const plan = planner(batch, backend.capabilities);

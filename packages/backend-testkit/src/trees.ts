@@ -132,6 +132,8 @@ export interface ConformanceCase {
   causal: boolean;
   /** Shuffle page ids with this seed (page order must not matter). */
   shuffleSeed?: number;
+  /** Scale the keys of every `keySpikes`-th token slot by KEY_SPIKE_FACTOR (see spikeKeys). */
+  keySpikes?: number;
 }
 
 const cfg = (numQoHeads: number, numKvHeads: number, headDim: number, kvDtype: 'f16' | 'f32'): AttentionConfig => ({
@@ -149,8 +151,8 @@ const cfg = (numQoHeads: number, numKvHeads: number, headDim: number, kvDtype: '
  */
 export function conformanceCases(): ConformanceCase[] {
   const cases: ConformanceCase[] = [];
-  const add = (name: string, config: AttentionConfig, pageSize: number, spec: TreeSpec, explicitTree = true, causal = false, shuffleSeed?: number) =>
-    cases.push({ name, config, pageSize, spec, explicitTree, causal, shuffleSeed });
+  const add = (name: string, config: AttentionConfig, pageSize: number, spec: TreeSpec, explicitTree = true, causal = false, shuffleSeed?: number, keySpikes?: number) =>
+    cases.push({ name, config, pageSize, spec, explicitTree, causal, shuffleSeed, keySpikes });
 
   // Deep chain: 14 nodes of 1..23 tokens; requests at several depths.
   const chainTokens = [23, 1, 7, 16, 1, 1, 9, 17, 3, 1, 12, 5, 8, 2];
@@ -194,6 +196,17 @@ export function conformanceCases(): ConformanceCase[] {
     16,
     { parent: [-1, -1, -1, -1, -1], tokens: [70, 1, 16, 33, 130], requestAt: [0, 1, 2, 3, 4] },
   );
+  // Score spikes: some keys 24× larger, scattered through a shared root long enough for several
+  // KV stages, so a row's running maximum jumps far above its earlier value mid-stream (and
+  // sometimes only a little): every online-softmax rescaling path runs. 40 requests × GQA 4 =
+  // 160 rows per KV head fill a 128-row unit.
+  const spiky = { parent: [-1], tokens: [300], requestAt: [] as number[] };
+  for (let i = 1; i <= 40; i++) {
+    spiky.parent.push(0);
+    spiky.tokens.push(1 + (i % 5));
+    spiky.requestAt.push(i);
+  }
+  add('score spikes in a 300-token shared root (40 requests), GQA 4, d128, f16', cfg(8, 2, 128, 'f16'), 16, spiky, true, false, undefined, 29);
   // Requests sitting on internal nodes too (a query at a node with children).
   add(
     'queries on internal nodes, GQA 8, d64, f32',
