@@ -196,7 +196,7 @@ export function conformanceCases(): ConformanceCase[] {
     16,
     { parent: [-1, -1, -1, -1, -1], tokens: [70, 1, 16, 33, 130], requestAt: [0, 1, 2, 3, 4] },
   );
-  // Score spikes: some keys 24× larger, scattered through a shared root long enough for several
+  // Score spikes: some keys 12× larger, scattered through a shared root long enough for several
   // KV stages, so a row's running maximum jumps far above its earlier value mid-stream (and
   // sometimes only a little): every online-softmax rescaling path runs. 40 requests × GQA 4 =
   // 160 rows per KV head fill a 128-row unit.
