@@ -7,7 +7,8 @@
  *   node .device/webgpu/bench.mjs --out r.json [--scale 0.05] [--iters 30] [--sweep] [--roles]
  *   (--workloads H1,H2,S1 runs the hybrid steps; --roles adds the one-dispatch configuration;
  *   --blocked adds the register-blocked kernel configurations; --b2 the blocked layout 2, decode
- *   kernel and chunk-bound configurations; --next split-KV bounds and decode settings on the default menu; --configs a,b
+ *   kernel and chunk-bound configurations; --next split-KV bounds and decode settings on the default menu;
+ *   --rowfit the maxRowPadding configurations; --configs a,b
  *   keeps only those; --planners prefix; --dispatch-times adds each dispatch's GPU time)
  *   The JSON is rewritten after every workload, so a run cut short still leaves its results.
  */
@@ -61,6 +62,9 @@ let configs: Config[] = [
 ];
 // --roles: also every plan's attention units in one dispatch with role selection (attention_roles.wgsl)
 if (flag('roles')) configs.push({ name: 'roles', options: { dispatch: 'roles' } });
+// --rowfit: items whose rows would leave more than 25% (fit25) or any (fit0) of their tile's rows
+// empty run as more row blocks of a smaller variant (maxRowPadding)
+if (flag('rowfit')) configs.push({ name: 'fit25', options: { maxRowPadding: 0.25 } }, { name: 'fit0', options: { maxRowPadding: 0 } });
 if (flag('blocked')) {
   // BLOCKED_VARIANTS (the GPU default since the 2026-11-23 runs): 4-row direct, 16- and 64-row blocked
   const [d4, b16, b64] = BLOCKED_VARIANTS;

@@ -44,6 +44,12 @@ export interface WebGpuBackendOptions extends AcquireOptions {
   parallelUnits?: number;
   /** Split-KV policy override. */
   split?: Partial<SplitPolicy>;
+  /**
+   * Row blocks (0–1, default: off): an item whose rows would leave more than this share of its
+   * variant's rows empty runs as more row blocks of a smaller variant (32 rows on the 64-row tile:
+   * two 16-row blocks), trading KV re-reads for f32 FMAs not spent on padding rows.
+   */
+  maxRowPadding?: number;
   /** Plans kept uploaded (by object identity) between runs. */
   planCacheSize?: number;
   /**
@@ -127,6 +133,7 @@ export class WebGpuBackend implements AttentionBackend {
   readonly gpu: DeviceInfo;
   private readonly variants: KernelVariant[];
   private readonly policy: SplitPolicy;
+  private readonly maxRowPadding: number | undefined;
   private readonly planCacheSize: number;
   private kv: KvState | undefined;
   private readonly plans = new Map<Plan, Prepared>();
@@ -165,6 +172,10 @@ export class WebGpuBackend implements AttentionBackend {
     // H100 sweep (docs/benchmarks/webgpu-h100-*.json): 16 units per parallel unit and 32-token
     // minimum chunks beat 8 / 64 on W1–W2 and tie elsewhere
     this.policy = { targetUnits: units * 16, minChunk: 32, ...opts.split };
+    if (opts.maxRowPadding !== undefined && !(opts.maxRowPadding >= 0 && opts.maxRowPadding < 1)) {
+      throw new CanopyError('bad-option', `webgpu: maxRowPadding must be in [0, 1), got ${JSON.stringify(opts.maxRowPadding)}`);
+    }
+    this.maxRowPadding = opts.maxRowPadding;
     this.planCacheSize = opts.planCacheSize ?? 4;
     this.timestamps = info.features.has('timestamp-query');
     this.tiling = opts.tiling ?? (info.isCpu ? 'direct' : 'shared');
@@ -485,7 +496,7 @@ export class WebGpuBackend implements AttentionBackend {
       this.plans.set(plan, hit);
       return hit;
     }
-    const layout = prepareLayout(plan, { numQoHeads: H, numKvHeads: cfg.numKvHeads, numPages: kv.cache.numPages, pageSize: kv.cache.pageSize }, this.variants, this.policy);
+    const layout = prepareLayout(plan, { numQoHeads: H, numKvHeads: cfg.numKvHeads, numPages: kv.cache.numPages, pageSize: kv.cache.pageSize }, this.variants, this.policy, this.maxRowPadding);
     const S = BufferUsage.STORAGE;
     const planBuf = this.createBuffer(layout.words.byteLength, S | BufferUsage.COPY_DST, 'canopy-plan');
     writeBuf(this.gpu.device.queue, planBuf, 0, layout.words);

@@ -43,7 +43,7 @@ interface Shape {
  * units grouped by kernel variant, give every (item, chunk, query) an internal partial slot, and
  * turn the plan's merge lists into lists over internal slots. Checks every id it uses.
  */
-export function prepareLayout(plan: Plan, shape: Shape, variants: readonly KernelVariant[], policy: SplitPolicy): PreparedLayout {
+export function prepareLayout(plan: Plan, shape: Shape, variants: readonly KernelVariant[], policy: SplitPolicy, maxRowPadding?: number): PreparedLayout {
   const { numQoHeads: H, numKvHeads: HK, numPages, pageSize } = shape;
   const G = H / HK;
   const n = plan.numItems;
@@ -69,7 +69,7 @@ export function prepareLayout(plan: Plan, shape: Shape, variants: readonly Kerne
     totalTok += t;
     const qn = plan.itemQueryBegin[i + 1] - plan.itemQueryBegin[i];
     need(qn >= 0, `work item ${i}: negative query count`);
-    itemVar[i] = pickVariant(variants, plan.tiles[plan.itemTile[i]], qn * G);
+    itemVar[i] = pickVariant(variants, plan.tiles[plan.itemTile[i]], qn * G, maxRowPadding);
   }
 
   // Row blocks per item and the KV chunk length (backend-side split-KV when units are few).

@@ -133,9 +133,28 @@ export function variantTiles(variants: readonly KernelVariant[]): TileShape[] {
 /**
  * The variant that runs a plan tile: the one with exactly its rows, else the smallest with at
  * least its rows, else the largest (the kernel then loops over row blocks). A tile id is a hint.
+ * With `maxRowPadding` (0–1), an item whose `rows` would leave more than that share of the
+ * variant's rows empty runs on a smaller variant instead (see below).
  */
-export function pickVariant(variants: readonly KernelVariant[], tile: TileShape | undefined, rows: number): number {
-  const want = tile ? tile.rows : rows;
+export function pickVariant(variants: readonly KernelVariant[], tile: TileShape | undefined, rows: number, maxRowPadding?: number): number {
+  const byTile = variantForRows(variants, tile ? tile.rows : rows);
+  if (maxRowPadding === undefined || rows <= 0) return byTile;
+  // The largest variant up to the tile's whose row blocks leave at most maxRowPadding of their
+  // rows empty: an item of 32 rows on a 64-row tile runs as two 16-row blocks (each reads the KV
+  // again, but no f32 FMAs go to padding rows).
+  const order = variants
+    .map((_, i) => i)
+    .filter((i) => variants[i].rows <= variants[byTile].rows)
+    .sort((a, b) => variants[b].rows - variants[a].rows);
+  for (const i of order) {
+    const R = variants[i].rows;
+    if (1 - rows / (Math.ceil(rows / R) * R) <= maxRowPadding) return i;
+  }
+  return byTile;
+}
+
+/** The variant with exactly `want` rows, else the smallest with more, else the largest. */
+function variantForRows(variants: readonly KernelVariant[], want: number): number {
   let best = -1;
   for (let i = 0; i < variants.length; i++) {
     const r = variants[i].rows;
