@@ -108,17 +108,23 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
  * W5 391 → 353 (its root in 256 CTAs: one wave; 192 or 320 CTAs cost 391 and 435 µs).
  */
 export function cudaPlanningHints(smCount: number, env: string | undefined = process.env.CANOPY_CUDA_PLANNING_HINTS): PlanningHints {
-  // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G" (multiples of the SM count; either may be
-  // left out, which leaves that hint unset), to compare settings on other workloads
+  // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G,t128=H" (multiples of the SM count; any may
+  // be left out, which leaves that hint unset; t128: wave slots of 128-row tiles), to compare
+  // settings on other workloads
+  // No per-tile slots by default: 128-row units run one CTA per SM on the pipelined wgmma tile, and
+  // t128=1 (tileWaveSlots) took W5 193 → 179 µs and S1 238 → 222, but the planner then cut H1's
+  // and H2's prefill into many KV chunks (H1 1009–1036 → 1468–1480 µs; t128=1.5 and 1.25 too;
+  // docs/benchmarks/cuda-h100-tile-wave-hints-2026-11-24.json)
   if (env === undefined || env === '') return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount };
   if (env === 'off') return {};
   const out: PlanningHints = {};
   for (const part of env.split(',')) {
-    const m = /^(pu|wq)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
-    if (!m || !(Number(m[2]) > 0)) throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2" (multiples of the SM count), got ${JSON.stringify(env)}`);
+    const m = /^(pu|wq|t128)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
+    if (!m || !(Number(m[2]) > 0)) throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1" (multiples of the SM count), got ${JSON.stringify(env)}`);
     const v = Math.max(1, Math.round(Number(m[2]) * smCount));
     if (m[1] === 'pu') out.parallelUnits = v;
-    else out.waveSlots = v;
+    else if (m[1] === 'wq') out.waveSlots = v;
+    else out.tileWaveSlots = [{ minRows: 128, waveSlots: v }];
   }
   return out;
 }

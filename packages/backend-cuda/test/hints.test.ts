@@ -3,20 +3,21 @@ import { costModel } from '@canopy/planner';
 import { CUDA_CAPABILITIES, cudaPlanningHints } from '../src/index.js';
 
 describe('planning hints (CANOPY_CUDA_PLANNING_HINTS)', () => {
-  it('default: balance against 1.5 × SMs, waves of 2 × SMs; the prefix cost model reads them', () => {
+  it('default: balance against 1.5 × SMs, waves of 2 × SMs, no per-tile slots; the prefix cost model reads them', () => {
     expect(cudaPlanningHints(132, '')).toEqual({ parallelUnits: 198, waveSlots: 264 });
     expect(cudaPlanningHints(114, undefined)).toEqual({ parallelUnits: 171, waveSlots: 228 });
-    expect(costModel(CUDA_CAPABILITIES)).toMatchObject({ parallelUnits: 198, waveSlots: 264 });
+    expect(costModel(CUDA_CAPABILITIES)).toMatchObject({ parallelUnits: 198, waveSlots: 264, tileWaveSlots: [] });
   });
   it('"off" and explicit multiples', () => {
     expect(cudaPlanningHints(132, 'off')).toEqual({});
     expect(costModel({ ...CUDA_CAPABILITIES, planningHints: cudaPlanningHints(132, 'off') })).toMatchObject({ parallelUnits: 132, waveSlots: 0 });
     expect(cudaPlanningHints(132, 'pu=1.25,wq=2')).toEqual({ parallelUnits: 165, waveSlots: 264 });
     expect(cudaPlanningHints(132, 'wq=1')).toEqual({ waveSlots: 132 });
+    expect(cudaPlanningHints(132, 'pu=1.5,wq=2,t128=1.5')).toEqual({ parallelUnits: 198, waveSlots: 264, tileWaveSlots: [{ minRows: 128, waveSlots: 198 }] });
   });
   it('anything else is refused with the expected form', () => {
-    for (const bad of ['on', 'pu=0', 'pu=-1', 'pu=1.5;wq=2', 'xx=2', 'pu=', 'pu=abc']) {
-      expect(() => cudaPlanningHints(132, bad), bad).toThrow(/CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2"/);
+    for (const bad of ['on', 'pu=0', 'pu=-1', 'pu=1.5;wq=2', 'xx=2', 'pu=', 'pu=abc', 't64=1', 't128=0']) {
+      expect(() => cudaPlanningHints(132, bad), bad).toThrow(/CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1"/);
     }
   });
 });

@@ -192,6 +192,10 @@ export interface PlanningHints {
   /** Slots the largest work items (the longest CTAs) occupy at once: when their count exceeds
    * a multiple of this, a further wave runs (wave quantisation). Omitted: not modelled. */
   waveSlots?: number;
+  /** Tiles whose CTAs fit a different number at once (e.g. one per SM where `waveSlots` counts
+   * two): the CTAs of tiles with at least `minRows` rows occupy `waveSlots` slots of their own
+   * (the entry with the largest matching minRows applies). Omitted: every tile as `waveSlots`. */
+  tileWaveSlots?: ReadonlyArray<{ minRows: number; waveSlots: number }>;
 }
 
 export interface RunOptions {

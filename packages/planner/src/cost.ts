@@ -41,6 +41,10 @@ export interface CostModelParams {
   /** CTA slots for wave quantisation (0: off): the CTAs within a factor 2 of the longest run in
    * ceil(count / waveSlots) waves. Default: capabilities.planningHints.waveSlots, else 0. */
   waveSlots: number;
+  /** Tiles whose CTAs fit fewer (or more) at once than `waveSlots`: CTAs of a tile with at least
+   * `minRows` rows count waveSlots / that entry's `waveSlots` each in the wave term (the largest
+   * matching minRows wins). Default: capabilities.planningHints.tileWaveSlots, else none. */
+  tileWaveSlots: ReadonlyArray<{ minRows: number; waveSlots: number }>;
 }
 
 export const COST_DEFAULTS = {
@@ -65,6 +69,7 @@ export function costModel(capabilities: BackendCapabilities, overrides: Partial<
     siblingByteFactor: COST_DEFAULTS.siblingByteFactor,
     twoLevelMergeAt: COST_DEFAULTS.twoLevelMergeAt,
     waveSlots: Math.max(0, (capabilities.planningHints?.waveSlots ?? 0) | 0),
+    tileWaveSlots: (capabilities.planningHints?.tileWaveSlots ?? []).filter((e) => e.minRows > 0 && e.waveSlots >= 1),
     ...overrides,
   };
 }

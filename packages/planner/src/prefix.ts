@@ -114,6 +114,32 @@ function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config:
   return lastModel;
 }
 
+/** Queries in each row block of a column of `vis` queries cut into `nb` blocks. */
+function queriesPerBlock(vis: number, nb: number): number {
+  return nb <= 1 ? vis : ((vis + nb - 1) / nb) | 0;
+}
+
+/**
+ * The wave term's weight of one CTA by its row block's query count q (index q ≤ the largest
+ * tile's queries): waveSlots / the slots of its tile (model.tileWaveSlots: CTAs of tiles of at least
+ * minRows rows fit that many at once, e.g. one per SM instead of two), so
+ * ceil(Σ weights / waveSlots) counts waves of mixed tiles. null without tile entries (weight 1).
+ */
+function waveWeights(model: CostModelParams, tiles: TileChooser, g: number): Float64Array | null {
+  const entries = model.tileWaveSlots;
+  if (model.waveSlots <= 0 || entries.length === 0) return null;
+  const qMax = Math.max(1, Math.floor(tiles.maxRows / g));
+  const w = new Float64Array(qMax + 1);
+  for (let q = 0; q <= qMax; q++) {
+    const R = tiles.rowsFor(Math.max(1, q) * g);
+    let slots = model.waveSlots;
+    let best = -1;
+    for (const e of entries) if (e.minRows <= R && e.minRows > best) ((best = e.minRows), (slots = e.waveSlots));
+    w[q] = model.waveSlots / slots;
+  }
+  return w;
+}
+
 /**
  * What a split search found that does not depend on the leaf columns: the groups of splittable
  * non-leaf columns, their largest work, the partials, the non-leaf constant columns' sum and
@@ -240,6 +266,7 @@ export function splitSearch(
   colLeaf: Uint8Array,
   cache?: SplitCache,
   gen = -1,
+  waveByQ: Float64Array | null = null,
 ): void {
   let otherSum = 0;
   let otherMax = 0;
@@ -308,7 +335,7 @@ export function splitSearch(
     cache.otherMax = otherMax;
     cache.gen = gen;
   }
-  const bestTau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, otherWmax, otherSum, otherMax, basePartials, C);
+  const bestTau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, otherWmax, otherSum, otherMax, basePartials, C, waveByQ);
   if (cache) cache.tau = bestTau;
   for (let c = 0; c < C; c++) {
     const W = colW[c];
@@ -325,7 +352,7 @@ const splitLeafScratch = new LeafSplit();
  * after the others'). `C` < 0: the constant columns cannot be listed (NaN where the wave term
  * needs them).
  */
-function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, otherWmax: number, otherSum: number, otherMax: number, basePartials: number, C: number): number {
+function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, otherWmax: number, otherSum: number, otherMax: number, basePartials: number, C: number, waveByQ: Float64Array | null = null): number {
   // the leaves' runs are their groups (not merged further: leaves of many lengths make many runs)
   const LG = leaf.runs;
   for (let z = 0; z < LG; z++) {
@@ -335,7 +362,7 @@ function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: Leaf
   const constSum = otherSum + leaf.sum;
   const constMax = otherMax > leaf.max ? otherMax : leaf.max;
   const Wmax = otherWmax > leaf.Wmax ? otherWmax : leaf.Wmax;
-  return searchTau(G, LG, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, leaf.Wmax, constSum, constMax, basePartials, C);
+  return searchTau(G, LG, split, runLen, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, Wmax, leaf.Wmax, constSum, constMax, basePartials, C, waveByQ);
 }
 
 /**
@@ -344,14 +371,14 @@ function leafSearch(G: number, split: Int32Array, runLen: Int32Array, leaf: Leaf
  * changes (a leaf's from 1: patches need leaves of one item); null where the wave term needs the
  * constant columns one by one (the caller runs splitSearch).
  */
-export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, colK: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number): boolean | null {
+export function splitSearchLeaves(cache: SplitCache, leaf: LeafSplit, colW: Float64Array, colSum: Float64Array, colKmax: Int32Array, colNb: Int32Array, colVis: Int32Array, colK: Int32Array, HK: number, c0: number, P: number, mergeLaunchUs: number, mergePerPartial: number, bwTot: number, NQ: number, waveSlots: number, waveByQ: Float64Array | null = null): boolean | null {
   const G = cache.G;
   const n = G + leaf.runs;
   const split = I(96, n, false);
   const runLen = I(131, n, false);
   split.set(cache.groupCol.subarray(0, G));
   runLen.set(cache.groupN.subarray(0, G));
-  const tau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, cache.otherSum, cache.otherMax, cache.basePartials, -1);
+  const tau = leafSearch(G, split, runLen, leaf, colW, colSum, colKmax, colNb, colVis, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, NQ, waveSlots, cache.Wmax, cache.otherSum, cache.otherMax, cache.basePartials, -1, waveByQ);
   if (Number.isNaN(tau)) return null;
   // one chunk count per group (identical columns); leaves had one chunk, and keep it for τ ≥ their
   // largest work
@@ -400,6 +427,7 @@ function searchTau(
   constMax: number,
   basePartials: number,
   C: number,
+  waveByQ: Float64Array | null = null,
 ): number {
   let bestPred = Infinity;
   let bestTau = Infinity;
@@ -454,11 +482,11 @@ function searchTau(
           const c = split[z];
           const W = colW[c];
           const k = chunksFor(W, tau, colKmax[c]);
-          if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k;
+          if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k * (waveByQ === null ? 1 : waveByQ[queriesPerBlock(colVis[c], colNb[c])]);
         }
         if (constMax >= thr) {
           if (C < 0) return NaN;
-          for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c];
+          for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c] * (waveByQ === null ? 1 : waveByQ[queriesPerBlock(colVis[c], colNb[c])]);
         }
         longest *= Math.ceil(big / waveSlots);
       }
@@ -722,7 +750,8 @@ export function emitPrefixPlan(
   }
   const colK = layout ? layout.colK : I(120, C, false);
   const gen = layout ? ++layoutGen : -1;
-  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen);
+  const waveByQ = waveWeights(model, tiles, g);
+  splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen, waveByQ);
 
   // ---- emit items
   let maxItems = 0;
@@ -990,6 +1019,7 @@ export function emitPrefixPlan(
     layout.patchable = patchable;
     layout.g = g;
     layout.params = [HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, model.waveSlots];
+    layout.waveByQ = waveByQ;
   }
   return plan;
 }
@@ -1083,6 +1113,8 @@ export class PlanLayout {
   g = 1;
   /** HK, c0, parallel units, mergeLaunchUs, mergePerPartial, bwTot, minChunk, maxChunks, waveSlots. */
   params: number[] = [];
+  /** The wave term's per-CTA weights by queries per row block (waveWeights), or null. */
+  waveByQ: Float64Array | null = null;
   cap = 0;
   colPool: Int32Array = NO_I32;
   colLeaf: Uint8Array = NO_U8;
@@ -1194,7 +1226,7 @@ export function patchAppendPlan(
     NS += tPe[x] - colPb[c] - (pSegBegin[i + 1] - pSegBegin[i]);
   }
   const K = I(129, C, false);
-  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, L.split, L.gen);
+  splitSearch(C, colW, colSum, colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, L.split, L.gen, L.waveByQ);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return null;
   const kvLimit = I(134, R, false);
@@ -1505,7 +1537,7 @@ function leafSplitChanged(L: PlanLayout, R: number, leaf: LeafSplit): boolean {
   const [HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, , , waveSlots] = L.params;
   const cache = L.split;
   if (cache.gen === L.gen) {
-    const changed = splitSearchLeaves(cache, leaf, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots);
+    const changed = splitSearchLeaves(cache, leaf, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, L.colK, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.waveByQ);
     if (changed !== null) {
       L.leafSearches++;
       return changed;
@@ -1514,7 +1546,7 @@ function leafSplitChanged(L: PlanLayout, R: number, leaf: LeafSplit): boolean {
   L.fullSearches++;
   const C = L.C;
   const K = I(129, C, false);
-  splitSearch(C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen);
+  splitSearch(C, L.colW, L.colSum, L.colKmax, L.colNb, L.colVis, K, HK, c0, P, mergeLaunchUs, mergePerPartial, bwTot, R, waveSlots, L.colLeaf, cache, L.gen, L.waveByQ);
   const prevK = L.colK;
   for (let c = 0; c < C; c++) if (K[c] !== prevK[c]) return true;
   return false;

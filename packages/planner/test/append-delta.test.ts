@@ -113,7 +113,7 @@ describe('the account path (one pass over the requests, split search from the la
     return { batch: { ...b, requests }, reads: () => n };
   }
 
-  it('long decode loops (leaves growing past the split threshold, wave slots on and off, steps with and without the account mixed) equal fresh builds; the previous plan stays intact', () => {
+  it('long decode loops (leaves growing past the split threshold, wave slots on and off, per tile or not, steps with and without the account mixed) equal fresh builds; the previous plan stays intact', () => {
     let fast = 0;
     let leafOnly = 0;
     fc.assert(
@@ -125,8 +125,11 @@ describe('the account path (one pass over the requests, split search from the la
         fc.constantFrom(0, 3, 40),
         fc.constantFrom(8, 16, 128),
         fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
-        (shape, config, caps0, pageSize, waveSlots, minChunkTokens, withAccount) => {
-          const caps = waveSlots ? { ...caps0, planningHints: { waveSlots } } : caps0;
+        fc.boolean(),
+        (shape, config, caps0, pageSize, waveSlots, minChunkTokens, withAccount, tileWave) => {
+          // tileWave: tiles of ≥ 16 rows hold half the slots (per-tile wave weights)
+          const tileWaveSlots = tileWave ? [{ minRows: 16, waveSlots: Math.max(1, waveSlots >> 1) }] : undefined;
+          const caps = waveSlots ? { ...caps0, planningHints: { waveSlots, ...(tileWaveSlots ? { tileWaveSlots } : {}) } } : caps0;
           const opts = { minChunkTokens };
           let batch = decodeOnly(shapeBatch(shape, config, pageSize, false));
           const state = createPlannerState(batch, caps, opts);

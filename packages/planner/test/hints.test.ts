@@ -62,4 +62,39 @@ describe('planning hints (core PlanningHints)', () => {
       expect(Array.from(got.itemQueryBegin)).toEqual(Array.from(want.itemQueryBegin));
     }
   });
+
+  // 128-row tiles at one CTA per SM (the CUDA backend's pipelined wgmma tile), the others at two.
+  const ONE_PER_SM_128: BackendCapabilities = { ...CUDA_LIKE, planningHints: { parallelUnits: 198, waveSlots: 264, tileWaveSlots: [{ minRows: 128, waveSlots: 132 }] } };
+
+  it('per-tile wave slots: W5\'s 128-row root CTAs fill one wave of 132, not of 264', () => {
+    const b = workload('W5');
+    const HK = b.config.numKvHeads;
+    expect(costModel(ONE_PER_SM_128).tileWaveSlots).toEqual([{ minRows: 128, waveSlots: 132 }]);
+    const plain = prefixPlanner(b, CUDA_LIKE);
+    const perTile = prefixPlanner(b, ONE_PER_SM_128);
+    validatePlan(perTile, b);
+    expect(rootCtas(plain, HK)).toBeGreaterThan(132);
+    const n = rootCtas(perTile, HK);
+    expect(n).toBeLessThanOrEqual(132);
+    expect(n).toBeGreaterThan(66); // still one wave of many CTAs
+    // the same tile entry with the global count changes nothing
+    const same = prefixPlanner(b, { ...CUDA_LIKE, planningHints: { parallelUnits: 198, waveSlots: 264, tileWaveSlots: [{ minRows: 128, waveSlots: 264 }] } });
+    expect(Array.from(same.segTokens)).toEqual(Array.from(plain.segTokens));
+    expect(Array.from(same.itemQueryBegin)).toEqual(Array.from(plain.itemQueryBegin));
+  });
+
+  it('per-tile wave slots: incremental steps give the plan of a fresh build', () => {
+    for (const id of ['W5', 'W1']) {
+      let b = workload(id);
+      const st = createPlannerState(b, ONE_PER_SM_128);
+      for (let s = 0; s < 30; s++) {
+        b = nextDecodeBatch(b);
+        const got = stepPlanner(st, b);
+        const want = prefixPlanner(b, ONE_PER_SM_128);
+        expect(Array.from(got.itemTile), `${id} step ${s}`).toEqual(Array.from(want.itemTile));
+        expect(Array.from(got.segTokens), `${id} step ${s}`).toEqual(Array.from(want.segTokens));
+        expect(Array.from(got.itemQueryBegin), `${id} step ${s}`).toEqual(Array.from(want.itemQueryBegin));
+      }
+    }
+  });
 });
