@@ -104,19 +104,22 @@ function configKey(config: Batch['config']): string {
 }
 // The model objects depend only on (capabilities, options, config); consecutive plans of one
 // state reuse them. Capabilities and options objects are treated as immutable once planned with.
-let lastModel: { caps: BackendCapabilities; menu: unknown; units: number; bw: number | undefined; opts: PrefixPlannerOptions; cfg: string; model: CostModelParams; cost: CtaCost; tiles: TileChooser } | undefined;
-function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config: Batch['config']): { model: CostModelParams; cost: CtaCost; tiles: TileChooser } {
+let lastModel: { caps: BackendCapabilities; menu: unknown; units: number; bw: number | undefined; opts: PrefixPlannerOptions; cfg: string; model: CostModelParams; cost: CtaCost; tiles: TileChooser; waveByQ: Float64Array | null } | undefined;
+function modelFor(caps: BackendCapabilities, opts: PrefixPlannerOptions, config: Batch['config']): { model: CostModelParams; cost: CtaCost; tiles: TileChooser; waveByQ: Float64Array | null } {
   const cfg = configKey(config);
   const l = lastModel;
   if (l && l.caps === caps && l.menu === caps.tileMenu && l.units === caps.parallelUnits && l.bw === caps.readBandwidthGBs && l.opts === opts && l.cfg === cfg) return l;
   const model = costModel(caps, opts.cost);
-  lastModel = { caps, menu: caps.tileMenu, units: caps.parallelUnits, bw: caps.readBandwidthGBs, opts, cfg, model, cost: new CtaCost(model, config), tiles: new TileChooser(caps.tileMenu) };
+  const tiles = new TileChooser(caps.tileMenu);
+  const waveByQ = waveWeights(model, tiles, config.numQoHeads / config.numKvHeads);
+  lastModel = { caps, menu: caps.tileMenu, units: caps.parallelUnits, bw: caps.readBandwidthGBs, opts, cfg, model, cost: new CtaCost(model, config), tiles, waveByQ };
   return lastModel;
 }
 
-/** Queries in each row block of a column of `vis` queries cut into `nb` blocks. */
-function queriesPerBlock(vis: number, nb: number): number {
-  return nb <= 1 ? vis : ((vis + nb - 1) / nb) | 0;
+/** A CTA's weight in the wave term: 1, or from waveByQ by its row block's query count (a column of
+ * `vis` queries cut into `nb` blocks). */
+function ctaWaveWeight(waveByQ: Float64Array | null, vis: number, nb: number): number {
+  return waveByQ === null ? 1 : waveByQ[nb <= 1 ? vis : ((vis + nb - 1) / nb) | 0];
 }
 
 /**
@@ -482,11 +485,11 @@ function searchTau(
           const c = split[z];
           const W = colW[c];
           const k = chunksFor(W, tau, colKmax[c]);
-          if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k * (waveByQ === null ? 1 : waveByQ[queriesPerBlock(colVis[c], colNb[c])]);
+          if (W / k >= thr) big += runLen[z] * HK * colNb[c] * k * ctaWaveWeight(waveByQ, colVis[c], colNb[c]);
         }
         if (constMax >= thr) {
           if (C < 0) return NaN;
-          for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c] * (waveByQ === null ? 1 : waveByQ[queriesPerBlock(colVis[c], colNb[c])]);
+          for (let c = 0; c < C; c++) if (colKmax[c] === 1 && colW[c] >= thr) big += HK * colNb[c] * ctaWaveWeight(waveByQ, colVis[c], colNb[c]);
         }
         longest *= Math.ceil(big / waveSlots);
       }
@@ -515,7 +518,7 @@ export function emitPrefixPlan(
   layout?: PlanLayout,
 ): Plan {
   const config = batch.config;
-  const { model, cost, tiles } = modelFor(caps, opts, config);
+  const { model, cost, tiles, waveByQ } = modelFor(caps, opts, config);
   const minChunk = Math.max(1, opts.minChunkTokens ?? 128);
   const maxChunks = Math.max(1, opts.maxChunksPerNode ?? 256);
   const fuse = opts.fuse ?? true;
@@ -750,7 +753,6 @@ export function emitPrefixPlan(
   }
   const colK = layout ? layout.colK : I(120, C, false);
   const gen = layout ? ++layoutGen : -1;
-  const waveByQ = waveWeights(model, tiles, g);
   splitSearch(C, colW, colSum, colKmax, colNb, colVis, colK, HK, c0, P, model.mergeLaunchUs, mergePerPartial, bwTot, NQ, model.waveSlots, colLeaf, layout?.split, gen, waveByQ);
 
   // ---- emit items
