@@ -84,7 +84,7 @@ describe('planning hints (core PlanningHints)', () => {
   });
 
   it('per-tile wave slots: incremental steps give the plan of a fresh build', () => {
-    for (const id of ['W5', 'W1']) {
+    for (const id of ['W5', 'W1'] as const) {
       let b = workload(id);
       const st = createPlannerState(b, ONE_PER_SM_128);
       for (let s = 0; s < 30; s++) {
