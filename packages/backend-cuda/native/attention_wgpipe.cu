@@ -56,9 +56,9 @@ namespace {
 [[maybe_unused]] constexpr bool kPipePingPong = CANOPY_PIPE_PINGPONG != 0;
 constexpr int kPipeRows = 128;
 constexpr int kPipeKT = 64;
-[[maybe_unused]] constexpr int kPipeConsumers = 256;                       // two warpgroups of 64 rows each
-constexpr int kPipeThreads = 384;                         // + the producer warpgroup
-[[maybe_unused]] constexpr int kPipeCopyThreads = 128;    // the producer's threads issue every copy
+constexpr int kPipeConsumers = 256;                        // two warpgroups of 64 rows each
+constexpr int kPipeCopyThreads = 128;                      // the producer warpgroup: it issues every copy
+constexpr int kPipeThreads = kPipeConsumers + kPipeCopyThreads;
 #ifndef CANOPY_PIPE_STAGES
 #define CANOPY_PIPE_STAGES 5
 #endif
@@ -66,12 +66,12 @@ constexpr int kPipeThreads = 384;                         // + the producer warp
 #define CANOPY_PIPE_RESCALE_SLACK 8
 #endif
 constexpr int kPipeStages = CANOPY_PIPE_STAGES;
-// setmaxnreg budgets (WS): 384·168 registers at launch are redistributed as 128·56 for the producer
+// setmaxnreg budgets: 384·168 registers at launch are redistributed as 128·56 for the producer
 // and 256·224 for the consumers (65,536-register file, one CTA per SM). Fewer producer registers
 // made ptxas spill in its loop; the consumers fit 224 without spills (230 when uncapped).
 constexpr int kPipeProducerRegs = 56;
 constexpr int kPipeConsumerRegs = 224;
-static_assert(128 * kPipeProducerRegs + 256 * kPipeConsumerRegs <= 384 * 168, "setmaxnreg budget");
+static_assert(kPipeCopyThreads * kPipeProducerRegs + kPipeConsumers * kPipeConsumerRegs <= kPipeThreads * 168, "setmaxnreg budget");
 
 template <int D>
 constexpr size_t pipeSmemBytes() {
@@ -256,7 +256,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   if (tid == 0) {
     for (int s = 0; s < ST; ++s) {
       mbarInit(fullBar + s, CT);  // one .noinc arrival per producer thread
-      mbarInit(emptyBar + s, 8);  // one arrival per consumer warp
+      mbarInit(emptyBar + s, kPipeConsumers / 32);  // one arrival per consumer warp
     }
   }
   __syncthreads();
