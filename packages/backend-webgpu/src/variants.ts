@@ -142,15 +142,13 @@ export function pickVariant(variants: readonly KernelVariant[], tile: TileShape 
   // The largest variant up to the tile's whose row blocks leave at most maxRowPadding of their
   // rows empty: an item of 32 rows on a 64-row tile runs as two 16-row blocks (each reads the KV
   // again, but no f32 FMAs go to padding rows).
-  const order = variants
-    .map((_, i) => i)
-    .filter((i) => variants[i].rows <= variants[byTile].rows)
-    .sort((a, b) => variants[b].rows - variants[a].rows);
-  for (const i of order) {
+  let best = -1;
+  for (let i = 0; i < variants.length; i++) {
     const R = variants[i].rows;
-    if (1 - rows / (Math.ceil(rows / R) * R) <= maxRowPadding) return i;
+    if (R > variants[byTile].rows || (best >= 0 && R <= variants[best].rows)) continue;
+    if (1 - rows / (Math.ceil(rows / R) * R) <= maxRowPadding) best = i;
   }
-  return byTile;
+  return best >= 0 ? best : byTile;
 }
 
 /** The variant with exactly `want` rows, else the smallest with more, else the largest. */
