@@ -505,6 +505,11 @@ class RunWorker : public TaskWorker {
     CANOPY_CUDA(cudaMemcpyAsync(out_.data(), p.out.ptr, outN * sizeof(float), cudaMemcpyDeviceToHost, st));
     CANOPY_CUDA(cudaMemcpyAsync(lse_.data(), p.outLse.ptr, lseN * sizeof(float), cudaMemcpyDeviceToHost, st));
     CANOPY_CUDA(cudaStreamSynchronize(st));
+#if CANOPY_TRACE
+    traceDumpAttention();
+    traceDumpPipe();
+    traceDumpMerge();
+#endif
     if (timing_) {
       float ms = 0.f;
       CANOPY_CUDA(cudaEventElapsedTime(&ms, e0, e1));

@@ -40,6 +40,7 @@
 #include <cmath>
 
 namespace canopy {
+CANOPY_TRACE_BUFFER(traceDumpAttention)
 namespace {
 
 
@@ -92,7 +93,7 @@ __host__ __device__ constexpr size_t unitSmemBytes() {
   constexpr int NW = warpsFor(D, RG), MT = mtFor(D, RG);
   return size_t(16 * RG) * rowStride<D>() * 2                       // Q
          + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
-                size_t(NW) * MT * 16 * (D + 4) * 4)                  //   the end-of-unit combine
+                size_t(NW) * MT * 16 * (D + 4) * 4 + 16 * RG * 4)    //   the end-of-unit combine (+ row destinations)
          + size_t(16 * RG) * 4                                       // row limits
          + (usesRowRing(NW) ? size_t(STAGES) * KT * 4 : 0);          // staged page-table rows
 }
@@ -132,7 +133,8 @@ struct HalfSync {
 // run rg 1 units on their 32-row tiles): rows past the unit's are padding, never written, and
 // warps whose 16 rows are all padding skip the arithmetic (they still load and hit the barriers).
 template <int D, int RG, int STAGES, bool WG, class Sync = CtaSync, int KT_ = ktFor(D, RG)>
-__device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem, const Sync sync = Sync{}) {
+__device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem, const Sync sync = Sync{},
+                                         [[maybe_unused]] TraceMarks* marks = nullptr) {
   constexpr int kWarps = warpsFor(D, RG);
   constexpr int kThreads = kWarps * 32;
   static_assert(Sync::kThreads == 0 || Sync::kThreads == kThreads, "the sync policy must cover the tile's warps");
@@ -160,7 +162,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
 
   __half* sQ = reinterpret_cast<__half*>(smem);
   __half* sKV = sQ + R * S;
-  constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4);
+  constexpr size_t kvBytes = cmax(size_t(STAGES) * 2 * kKT * S * 2, size_t(kWarps) * MT * 16 * (D + 4) * 4 + R * 4);
   int* sLim = reinterpret_cast<int*>(reinterpret_cast<char*>(sKV) + kvBytes);
   int* sRows = sLim + R;  // [STAGES][kKT] page-table rows of upcoming stages (ring tiles only, see stageRows)
 
@@ -329,6 +331,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
                                  });
   if constexpr (USE_WG) fenceProxyAsync();  // generic-proxy stores of Q, read next by wgmma
   sync.sync();
+  if (marks) CANOPY_TRACE_MARK(marks->a);
 
   // maxLim bounds the tiles to stream; below minLim (over the real rows) no row needs masking,
   // so those tiles skip the mask arithmetic. Padding rows (past numRows) are never written.
@@ -483,7 +486,15 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       }
     }
   }
+  // Where each row's (o, lse) goes: the partial slot's destination query when it is the query's
+  // only partial, else -1. Loaded now (in flight during the combine), staged in shared memory for
+  // the write loop below: read there per element, the load sat behind the loop's own global stores
+  // (the compiler must assume they alias), a dependent round trip per iteration that made the
+  // 8-warp tiles' end of unit take 10-18 µs on the H100 (CANOPY_TRACE, 2026-11-24).
+  const int partialBase = p.itemPartialBase[item];
+  const int rowDest = tid < R && rowBase + tid < numRows ? p.slotDest[partialBase + (rowBase + tid) / G] : -1;
   cpAsyncWait<0>();
+  if (marks) CANOPY_TRACE_MARK(marks->b);
   sync.sync();  // every warp is done with the stage buffers: reuse them to combine
 
   // Per (warp, m-tile) 16-row block: O (unnormalised), running max and sum, through shared memory.
@@ -491,7 +502,9 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   float* sO = reinterpret_cast<float*>(sKV);  // [kWarps·MT][16][OS]
   float* sM = sO + kWarps * MT * 16 * OS;      // [kWarps·MT][16]
   float* sL = sM + kWarps * MT * 16;
-  static_assert(size_t(kWarps) * MT * 16 * (OS + 2) * 4 <= kvBytes, "combine area must fit");
+  int* sDest = reinterpret_cast<int*>(sL + kWarps * MT * 16);  // [R]
+  static_assert(size_t(kWarps) * MT * 16 * (OS + 2) * 4 + R * 4 <= kvBytes, "combine area must fit");
+  if (tid < R) sDest[tid] = rowDest;
   {
     const int g = lane >> 2;
     const int t = lane & 3;
@@ -519,7 +532,6 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   }
   sync.sync();
 
-  const int partialBase = p.itemPartialBase[item];
   for (int i = tid; i < R * (D / 2); i += kThreads) {
     const int r = i / (D / 2);
     const int c = (i % (D / 2)) * 2;
@@ -557,7 +569,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
     const int lq = gr / G;
     const int hq = kvHead * G + gr % G;
     const int slot = partialBase + lq;
-    const int dest = p.slotDest[slot];
+    const int dest = sDest[r];
     float* oDst;
     float* lseDst;
     if (dest >= 0) {
@@ -601,7 +613,10 @@ __host__ __device__ constexpr int minBlocksWg(int d, int nw) { return CANOPY_WG_
 template <int D, int RG, int STAGES, bool WG>
 __global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? minBlocksWg(D, warpsFor(D, RG)) : minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
-  attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem);
+  CANOPY_TRACE_START(t0);
+  TraceMarks marks;
+  attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem, CtaSync{}, &marks);
+  CANOPY_TRACE_UNIT_AB(0, t0, p.work[blockIdx.x].item, p.work[blockIdx.x].kvHead, p.work[blockIdx.x].rowBlock, RG, marks.a, marks.b);
 }
 
 // The 16-row tile for plans whose 16-row units are all short (at most SHORT_UNIT_TOKENS = 2048
@@ -615,7 +630,10 @@ constexpr int kShortTileBlocks = 3;
 template <int D>
 __global__ void __launch_bounds__(128, kShortTileBlocks) attnTileShortKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
-  attnUnit<D, 1, 2, false>(p, p.work[blockIdx.x], smem);
+  CANOPY_TRACE_START(t0);
+  TraceMarks marks;
+  attnUnit<D, 1, 2, false>(p, p.work[blockIdx.x], smem, CtaSync{}, &marks);
+  CANOPY_TRACE_UNIT_AB(1, t0, p.work[blockIdx.x].item, p.work[blockIdx.x].kvHead, p.work[blockIdx.x].rowBlock, 1, marks.a, marks.b);
 }
 template <int D>
 __host__ __device__ constexpr bool hasShortTile() {
@@ -662,12 +680,15 @@ __global__ void __launch_bounds__(NW * 32, WG ? minBlocksWg(D, NW) : minBlocksFo
     __syncthreads();  // all threads read sNext before thread 0 may overwrite it
     if (wi >= p.numWork) break;
     const WorkUnit w = p.work[wi];
+    CANOPY_TRACE_START(t0);
+    TraceMarks marks;
     switch (w.rg) {
-      case 1: if constexpr (inFamily<D, NW>(1)) attnUnit<D, 1, ST, WG>(p, w, smem); break;
-      case 2: if constexpr (inFamily<D, NW>(2)) attnUnit<D, 2, ST, WG>(p, w, smem); break;
-      case 4: if constexpr (inFamily<D, NW>(4)) attnUnit<D, 4, ST, WG>(p, w, smem); break;
-      default: if constexpr (inFamily<D, NW>(8)) attnUnit<D, 8, ST, WG>(p, w, smem); break;
+      case 1: if constexpr (inFamily<D, NW>(1)) attnUnit<D, 1, ST, WG>(p, w, smem, CtaSync{}, &marks); break;
+      case 2: if constexpr (inFamily<D, NW>(2)) attnUnit<D, 2, ST, WG>(p, w, smem, CtaSync{}, &marks); break;
+      case 4: if constexpr (inFamily<D, NW>(4)) attnUnit<D, 4, ST, WG>(p, w, smem, CtaSync{}, &marks); break;
+      default: if constexpr (inFamily<D, NW>(8)) attnUnit<D, 8, ST, WG>(p, w, smem, CtaSync{}, &marks); break;
     }
+    CANOPY_TRACE_UNIT_AB(2, t0, w.item, w.kvHead, w.rowBlock, w.rg, marks.a, marks.b);
     __syncthreads();  // the next unit overwrites shared memory this one read last
   }
 }

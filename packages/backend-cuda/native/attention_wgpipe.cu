@@ -38,6 +38,7 @@
 #include <cmath>
 
 namespace canopy {
+CANOPY_TRACE_BUFFER(traceDumpPipe)
 namespace {
 
 // Build switches (CANOPY_NVCC_DEFINES), for same-call A/B runs on the H100:
@@ -191,6 +192,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   unsigned long long* fullBar = reinterpret_cast<unsigned long long*>(sLim + R);  // tile landed
   unsigned long long* emptyBar = fullBar + ST;                                     // slot read
 
+  CANOPY_TRACE_START(traceT0);
   const WorkUnit w = p.work[blockIdx.x];
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
@@ -296,6 +298,8 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
                                        });
   fenceProxyAsync();
   __syncthreads();
+  [[maybe_unused]] unsigned long long traceA = 0, traceB = 0;
+  CANOPY_TRACE_MARK(traceA);
 
   // Tiles to stream (the longest row's limit); below minLim no row of the unit needs masking.
   int maxLim, minLim;
@@ -453,6 +457,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     if (nTiles & 1) pinPV(pA);
     else pinPV(pB);
   }
+  CANOPY_TRACE_MARK(traceB);
 
   // Each thread holds whole rows' partial sums: reduce the quad's, normalise, write.
   lA += __shfl_xor_sync(0xffffffffu, lA, 1);
@@ -481,6 +486,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
       *reinterpret_cast<float2*>(oDst + dn * 8 + c) = make_float2(o[dn][2 * h] * inv, o[dn][2 * h + 1] * inv);
     if (c == 0) *lseDst = lse;
   }
+  CANOPY_TRACE_UNIT_AB(5, traceT0, item, kvHead, w.rowBlock, 8, traceA, traceB);
 #else
   // Only the sm_90a SASS has wgmma; the host never launches this kernel elsewhere (attnPipeSupported).
   __trap();

@@ -4,7 +4,10 @@
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +29,85 @@ inline void check(cudaError_t err, const char* what, const char* file, int line)
 #define CANOPY_CUDA(call) ::canopy::check((call), #call, __FILE__, __LINE__)
 // After a launch: configuration errors show up in cudaGetLastError.
 #define CANOPY_LAUNCHED(name) ::canopy::check(cudaGetLastError(), name, __FILE__, __LINE__)
+
+// CANOPY_TRACE=1 (a diagnostic build, CANOPY_NVCC_DEFINES): thread 0 of every CTA records one
+// entry per work unit it ran (kind, %smid, %globaltimer at start and end, item, KV head, row block,
+// rg) in a device buffer of its translation unit; after each run() the host prints them as
+// "CTRACE kind smid startNs endNs item kvHead rowBlock rg" lines (kind: 0 tile kernel, 1 short
+// 16-row tile, 2 persistent grid, 5 pipelined wgmma tile, 6 merge CTA), so a run's CTAs can be laid
+// out per SM over time (scripts/device/trace-summary.mjs). An entry costs two global stores and one
+// atomic per unit (printf from the kernels slowed W1 20×). Off in every normal build: nothing
+// is compiled in.
+#ifndef CANOPY_TRACE
+#define CANOPY_TRACE 0
+#endif
+// Marks a unit's code sets for the trace (thread 0's values are recorded).
+struct TraceMarks {
+  unsigned long long a = 0, b = 0;
+};
+#if CANOPY_TRACE
+constexpr int kTraceCap = 1 << 16;  // entries per translation unit and run
+struct TraceBuf {
+  unsigned count;
+  ulonglong2 e[kTraceCap][3];  // {t0, t1}, {kind << 56 | smid << 32 | item, kvHead << 40 | rowBlock << 8 | rg}, {tA, tB}
+};
+#ifdef __CUDACC__
+__device__ __forceinline__ unsigned long long traceNowNs() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+  return t;
+}
+// tA, tB: optional marks inside the unit (0 when the kernel sets none): the prologue's end (Q
+// gathered, first copies issued) and the main loop's end.
+__device__ __forceinline__ void traceRecord(TraceBuf& buf, int kind, unsigned long long t0, int item, int head, int rowBlock, int rg,
+                                            unsigned long long tA, unsigned long long tB) {
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;\n" : "=r"(sm));
+  const unsigned long long t1 = traceNowNs();
+  const unsigned i = atomicAdd(&buf.count, 1u);
+  if (i >= kTraceCap) return;
+  buf.e[i][0] = make_ulonglong2(t0, t1);
+  buf.e[i][1] = make_ulonglong2((static_cast<unsigned long long>(kind) << 56) | (static_cast<unsigned long long>(sm) << 32) | static_cast<unsigned>(item),
+                                (static_cast<unsigned long long>(head) << 40) | (static_cast<unsigned long long>(rowBlock) << 8) | static_cast<unsigned>(rg));
+  buf.e[i][2] = make_ulonglong2(tA, tB);
+}
+#endif
+// One buffer per translation unit (no relocatable device code) and its host-side dump.
+#define CANOPY_TRACE_BUFFER(dumpName)                                                                       \
+  static __device__ ::canopy::TraceBuf gTrace;                                                                     \
+  void dumpName() {                                                                                         \
+    unsigned n = 0;                                                                                         \
+    CANOPY_CUDA(cudaMemcpyFromSymbol(&n, gTrace, sizeof n, 0));                                             \
+    n = n < ::canopy::kTraceCap ? n : ::canopy::kTraceCap;                                                  \
+    std::vector<ulonglong2> e(size_t(n) * 3);                                                               \
+    if (n) CANOPY_CUDA(cudaMemcpyFromSymbol(e.data(), gTrace, e.size() * sizeof(ulonglong2), offsetof(::canopy::TraceBuf, e))); \
+    for (unsigned i = 0; i < n; ++i) {                                                                      \
+      const ulonglong2 t = e[3 * i], m = e[3 * i + 1], ab = e[3 * i + 2];                                   \
+      std::printf("CTRACE %d %d %llu %llu %d %d %d %d %llu %llu\n", int(m.x >> 56), int((m.x >> 32) & 0xffffff), t.x, \
+                  t.y, int(unsigned(m.x)), int(m.y >> 40), int((m.y >> 8) & 0xffffffff), int(m.y & 0xff), ab.x, ab.y); \
+    }                                                                                                       \
+    std::fflush(stdout);                                                                                    \
+    const unsigned zero = 0;                                                                                \
+    CANOPY_CUDA(cudaMemcpyToSymbol(gTrace, &zero, sizeof zero, 0));                                         \
+  }
+#define CANOPY_TRACE_START(var) const unsigned long long var = ::canopy::traceNowNs()
+#define CANOPY_TRACE_UNIT(kind, t0, item, head, rowBlock, rg) CANOPY_TRACE_UNIT_AB(kind, t0, item, head, rowBlock, rg, 0ull, 0ull)
+#define CANOPY_TRACE_UNIT_AB(kind, t0, item, head, rowBlock, rg, tA, tB)                            \
+  do {                                                                                              \
+    if (threadIdx.x == 0) traceRecord(gTrace, (kind), (t0), (item), (head), (rowBlock), (rg), (tA), (tB)); \
+  } while (0)
+// Marks inside a unit: thread 0's %globaltimer into a variable the unit hands to its caller.
+#define CANOPY_TRACE_MARK(var) var = ::canopy::traceNowNs()
+void traceDumpAttention();
+void traceDumpPipe();
+void traceDumpMerge();
+#else
+#define CANOPY_TRACE_BUFFER(dumpName)
+#define CANOPY_TRACE_START(var)
+#define CANOPY_TRACE_UNIT(kind, t0, item, head, rowBlock, rg)
+#define CANOPY_TRACE_UNIT_AB(kind, t0, item, head, rowBlock, rg, tA, tB)
+#define CANOPY_TRACE_MARK(var)
+#endif
 
 // One work unit of the attention kernels: (item, KV head, block of tile rows). `rg` is the
 // number of 16-row groups of the tile kernel that runs it (1, 2, 4 or 8 → 16, 32, 64, 128 rows).

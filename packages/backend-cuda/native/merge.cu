@@ -17,6 +17,7 @@
 #include <cmath>
 
 namespace canopy {
+CANOPY_TRACE_BUFFER(traceDumpMerge)
 namespace {
 
 template <int VEC>
@@ -58,6 +59,7 @@ struct Vec<8> {
 template <int D>
 __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
   constexpr int VEC = D / 32;
+  CANOPY_TRACE_START(traceT0);
   const int warpId = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
   if (warpId >= p.numMergeQueries * p.numQoHeads) return;
@@ -114,7 +116,7 @@ __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
   o.store(dst);
   if (lane == 0) {
     p.outLse[static_cast<size_t>(q) * p.numQoHeads + h] = L > 0.f ? M + logf(L) : -INFINITY;
-  }
+  }  CANOPY_TRACE_UNIT(6, traceT0, static_cast<int>(blockIdx.x), 0, 0, 0);
 }
 
 }  // namespace

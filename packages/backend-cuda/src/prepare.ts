@@ -63,19 +63,25 @@ export interface PrepareOptions {
 /**
  * Whether a plan's 128-row units should run on the pipelined wgmma tile (attention_wgpipe.cu; one
  * CTA per SM, streams strategy) rather than the mma.sync tile (two per SM, so 4-warp decode CTAs
- * share the SMs of long 128-row units, and the persistent strategy when a plan mixes both). Yes
- * when the 128-row units' predicted compute time is at least WGMMA_PIPE_MIN_RATIO × the 4-warp
- * units' predicted memory time (the fused strategy's rates). Measured on the H100
- * (docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json, each pair in one process; ratio in brackets):
- * the tile won on W5 [14] 316 → 261 µs, H1 [27] 1793 → 1358, H2 [128] 2143 → 1644 (S1 [260]
- * takes it too: 388 µs in bench v6, 296 with it in that file); it lost on W3 [1.05] (80–91 µs
- * under streams against 77 with mma.sync under 'persistent') and W1 [0.44] (87 → 95: its 80 root
- * CTAs then hold 80 SMs alone while the leaves' CTAs wait).
+ * share the SMs of long 128-row units, and the persistent strategy when a plan mixes both).
+ * Yes when the plan's 64-row units (the 8-warp mma.sync tile either way) carry at most
+ * WGMMA_PIPE_MAX_ROW64_SHARE of the 128-row units' FLOPs, or else when the 128-row units'
+ * predicted compute time is at least WGMMA_PIPE_MIN_RATIO × the 4-warp units' predicted memory
+ * time (the fused strategy's rates). Measured on the H100 with the producer/consumer tile, same
+ * calls (docs/benchmarks/cuda-h100-pipe-choice-2026-11-24.json; 64-row share, then the ratio, in
+ * brackets): the tile wins on W1 [0, 0.44] 81.0–81.2 vs 83.1–86.5 µs, W3 [0.06, 1.15] 71.4–73.8 vs
+ * 75.3–77.2, W6 [0, 0.01] 426–427 vs 442–445, W8 [0, 0.75] 77.7–78.6 vs 78.1–80.1, and loses on
+ * W2 [8, 0.22] 159–162 vs 125 and W7 [2, 0.08] 137–138 vs 127 (their 64-row units run slowly
+ * beside the pipelined tile under 'streams'); W5 [0, 14] and the hybrid batches take it by either
+ * rule (earlier tile: W5 316 → 261 µs, H1 1793 → 1358, H2 2143 → 1644,
+ * docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json).
  */
 export const WGMMA_PIPE_MIN_RATIO = 2;
+export const WGMMA_PIPE_MAX_ROW64_SHARE = 0.5;
 
-export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES): boolean {
+export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES, rg4Flops = 0): boolean {
   if (rg8Flops <= 0) return false;
+  if (rg4Flops <= WGMMA_PIPE_MAX_ROW64_SHARE * rg8Flops) return true;
   const tc = rg8Flops / (rates.computeTflops * 1e12);
   const tm = memoryBytes / (rates.memoryGBs * 1e9);
   return tc >= WGMMA_PIPE_MIN_RATIO * tm;
@@ -194,6 +200,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
   let computeFlops = 0; // 8-warp units (fused strategy's compute role)
   let rg8Flops = 0; // 128-row units (the pipelined wgmma tile's)
+  let rg4Flops = 0; // 64-row units (8-warp mma.sync tile)
   let rg1MaxTokens = 0; // longest 16-row unit
   let memoryBytes = 0; // 4-warp units (memory role)
   let maxRg = 1;
@@ -230,6 +237,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
       if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
       else memoryBytes += HK * vis * D * 2 * KV_BYTES;
       if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
+      if (rg === 4) rg4Flops += HK * 4 * R * vis * D;
       if (rg === 1) rg1MaxTokens = Math.max(rg1MaxTokens, vis);
       visible[b] = vis;
     }
@@ -265,7 +273,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     numPartials: nP,
     scaleLog2: softmaxScale(cfg) * Math.LOG2E,
     maxRg,
-    wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates),
+    wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates, rg4Flops),
     shortRg1: rg1MaxTokens <= SHORT_UNIT_TOKENS,
     fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,

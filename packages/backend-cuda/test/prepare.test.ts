@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MAX_ROW64_SHARE, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -321,14 +321,19 @@ describe('fused strategy role split', () => {
 });
 
 describe('per-plan choice of the pipelined wgmma tile', () => {
-  it('compares the 128-row units\' compute time with the 4-warp units\' memory time', () => {
+  it('takes the tile unless 64-row units carry much of the work, then compares compute with memory time', () => {
     const r = DEFAULT_FUSED_RATES;
     const bytesFor = (us: number) => us * 1e-6 * r.memoryGBs * 1e9;
     const flopsFor = (us: number) => us * 1e-6 * r.computeTflops * 1e12;
     expect(wgmmaPipeWorthIt(0, 0)).toBe(false); // no 128-row units
     expect(wgmmaPipeWorthIt(flopsFor(10), 0)).toBe(true); // nothing else to share the SMs with
-    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 0.99)))).toBe(false); // memory a bit longer
-    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 1.01)))).toBe(true);
+    // without 64-row work the tile wins whatever the decode memory time
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(1000))).toBe(true);
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(1000), r, flopsFor(10 * WGMMA_PIPE_MAX_ROW64_SHARE))).toBe(true);
+    // with more 64-row work, the compute/memory ratio decides
+    const rg4 = flopsFor(10 * WGMMA_PIPE_MAX_ROW64_SHARE * 1.01);
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 0.99)), r, rg4)).toBe(false); // memory a bit longer
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 1.01)), r, rg4)).toBe(true);
   });
 
   // Shapes of W1 (a shared root under many long leaves: memory time dominates) and W5 (a long root
@@ -346,14 +351,27 @@ describe('per-plan choice of the pipelined wgmma tile', () => {
     const d = preparePlan(plan, kv);
     return { pipe: d.wgmma, rg8Units: d.groupCount[3], forced: preparePlan(plan, kv, { wgmma: false }).wgmma };
   };
-  it('picks mma.sync for a W1-shaped step and the pipelined tile for a W5-shaped one', () => {
+  it('picks the pipelined tile for W1- and W5-shaped steps, mma.sync for a W2-shaped one', () => {
     const w1 = choose(512, 64, 64);
     expect(w1.rg8Units).toBeGreaterThan(0);
-    expect(w1.pipe).toBe(false);
+    expect(w1.pipe).toBe(true);
     const w5 = choose(2048, 256, 8);
     expect(w5.rg8Units).toBeGreaterThan(0);
     expect(w5.pipe).toBe(true);
     expect(w5.forced).toBe(false); // an explicit setting wins
+    // W2's shape: shared documents under 16 requests each (64-row units) outweigh the root's 128-row units
+    const docs = 4;
+    const tree = {
+      parent: [-1, ...Array.from({ length: docs }, () => 0), ...Array.from({ length: docs * 16 }, (_, i) => 1 + Math.floor(i / 16))],
+      tokens: [256, ...Array.from({ length: docs }, () => 1024), ...Array.from({ length: docs * 16 }, () => 16)],
+      requestAt: Array.from({ length: docs * 16 }, (_, i) => 1 + docs + i),
+    };
+    const batch = batchFromTree(tree, CFG128, 16);
+    const plan = planners.prefix(batch, { ...CAPS, kvDtypes: ['f16'] });
+    const d = preparePlan(plan, { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: 8, headDim: 128 });
+    expect(d.groupCount[2]).toBeGreaterThan(0); // 64-row units
+    expect(d.groupCount[3]).toBeGreaterThan(0); // 128-row units
+    expect(d.wgmma).toBe(false);
   });
 });
 

@@ -38,6 +38,15 @@ import { planners, prefixPlanner } from '@canopy/planner';
 import { KERNEL_ROWS, balancePlan, preparePlan, cudaAvailability, createCudaBackend, type CudaBackend, type LaunchStrategy } from '../../src/index.js';
 import { runCollected, type TestResult } from './vitest-shim.js';
 
+import W6 from '../../../../apps/bench/workloads/W6.json' with { type: 'json' };
+import W7 from '../../../../apps/bench/workloads/W7.json' with { type: 'json' };
+import W8 from '../../../../apps/bench/workloads/W8.json' with { type: 'json' };
+
+interface BenchTree {
+  nodes: { id: number; parent: number | null; tokens: number }[];
+  requests: { leaf: number }[];
+}
+const BENCH_TREES: Record<string, BenchTree> = { W6, W7, W8 };
 declare const __CANOPY_COMMIT__: string;
 
 const args = process.argv.slice(2);
@@ -143,6 +152,15 @@ function workloadSpec(id: string): TreeSpec {
     case 'W5': {
       const root = node(-1, 16384);
       for (let r = 0; r < 256; r++) requestAt.push(node(root, 64));
+      break;
+    }
+    case 'W6':
+    case 'W7':
+    case 'W8': {
+      // The bench's built-in trees (apps/bench/workloads/*.json, bundled): nodes in id order.
+      const w = BENCH_TREES[id];
+      for (const n of w.nodes) node(n.parent ?? -1, n.tokens);
+      for (const r of w.requests) requestAt.push(r.leaf);
       break;
     }
     default:
@@ -539,17 +557,25 @@ async function main() {
   }
   if (mode === 'small') return;
   if (mode === 'profile') {
-    // One run per workload × strategy with the prefix planner, for ncu (no timing loops).
+    // One run per workload × planner (prefix and --variants) × strategy × --wgmma mode, for ncu
+    // (no timing loops); --profile-runs N runs each N times (a CANOPY_TRACE build prints every
+    // run's CTAs; the later runs are warm).
     const backend = await createCudaBackend();
     for (const id of workloadIds) {
       const batch: Batch = batchFromTree(workloadSpec(id), CONFIG, 16);
       await backend.setKvCache(fastRandomKv(batch.numPages, batch.pageSize, CONFIG, 17));
       const nq = batch.requests.reduce((a, r) => a + r.numQueries, 0);
-      const plan = (planners as Record<string, Planner>).prefix(batch, backend.capabilities);
-      for (const strategy of strategies) {
-        backend.strategy = strategy;
-        const r = await backend.run(plan, randomQueries(nq, CONFIG, 99), { timing: true });
-        log(`profile ${id} prefix ${strategy}: ${r.deviceTimeUs?.toFixed(1)} µs (one run)`);
+      for (const [pname, planner] of Object.entries({ prefix: (planners as Record<string, Planner>).prefix, ...variants })) {
+        const plan = planner(batch, backend.capabilities);
+        for (const strategy of strategies)
+          for (const wgmma of wgmmaModes) {
+            backend.strategy = strategy;
+            backend.wgmma = wgmma;
+            for (let k = 0; k < Number(arg('profile-runs', '1')); k++) {
+              const r = await backend.run(plan, randomQueries(nq, CONFIG, 99), { timing: true });
+              log(`profile ${id} ${pname} ${strategy}/${wgmmaName(wgmma)}: ${r.deviceTimeUs?.toFixed(1)} µs (run ${k + 1})`);
+            }
+          }
       }
     }
     await backend.dispose();
