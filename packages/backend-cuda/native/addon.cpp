@@ -67,8 +67,9 @@ struct StreamSet {
   // or 206.9, same graph, same process). On the H100, four processes each: W3 67.0–68.1 µs in all
   // 12 timings with it, 67.0–67.9 or 78.2–79.1 (one process in two) without; H1 1018–1025 vs
   // 1023–1038, H2 1248–1295 vs 1245–1267, S1 237–239 either way
-  // (docs/benchmarks/cuda-h100-stream-priority-2026-11-24.json). CANOPY_CUDA_STREAM_PRIORITY=0
-  // creates it at the default priority, for comparison.
+  // (docs/benchmarks/cuda-h100-stream-priority-2026-11-24.json). It does not remove the second
+  // mode altogether: bench v12's 3840 timings of W3 on the tile still spread over 65–82 µs.
+  // CANOPY_CUDA_STREAM_PRIORITY=0 creates it at the default priority, for comparison.
   cudaStream_t first = nullptr;
   cudaEvent_t fork = nullptr;
   cudaEvent_t join[kNumStreams] = {};

@@ -29,7 +29,6 @@ export {
   kernelWarps,
   preparePlan,
   rowGroupsFor,
-  WGMMA_PIPE_MAX_ROW64_SHARE,
   WGMMA_PIPE_MIN_RATIO,
   SHORT_UNIT_TOKENS,
   wgmmaPipeWorthIt,

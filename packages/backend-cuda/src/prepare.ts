@@ -64,24 +64,22 @@ export interface PrepareOptions {
  * Whether a plan's 128-row units should run on the pipelined wgmma tile (attention_wgpipe.cu; one
  * CTA per SM, streams strategy) rather than the mma.sync tile (two per SM, so 4-warp decode CTAs
  * share the SMs of long 128-row units, and the persistent strategy when a plan mixes both).
- * Yes when the plan's 64-row units (the 8-warp mma.sync tile either way) carry at most
- * WGMMA_PIPE_MAX_ROW64_SHARE of the 128-row units' FLOPs, or else when the 128-row units'
- * predicted compute time is at least WGMMA_PIPE_MIN_RATIO × the 4-warp units' predicted memory
- * time (the fused strategy's rates). Measured on the H100 with the producer/consumer tile, same
- * calls (docs/benchmarks/cuda-h100-pipe-choice-2026-11-24.json; 64-row share, then the ratio, in
- * brackets): the tile wins on W1 [0, 0.44] 81.0–81.2 vs 83.1–86.5 µs, W3 [0.06, 1.15] 71.4–73.8 vs
- * 75.3–77.2, W6 [0, 0.01] 426–427 vs 442–445, W8 [0, 0.75] 77.7–78.6 vs 78.1–80.1, and loses on
- * W2 [8, 0.22] 159–162 vs 125 and W7 [2, 0.08] 137–138 vs 127 (their 64-row units run slowly
- * beside the pipelined tile under 'streams'); W5 [0, 14] and the hybrid batches take it by either
- * rule (earlier tile: W5 316 → 261 µs, H1 1793 → 1358, H2 2143 → 1644,
- * docs/benchmarks/cuda-h100-wgpipe-2026-11-23.json).
+ * Yes when the plan has no 64-row units (which run on the 8-warp mma.sync tile either way), or
+ * else when the 128-row units' predicted compute time is at least WGMMA_PIPE_MIN_RATIO × the
+ * 4-warp units' predicted memory time (the fused strategy's rates). Measured on the H100, same
+ * process (docs/benchmarks/cuda-h100-pipe-choice-2026-11-24.json; ratio in brackets): the tile
+ * wins on W1 [0.44] 79.5 vs 80.8 µs (mma.sync, persistent), W6 [0.01] 423 vs 442, W8 [0.75] 72.7
+ * vs 76.6 and W5 [14] 200 vs 316; on W2 [0.22] it loses (155.5 vs 123.6: its 64-row document
+ * units run slowly beside it under 'streams'), and on W3 [1.15], whose 32 64-row units carry 6% of
+ * the 128-row FLOPs, it is bimodal (66.9 in that file, but 65.5–81.6 µs p10–p90 and a median of
+ * 79.1 over bench v12's 3840 timings, against a steady 75–76 on mma.sync), so 64-row units keep
+ * the old rule. H1, H2 and S1 take the tile by the ratio.
  */
 export const WGMMA_PIPE_MIN_RATIO = 2;
-export const WGMMA_PIPE_MAX_ROW64_SHARE = 0.5;
 
 export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: FusedRates = DEFAULT_FUSED_RATES, rg4Flops = 0): boolean {
   if (rg8Flops <= 0) return false;
-  if (rg4Flops <= WGMMA_PIPE_MAX_ROW64_SHARE * rg8Flops) return true;
+  if (rg4Flops <= 0) return true;
   const tc = rg8Flops / (rates.computeTflops * 1e12);
   const tm = memoryBytes / (rates.memoryGBs * 1e9);
   return tc >= WGMMA_PIPE_MIN_RATIO * tm;

@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MAX_ROW64_SHARE, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -321,7 +321,7 @@ describe('fused strategy role split', () => {
 });
 
 describe('per-plan choice of the pipelined wgmma tile', () => {
-  it('takes the tile unless 64-row units carry much of the work, then compares compute with memory time', () => {
+  it('takes the tile for plans without 64-row units, else compares compute with memory time', () => {
     const r = DEFAULT_FUSED_RATES;
     const bytesFor = (us: number) => us * 1e-6 * r.memoryGBs * 1e9;
     const flopsFor = (us: number) => us * 1e-6 * r.computeTflops * 1e12;
@@ -329,9 +329,9 @@ describe('per-plan choice of the pipelined wgmma tile', () => {
     expect(wgmmaPipeWorthIt(flopsFor(10), 0)).toBe(true); // nothing else to share the SMs with
     // without 64-row work the tile wins whatever the decode memory time
     expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(1000))).toBe(true);
-    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(1000), r, flopsFor(10 * WGMMA_PIPE_MAX_ROW64_SHARE))).toBe(true);
-    // with more 64-row work, the compute/memory ratio decides
-    const rg4 = flopsFor(10 * WGMMA_PIPE_MAX_ROW64_SHARE * 1.01);
+    // with any 64-row work, the compute/memory ratio decides
+    expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(1000), r, flopsFor(0.1))).toBe(false);
+    const rg4 = flopsFor(1);
     expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 0.99)), r, rg4)).toBe(false); // memory a bit longer
     expect(wgmmaPipeWorthIt(flopsFor(10), bytesFor(10 / (WGMMA_PIPE_MIN_RATIO * 1.01)), r, rg4)).toBe(true);
   });
