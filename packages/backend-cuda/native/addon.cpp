@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -59,28 +58,11 @@ struct PlanState;
 struct StreamSet {
   cudaStream_t main = nullptr;
   cudaStream_t side[kNumStreams] = {};
-  // The streams strategy's first tile kernel (the largest tile: long shared-prefix or prefill
-  // units) goes on this stream of the device's greatest priority, so the block scheduler places
-  // its CTAs before the decode tiles' when both are pending: with equal priorities the launch
-  // order of the graph's parallel branches decided it, and a plan on the pipelined tile (one CTA
-  // per SM) ran bimodally when the decode CTAs filled the SMs first (W3 66.9 or 78.7 µs, W5 199.8
-  // or 206.9, same graph, same process). On the H100, four processes each: W3 67.0–68.1 µs in all
-  // 12 timings with it, 67.0–67.9 or 78.2–79.1 (one process in two) without; H1 1018–1025 vs
-  // 1023–1038, H2 1248–1295 vs 1245–1267, S1 237–239 either way
-  // (docs/benchmarks/cuda-h100-stream-priority-2026-11-24.json). It does not remove the second
-  // mode altogether: bench v12's 3840 timings of W3 on the tile still spread over 65–82 µs.
-  // CANOPY_CUDA_STREAM_PRIORITY=0 creates it at the default priority, for comparison.
-  cudaStream_t first = nullptr;
   cudaEvent_t fork = nullptr;
   cudaEvent_t join[kNumStreams] = {};
   cudaEvent_t done = nullptr;  // recorded on main after the plan (group join)
   void create() {
     CANOPY_CUDA(cudaStreamCreateWithFlags(&main, cudaStreamNonBlocking));
-    int least = 0, greatest = 0;
-    CANOPY_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    const char* env = std::getenv("CANOPY_CUDA_STREAM_PRIORITY");
-    const bool raise = !(env && std::string(env) == "0");
-    CANOPY_CUDA(cudaStreamCreateWithPriority(&first, cudaStreamNonBlocking, raise ? greatest : least));
     for (int i = 0; i < kNumStreams; ++i) {
       CANOPY_CUDA(cudaStreamCreateWithFlags(&side[i], cudaStreamNonBlocking));
       CANOPY_CUDA(cudaEventCreateWithFlags(&join[i], cudaEventDisableTiming));
@@ -90,8 +72,6 @@ struct StreamSet {
   }
   void destroy() {
     if (main) cudaStreamDestroy(main);
-    if (first) cudaStreamDestroy(first);
-    first = nullptr;
     for (int i = 0; i < kNumStreams; ++i) {
       if (side[i]) cudaStreamDestroy(side[i]);
       if (join[i]) cudaEventDestroy(join[i]);
@@ -282,7 +262,7 @@ struct PlanState {
         const int n = groupCount[g];
         if (n == 0) continue;
         const int offset = groupOffset[g];
-        cudaStream_t st = used == 0 ? c.first : c.side[used];
+        cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
         launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, shortRg1, st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
