@@ -101,26 +101,34 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
 };
 
 /**
- * Cost-model hints for planners (core's PlanningHints), fitted on the H100 by sweeping the
- * prefix planner's parameters over W1–W5 (docs/benchmarks/cuda-h100-plan-sweep-*.json): balancing
- * against 1.5 × SMs of concurrent CTAs (latency-bound tiles gain from a second CTA per SM, less
- * than 2×) and wave quantisation at the two 8-warp CTAs an SM holds. W1 113 → 91 µs, W3 83 → 81,
- * W5 391 → 353 (its root in 256 CTAs: one wave; 192 or 320 CTAs cost 391 and 435 µs).
+ * Cost-model hints for planners (core's PlanningHints), fitted on the H100: balancing against
+ * 1.5 × SMs of concurrent CTAs (latency-bound tiles gain from a second CTA per SM, less than 2×)
+ * and wave quantisation at the two 8-warp CTAs an SM holds (W1 113 → 91 µs, W3 83 → 81, W5 391 →
+ * 353 when fitted, docs/benchmarks/cuda-h100-plan-sweep-*.json); the 128-row tiles' CTAs at one
+ * per SM (the pipelined wgmma tile) and 4 µs of fixed cost per CTA (the trace build measured
+ * unit prologues of 4–9 µs and ends of 2–3 µs). The last two together, same call against the two
+ * alone: W1 80.9 → 78.8 µs, W3 72.8 → 68.2, W5 197.9 → 190.4, H1 1071 → 1025, H2 1340 → 1294, S1
+ * 235.7 → 228.8; the per-tile slots alone cut H1's and H2's prefill into many KV chunks (H1 1482,
+ * H2 1655) because a chunk cost only 1 µs (docs/benchmarks/cuda-h100-item-overhead-2026-11-24.json).
  */
 export function cudaPlanningHints(smCount: number, env: string | undefined = process.env.CANOPY_CUDA_PLANNING_HINTS): PlanningHints {
-  // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G,t128=H" (multiples of the SM count; any may
-  // be left out, which leaves that hint unset; t128: wave slots of 128-row tiles), to compare
-  // settings on other workloads
-  // No per-tile slots by default: 128-row units run one CTA per SM on the pipelined wgmma tile, and
-  // t128=1 (tileWaveSlots) took W5 193 → 179 µs and S1 238 → 222, but the planner then cut H1's
-  // and H2's prefill into many KV chunks (H1 1009–1036 → 1468–1480 µs; t128=1.5 and 1.25 too;
-  // docs/benchmarks/cuda-h100-tile-wave-hints-2026-11-24.json)
-  if (env === undefined || env === '') return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount };
+  // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G,t128=H,ov=U" (pu, wq, t128: multiples of the
+  // SM count, t128 the wave slots of 128-row tiles; ov: µs per CTA); any may be left out, which
+  // leaves that hint unset, to compare settings on other workloads
+  if (env === undefined || env === '') {
+    return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount, tileWaveSlots: [{ minRows: 128, waveSlots: smCount }], itemOverheadUs: 4 };
+  }
   if (env === 'off') return {};
   const out: PlanningHints = {};
   for (const part of env.split(',')) {
-    const m = /^(pu|wq|t128)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
-    if (!m || !(Number(m[2]) > 0)) throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1" (multiples of the SM count), got ${JSON.stringify(env)}`);
+    const m = /^(pu|wq|t128|ov)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
+    if (!m || !(Number(m[2]) > 0 || (m[1] === 'ov' && Number(m[2]) === 0))) {
+      throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1,ov=4" (pu, wq, t128: multiples of the SM count; ov: µs per CTA), got ${JSON.stringify(env)}`);
+    }
+    if (m[1] === 'ov') {
+      out.itemOverheadUs = Number(m[2]);
+      continue;
+    }
     const v = Math.max(1, Math.round(Number(m[2]) * smCount));
     if (m[1] === 'pu') out.parallelUnits = v;
     else if (m[1] === 'wq') out.waveSlots = v;
@@ -131,7 +139,7 @@ export function cudaPlanningHints(smCount: number, env: string | undefined = pro
 
 export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
   parallelUnits: 'the GPU\'s SM count (132 on an H100 SXM)',
-  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs (fitted on the H100, see cudaPlanningHints)',
+  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs, 128-row tiles 1 × SMs, itemOverheadUs 4 (fitted on the H100, see cudaPlanningHints)',
   readBandwidthGBs: '90% of the datasheet bandwidth, replaced by the measured value after probe()',
   maxKvPoolBytes: '45% of the GPU memory per pool',
 };

@@ -3,10 +3,11 @@ import { costModel } from '@canopy/planner';
 import { CUDA_CAPABILITIES, cudaPlanningHints } from '../src/index.js';
 
 describe('planning hints (CANOPY_CUDA_PLANNING_HINTS)', () => {
-  it('default: balance against 1.5 × SMs, waves of 2 × SMs, no per-tile slots; the prefix cost model reads them', () => {
-    expect(cudaPlanningHints(132, '')).toEqual({ parallelUnits: 198, waveSlots: 264 });
-    expect(cudaPlanningHints(114, undefined)).toEqual({ parallelUnits: 171, waveSlots: 228 });
-    expect(costModel(CUDA_CAPABILITIES)).toMatchObject({ parallelUnits: 198, waveSlots: 264, tileWaveSlots: [] });
+  it('default: balance against 1.5 × SMs, waves of 2 × SMs, 128-row tiles one per SM, 4 µs per CTA; the prefix cost model reads them', () => {
+    const h100 = { parallelUnits: 198, waveSlots: 264, tileWaveSlots: [{ minRows: 128, waveSlots: 132 }], itemOverheadUs: 4 };
+    expect(cudaPlanningHints(132, '')).toEqual(h100);
+    expect(cudaPlanningHints(114, undefined)).toEqual({ parallelUnits: 171, waveSlots: 228, tileWaveSlots: [{ minRows: 128, waveSlots: 114 }], itemOverheadUs: 4 });
+    expect(costModel(CUDA_CAPABILITIES)).toMatchObject(h100);
   });
   it('"off" and explicit multiples', () => {
     expect(cudaPlanningHints(132, 'off')).toEqual({});
@@ -14,10 +15,13 @@ describe('planning hints (CANOPY_CUDA_PLANNING_HINTS)', () => {
     expect(cudaPlanningHints(132, 'pu=1.25,wq=2')).toEqual({ parallelUnits: 165, waveSlots: 264 });
     expect(cudaPlanningHints(132, 'wq=1')).toEqual({ waveSlots: 132 });
     expect(cudaPlanningHints(132, 'pu=1.5,wq=2,t128=1.5')).toEqual({ parallelUnits: 198, waveSlots: 264, tileWaveSlots: [{ minRows: 128, waveSlots: 198 }] });
+    expect(cudaPlanningHints(132, 'pu=1.5,wq=2,ov=2.5')).toEqual({ parallelUnits: 198, waveSlots: 264, itemOverheadUs: 2.5 });
+    expect(cudaPlanningHints(132, 'ov=0')).toEqual({ itemOverheadUs: 0 });
+    expect(costModel({ ...CUDA_CAPABILITIES, planningHints: cudaPlanningHints(132, 'ov=2.5') }).itemOverheadUs).toBe(2.5);
   });
   it('anything else is refused with the expected form', () => {
-    for (const bad of ['on', 'pu=0', 'pu=-1', 'pu=1.5;wq=2', 'xx=2', 'pu=', 'pu=abc', 't64=1', 't128=0']) {
-      expect(() => cudaPlanningHints(132, bad), bad).toThrow(/CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1"/);
+    for (const bad of ['on', 'pu=0', 'pu=-1', 'pu=1.5;wq=2', 'xx=2', 'pu=', 'pu=abc', 't64=1', 't128=0', 'ov=-1', 'ov=x']) {
+      expect(() => cudaPlanningHints(132, bad), bad).toThrow(/CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1,ov=4"/);
     }
   });
 });

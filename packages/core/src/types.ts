@@ -196,6 +196,10 @@ export interface PlanningHints {
    * two): the CTAs of tiles with at least `minRows` rows occupy `waveSlots` slots of their own
    * (the entry with the largest matching minRows applies). Omitted: every tile as `waveSlots`. */
   tileWaveSlots?: ReadonlyArray<{ minRows: number; waveSlots: number }>;
+  /** Fixed cost of one work unit (CTA) in µs beyond its KV streaming and arithmetic: launch
+   * share, gathering its queries, filling the pipeline, writing its partial. Planners weigh it
+   * against splitting KV into more, shorter units. Omitted: the planner's default. */
+  itemOverheadUs?: number;
 }
 
 export interface RunOptions {

@@ -28,7 +28,7 @@ export interface CostModelParams {
    * FLOP rate is flopPerByte × bandwidth. Default 100 (H100 tensor cores reach ~295 at peak;
    * attention tiles reach about a third of it). */
   flopPerByte: number;
-  /** Fixed cost of one CTA, µs. Default 1. */
+  /** Fixed cost of one CTA, µs. Default: capabilities.planningHints.itemOverheadUs, else 1. */
   itemOverheadUs: number;
   /** Cost of one KV-block loop trip (barriers, softmax rescale), µs. Default 0.01. */
   blockOverheadUs: number;
@@ -63,7 +63,7 @@ export function costModel(capabilities: BackendCapabilities, overrides: Partial<
     // a backend's measured hints first (core's PlanningHints), then the caller's overrides
     parallelUnits: Math.max(1, (capabilities.planningHints?.parallelUnits ?? capabilities.parallelUnits) | 0),
     flopPerByte: COST_DEFAULTS.flopPerByte,
-    itemOverheadUs: COST_DEFAULTS.itemOverheadUs,
+    itemOverheadUs: validHint(capabilities.planningHints?.itemOverheadUs) ?? COST_DEFAULTS.itemOverheadUs,
     blockOverheadUs: COST_DEFAULTS.blockOverheadUs,
     mergeLaunchUs: COST_DEFAULTS.mergeLaunchUs,
     siblingByteFactor: COST_DEFAULTS.siblingByteFactor,
@@ -72,6 +72,11 @@ export function costModel(capabilities: BackendCapabilities, overrides: Partial<
     tileWaveSlots: (capabilities.planningHints?.tileWaveSlots ?? []).filter((e) => e.minRows > 0 && e.waveSlots >= 1),
     ...overrides,
   };
+}
+
+/** A non-negative finite hint, else undefined (the default applies). */
+function validHint(x: number | undefined): number | undefined {
+  return x !== undefined && Number.isFinite(x) && x >= 0 ? x : undefined;
 }
 
 /** Per-CTA rates derived from the model for one attention config. */

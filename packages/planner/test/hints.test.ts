@@ -33,6 +33,30 @@ describe('planning hints (core PlanningHints)', () => {
     expect(costModel(plain)).toMatchObject({ parallelUnits: 132, waveSlots: 0 });
   });
 
+  it('takes the per-CTA overhead from the hints (ignoring a negative or non-finite one), an option over it', () => {
+    expect(costModel(CUDA_LIKE).itemOverheadUs).toBe(1); // the default
+    const hinted = { ...CUDA_LIKE, planningHints: { ...CUDA_LIKE.planningHints, itemOverheadUs: 4 } };
+    expect(costModel(hinted).itemOverheadUs).toBe(4);
+    expect(costModel(hinted, { itemOverheadUs: 2 }).itemOverheadUs).toBe(2);
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(costModel({ ...CUDA_LIKE, planningHints: { itemOverheadUs: bad } }).itemOverheadUs).toBe(1);
+    }
+  });
+
+  it('a larger per-CTA overhead never cuts a workload into more work items', () => {
+    const tileWaves = { ...CUDA_LIKE, planningHints: { ...CUDA_LIKE.planningHints, tileWaveSlots: [{ minRows: 128, waveSlots: 132 }] } };
+    for (const id of ['W1', 'W2', 'W3', 'W4', 'W5'] as const) {
+      const b = workload(id);
+      const items = (us: number) => {
+        const plan = prefixPlanner(b, { ...tileWaves, planningHints: { ...tileWaves.planningHints, itemOverheadUs: us } });
+        validatePlan(plan, b);
+        return plan.numItems;
+      };
+      expect(items(4), id).toBeLessThanOrEqual(items(1));
+      expect(items(16), id).toBeLessThanOrEqual(items(4));
+    }
+  });
+
   it('wave quantisation keeps the longest CTAs in whole waves (W5 root: one wave of ≤ 264)', () => {
     const b = workload('W5');
     const HK = b.config.numKvHeads;

@@ -294,7 +294,8 @@ async function hybrid(backend: CudaBackend) {
     const plans: Record<string, Record<string, Plan>> = {};
     // 'prefix-separate': the prefix planner with hybridLayout 'separate' (prefill and decode
     // queries in separate groups of one plan); only its whole-batch plan is timed.
-    const hybridPlanners: Record<string, Planner> = { ...(planners as Record<string, Planner>), 'prefix-separate': (b, c) => prefixPlanner(b, c, { hybridLayout: 'separate' }) };
+    // --variants apply here too (their whole-batch and split plans are timed like prefix's).
+    const hybridPlanners: Record<string, Planner> = { ...(planners as Record<string, Planner>), 'prefix-separate': (b, c) => prefixPlanner(b, c, { hybridLayout: 'separate' }), ...variants };
     for (const [pname, planner] of Object.entries(hybridPlanners)) {
       plans[pname] = {};
       for (const [name, b] of parts) {
