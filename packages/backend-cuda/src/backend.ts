@@ -104,19 +104,20 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
  * Cost-model hints for planners (core's PlanningHints), fitted on the H100: balancing against
  * 1.5 × SMs of concurrent CTAs (latency-bound tiles gain from a second CTA per SM, less than 2×)
  * and wave quantisation at the two 8-warp CTAs an SM holds (W1 113 → 91 µs, W3 83 → 81, W5 391 →
- * 353 when fitted, docs/benchmarks/cuda-h100-plan-sweep-*.json); the 128-row tiles' CTAs at one
- * per SM (the pipelined wgmma tile) and 4 µs of fixed cost per CTA (the trace build measured
- * unit prologues of 4–9 µs and ends of 2–3 µs). The last two together, same call against the two
- * alone: W1 80.9 → 78.8 µs, W3 72.8 → 68.2, W5 197.9 → 190.4, H1 1071 → 1025, H2 1340 → 1294, S1
- * 235.7 → 228.8; the per-tile slots alone cut H1's and H2's prefill into many KV chunks (H1 1482,
- * H2 1655) because a chunk cost only 1 µs (docs/benchmarks/cuda-h100-item-overhead-2026-11-24.json).
+ * 353 when fitted, docs/benchmarks/cuda-h100-plan-sweep-*.json), and 4 µs of fixed cost per CTA
+ * (the trace build measured unit prologues of 4–9 µs and ends of 2–3 µs; the planner's default is
+ * 1). Same bench call against pu=1.5,wq=2 (docs/benchmarks/cuda-h100-item-overhead-2026-11-24.json):
+ * S1 287 → 257 µs, W7 126 → 113, W8 73.6 → 63.8, W5 201 either way; the driver's call there: W3
+ * 72.8 → 68.3, W1 80.9 → 78.9, H1 1071 → 1031, H2 1340 → 1309. Wave slots of one CTA per SM for
+ * the 128-row tiles (t128=1, the pipelined tile's occupancy) gave W5 188 but S1 314 beside 4 µs,
+ * and alone cut H1's and H2's prefill into many KV chunks (H1 1482, H2 1655), so they are left out.
  */
 export function cudaPlanningHints(smCount: number, env: string | undefined = process.env.CANOPY_CUDA_PLANNING_HINTS): PlanningHints {
   // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G,t128=H,ov=U" (pu, wq, t128: multiples of the
   // SM count, t128 the wave slots of 128-row tiles; ov: µs per CTA); any may be left out, which
   // leaves that hint unset, to compare settings on other workloads
   if (env === undefined || env === '') {
-    return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount, tileWaveSlots: [{ minRows: 128, waveSlots: smCount }], itemOverheadUs: 4 };
+    return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount, itemOverheadUs: 4 };
   }
   if (env === 'off') return {};
   const out: PlanningHints = {};
@@ -139,7 +140,7 @@ export function cudaPlanningHints(smCount: number, env: string | undefined = pro
 
 export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
   parallelUnits: 'the GPU\'s SM count (132 on an H100 SXM)',
-  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs, 128-row tiles 1 × SMs, itemOverheadUs 4 (fitted on the H100, see cudaPlanningHints)',
+  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs, itemOverheadUs 4 (fitted on the H100, see cudaPlanningHints)',
   readBandwidthGBs: '90% of the datasheet bandwidth, replaced by the measured value after probe()',
   maxKvPoolBytes: '45% of the GPU memory per pool',
 };
