@@ -614,9 +614,10 @@ template <int D, int RG, int STAGES, bool WG>
 __global__ void __launch_bounds__(warpsFor(D, RG) * 32, WG ? minBlocksWg(D, warpsFor(D, RG)) : minBlocksFor(D, warpsFor(D, RG))) attnTileKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   CANOPY_TRACE_START(t0);
+  const WorkUnit w = p.work[blockIdx.x];
   TraceMarks marks;
-  attnUnit<D, RG, STAGES, WG>(p, p.work[blockIdx.x], smem, CtaSync{}, &marks);
-  CANOPY_TRACE_UNIT_AB(0, t0, p.work[blockIdx.x].item, p.work[blockIdx.x].kvHead, p.work[blockIdx.x].rowBlock, RG, marks.a, marks.b);
+  attnUnit<D, RG, STAGES, WG>(p, w, smem, CtaSync{}, &marks);
+  CANOPY_TRACE_UNIT_AB(0, t0, w.item, w.kvHead, w.rowBlock, RG, marks.a, marks.b);
 }
 
 // The 16-row tile for plans whose 16-row units are all short (at most SHORT_UNIT_TOKENS = 2048
@@ -631,9 +632,10 @@ template <int D>
 __global__ void __launch_bounds__(128, kShortTileBlocks) attnTileShortKernel(AttnParams p) {
   extern __shared__ __align__(16) char smem[];
   CANOPY_TRACE_START(t0);
+  const WorkUnit w = p.work[blockIdx.x];
   TraceMarks marks;
-  attnUnit<D, 1, 2, false>(p, p.work[blockIdx.x], smem, CtaSync{}, &marks);
-  CANOPY_TRACE_UNIT_AB(1, t0, p.work[blockIdx.x].item, p.work[blockIdx.x].kvHead, p.work[blockIdx.x].rowBlock, 1, marks.a, marks.b);
+  attnUnit<D, 1, 2, false>(p, w, smem, CtaSync{}, &marks);
+  CANOPY_TRACE_UNIT_AB(1, t0, w.item, w.kvHead, w.rowBlock, 1, marks.a, marks.b);
 }
 template <int D>
 __host__ __device__ constexpr bool hasShortTile() {

@@ -4,12 +4,19 @@
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <vector>
 #include <stdexcept>
 #include <string>
+
+// CANOPY_TRACE: see the trace buffer below (a diagnostic build; 0 in every normal one).
+#ifndef CANOPY_TRACE
+#define CANOPY_TRACE 0
+#endif
+#if CANOPY_TRACE
+#include <cstddef>
+#include <cstdio>
+#include <vector>
+#endif
 
 namespace canopy {
 
@@ -32,15 +39,12 @@ inline void check(cudaError_t err, const char* what, const char* file, int line)
 
 // CANOPY_TRACE=1 (a diagnostic build, CANOPY_NVCC_DEFINES): thread 0 of every CTA records one
 // entry per work unit it ran (kind, %smid, %globaltimer at start and end, item, KV head, row block,
-// rg) in a device buffer of its translation unit; after each run() the host prints them as
-// "CTRACE kind smid startNs endNs item kvHead rowBlock rg" lines (kind: 0 tile kernel, 1 short
-// 16-row tile, 2 persistent grid, 5 pipelined wgmma tile, 6 merge CTA), so a run's CTAs can be laid
-// out per SM over time (scripts/device/trace-summary.mjs). An entry costs two global stores and one
-// atomic per unit (printf from the kernels slowed W1 20×). Off in every normal build: nothing
-// is compiled in.
-#ifndef CANOPY_TRACE
-#define CANOPY_TRACE 0
-#endif
+// rg, and the unit's prologue-end and loop-end marks where it sets them) in a device buffer of its
+// translation unit; after each run() the host prints them as "CTRACE kind smid startNs endNs item
+// kvHead rowBlock rg tA tB" lines (kind: 0 tile kernel, 1 short 16-row tile, 2 persistent grid,
+// 5 pipelined wgmma tile, 6 merge CTA), so a run's CTAs can be laid out per SM over time
+// (scripts/device/trace-summary.mjs). An entry costs three global stores and one atomic per unit
+// (printf from the kernels slowed W1 20×). Off in every normal build: nothing is compiled in.
 // Marks a unit's code sets for the trace (thread 0's values are recorded).
 struct TraceMarks {
   unsigned long long a = 0, b = 0;

@@ -116,7 +116,8 @@ __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
   o.store(dst);
   if (lane == 0) {
     p.outLse[static_cast<size_t>(q) * p.numQoHeads + h] = L > 0.f ? M + logf(L) : -INFINITY;
-  }  CANOPY_TRACE_UNIT(6, traceT0, static_cast<int>(blockIdx.x), 0, 0, 0);
+  }
+  CANOPY_TRACE_UNIT(6, traceT0, static_cast<int>(blockIdx.x), 0, 0, 0);
 }
 
 }  // namespace

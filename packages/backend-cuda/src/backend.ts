@@ -123,7 +123,8 @@ export function cudaPlanningHints(smCount: number, env: string | undefined = pro
   const out: PlanningHints = {};
   for (const part of env.split(',')) {
     const m = /^(pu|wq|t128|ov)=([0-9]*\.?[0-9]+)$/.exec(part.trim());
-    if (!m || !(Number(m[2]) > 0 || (m[1] === 'ov' && Number(m[2]) === 0))) {
+    // (the pattern admits no sign: ov may be 0, the multiples must be positive)
+    if (!m || (m[1] !== 'ov' && !(Number(m[2]) > 0))) {
       throw new CanopyError('bad-option', `CANOPY_CUDA_PLANNING_HINTS must be "off" or like "pu=1.5,wq=2,t128=1,ov=4" (pu, wq, t128: multiples of the SM count; ov: µs per CTA), got ${JSON.stringify(env)}`);
     }
     if (m[1] === 'ov') {

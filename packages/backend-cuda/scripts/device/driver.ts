@@ -562,6 +562,7 @@ async function main() {
     // (no timing loops); --profile-runs N runs each N times (a CANOPY_TRACE build prints every
     // run's CTAs; the later runs are warm).
     const backend = await createCudaBackend();
+    const runs = Number(arg('profile-runs', '1'));
     for (const id of workloadIds) {
       const batch: Batch = batchFromTree(workloadSpec(id), CONFIG, 16);
       await backend.setKvCache(fastRandomKv(batch.numPages, batch.pageSize, CONFIG, 17));
@@ -572,7 +573,7 @@ async function main() {
           for (const wgmma of wgmmaModes) {
             backend.strategy = strategy;
             backend.wgmma = wgmma;
-            for (let k = 0; k < Number(arg('profile-runs', '1')); k++) {
+            for (let k = 0; k < runs; k++) {
               const r = await backend.run(plan, randomQueries(nq, CONFIG, 99), { timing: true });
               log(`profile ${id} ${pname} ${strategy}/${wgmmaName(wgmma)}: ${r.deviceTimeUs?.toFixed(1)} µs (run ${k + 1})`);
             }

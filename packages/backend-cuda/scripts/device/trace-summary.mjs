@@ -35,10 +35,12 @@ for (const u of units) {
     cur = [];
   }
   cur.push(u);
-  if (u.t1 > lastEnd || cur.length === 1) lastEnd = u.t1 > lastEnd ? u.t1 : lastEnd;
+  if (u.t1 > lastEnd) lastEnd = u.t1;
 }
 if (cur.length) runs.push(cur);
 console.log(`${units.length} traced units in ${runs.length} runs; ${names.length} profile lines`);
+// Group label of a unit: its kernel kind, and its tile (rg) except for merge CTAs.
+const groupOf = (u) => `${KIND[u.kind] ?? u.kind}${u.kind === 6 ? '' : ` rg${u.rg}`}`;
 runs.forEach((run, ri) => {
   if (lastOf > 1 && ri % lastOf !== lastOf - 1) return;
   const t0 = run.reduce((a, u) => (u.t0 < a ? u.t0 : a), run[0].t0);
@@ -48,15 +50,15 @@ runs.forEach((run, ri) => {
   console.log(`\n== run ${ri + 1}: ${names[ri] ?? '?'} — traced span ${span.toFixed(1)} µs, ${run.length} units`);
   const groups = new Map();
   for (const u of run) {
-    const k = `${KIND[u.kind] ?? u.kind}${u.kind === 6 ? '' : ` rg${u.rg}`}`;
-    const g = groups.get(k) ?? { n: 0, sum: 0, first: Infinity, last: 0, sms: new Set(), marked: 0, pro: 0, loop: 0, epi: 0 };
+    const k = groupOf(u);
+    const g = groups.get(k) ?? { units: [], sum: 0, first: Infinity, last: 0, sms: new Set(), marked: 0, pro: 0, loop: 0, epi: 0 };
     if (u.tA > 0n && u.tB > 0n) {
       g.marked++;
       g.pro += Number(u.tA - u.t0) / 1000;
       g.loop += Number(u.tB - u.tA) / 1000;
       g.epi += Number(u.t1 - u.tB) / 1000;
     }
-    g.n++;
+    g.units.push(u);
     g.sum += us(u.t1) - us(u.t0);
     g.first = Math.min(g.first, us(u.t0));
     g.last = Math.max(g.last, us(u.t1));
@@ -64,7 +66,7 @@ runs.forEach((run, ri) => {
     groups.set(k, g);
   }
   for (const [k, g] of groups)
-    console.log(`  ${k.padEnd(14)} units ${String(g.n).padStart(5)}  mean ${(g.sum / g.n).toFixed(2).padStart(7)} µs  first start ${g.first.toFixed(1).padStart(6)}  last end ${g.last.toFixed(1).padStart(6)}  SMs ${g.sms.size}` +
+    console.log(`  ${k.padEnd(14)} units ${String(g.units.length).padStart(5)}  mean ${(g.sum / g.units.length).toFixed(2).padStart(7)} µs  first start ${g.first.toFixed(1).padStart(6)}  last end ${g.last.toFixed(1).padStart(6)}  SMs ${g.sms.size}` +
       (g.marked ? `  [prologue ${(g.pro / g.marked).toFixed(2)} | loop ${(g.loop / g.marked).toFixed(2)} | epilogue ${(g.epi / g.marked).toFixed(2)} µs]` : ''));
   // SM time with at least one resident CTA (union of intervals per SM).
   const perSm = new Map();
@@ -83,18 +85,13 @@ runs.forEach((run, ri) => {
   }
   console.log(`  SMs seen ${perSm.size}; SM-time with a CTA resident: ${((100 * busy) / (132 * span)).toFixed(1)}% of 132 × span`);
   const slices = 16;
-  const kinds = [...groups.keys()];
-  console.log(`  timeline (mean resident CTAs per slice of ${(span / slices).toFixed(1)} µs): ${kinds.join(' | ')}`);
+  console.log(`  timeline (mean resident CTAs per slice of ${(span / slices).toFixed(1)} µs): ${[...groups.keys()].join(' | ')}`);
   for (let s = 0; s < slices; s++) {
     const a = (span * s) / slices;
     const b = (span * (s + 1)) / slices;
-    const row = kinds.map((k) => {
+    const row = [...groups.values()].map((g) => {
       let t = 0;
-      for (const u of run) {
-        const kk = `${KIND[u.kind] ?? u.kind}${u.kind === 6 ? '' : ` rg${u.rg}`}`;
-        if (kk !== k) continue;
-        t += Math.max(0, Math.min(b, us(u.t1)) - Math.max(a, us(u.t0)));
-      }
+      for (const u of g.units) t += Math.max(0, Math.min(b, us(u.t1)) - Math.max(a, us(u.t0)));
       return (t / (b - a)).toFixed(0).padStart(5);
     });
     console.log(`   ${a.toFixed(1).padStart(7)} µs ${row.join(' ')}`);
