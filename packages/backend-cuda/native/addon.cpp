@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -144,14 +145,13 @@ struct PlanState {
   int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
   int firstWarps = 8;  // warps per CTA of the first family
   bool wgmma = false;  // 128-row units on the pipelined wgmma tile where the SASS has it
-  bool shortRg1 = false;  // every 16-row unit is short: the three-CTAs-per-SM 16-row tile
+  int shortRg1 = 0;  // every 16-row unit is short (1: the three-CTAs-per-SM 16-row tile) or tiny (2: the 2-warp tile)
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   bool fusedOk = false;            // head dim has the fused kernel (else 'fused' runs as 'persistent')
   int fusedGrid = 1;               // CTAs of the fused grid (SMs × CTAs per SM)
   int fusedQuota[2] = {0, 0};      // fused CTAs of per-SM slot 0 / 1 that start in the compute role
-  DeviceBuffer itemTokBegin, tokRow, itemPos, itemQueryBegin, itemQueries, itemPartialBase,
-      queryKvLimit, slotDest, mergeBegin, mergeSlots, mergeQueries;
+  DeviceBuffer tokRow, itemQueries, queryKvLimit, slotDest, mergeSlots, mergeQueries;
   DeviceBuffer workGrouped, workSorted, counter, fusedCounters;
   DeviceBuffer q, partO, partLse, out, outLse;
   cudaGraphExec_t graph[kNumStrategies] = {};
@@ -163,8 +163,7 @@ struct PlanState {
       if (g) cudaGraphExecDestroy(g);
       g = nullptr;
     }
-    for (DeviceBuffer* b : {&itemTokBegin, &tokRow, &itemPos, &itemQueryBegin, &itemQueries,
-                            &itemPartialBase, &queryKvLimit, &slotDest, &mergeBegin, &mergeSlots,
+    for (DeviceBuffer* b : {&tokRow, &itemQueries, &queryKvLimit, &slotDest, &mergeSlots,
                             &mergeQueries, &workGrouped, &workSorted, &counter, &fusedCounters, &q, &partO,
                             &partLse, &out, &outLse}) {
       b->reset();
@@ -189,12 +188,8 @@ struct PlanState {
     p.numQoHeads = numQoHeads;
     p.group = group;
     p.scaleLog2 = scaleLog2;
-    p.itemTokBegin = itemTokBegin.as<const int>();
     p.tokRow = tokRow.as<const int>();
-    p.itemPos = itemPos.as<const int>();
-    p.itemQueryBegin = itemQueryBegin.as<const int>();
     p.itemQueries = itemQueries.as<const int>();
-    p.itemPartialBase = itemPartialBase.as<const int>();
     p.queryKvLimit = queryKvLimit.as<const int>();
     p.slotDest = slotDest.as<const int>();
     p.partO = partO.as<float>();
@@ -273,9 +268,8 @@ struct PlanState {
     MergeParams m{};
     m.partO = partO.as<const float>();
     m.partLse = partLse.as<const float>();
-    m.mergeBegin = mergeBegin.as<const int>();
     m.mergeSlots = mergeSlots.as<const int>();
-    m.queries = mergeQueries.as<const int>();
+    m.queries = mergeQueries.as<const MergeQuery>();
     m.numMergeQueries = numMergeQueries;
     m.numQoHeads = numQoHeads;
     m.out = out.as<float>();
@@ -355,6 +349,71 @@ template <typename T>
 void upload(DeviceBuffer& b, const std::vector<T>& host) {
   b.alloc(host.size() * sizeof(T));
   if (!host.empty()) CANOPY_CUDA(cudaMemcpy(b.ptr, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+// The device's WorkUnit records (common.cuh) from the host's (item, kvHead, rowBlock, rg) lists:
+// each unit gets its item's token and query ranges, position and partial base, and the item's
+// first query id when its queries are consecutive ids. Item indices and ranges are checked here
+// (the kernels trust them).
+std::vector<int32_t> expandWork(const std::vector<int32_t>& plain, const std::vector<int32_t>& itemTokBegin,
+                                const std::vector<int32_t>& itemPos, const std::vector<int32_t>& itemQueryBegin,
+                                const std::vector<int32_t>& itemQueries, const std::vector<int32_t>& itemPartialBase) {
+  const size_t numItems = itemPos.size();
+  if (itemTokBegin.size() != numItems + 1 || itemQueryBegin.size() != numItems + 1 || itemPartialBase.size() != numItems) {
+    throw std::range_error("plan item arrays disagree on the number of items");
+  }
+  const size_t n = plain.size() / kPlanWorkUnitInts;
+  std::vector<int32_t> out(n * kWorkUnitInts, 0);
+  for (size_t u = 0; u < n; ++u) {
+    const int32_t* in = plain.data() + u * kPlanWorkUnitInts;
+    const int item = in[0];
+    if (item < 0 || size_t(item) >= numItems) {
+      throw std::range_error("work unit " + std::to_string(u) + ": item " + std::to_string(item) + " out of range [0, " +
+                             std::to_string(numItems) + ")");
+    }
+    const int q0 = itemQueryBegin[item], q1 = itemQueryBegin[item + 1];
+    if (q0 < 0 || q1 < q0 || size_t(q1) > itemQueries.size()) {
+      throw std::range_error("work unit " + std::to_string(u) + ": query range of item " + std::to_string(item) + " out of range");
+    }
+    int qFirst = q1 > q0 ? itemQueries[q0] : -1;
+    for (int x = q0 + 1; x < q1 && qFirst >= 0; ++x) {
+      if (itemQueries[x] != itemQueries[x - 1] + 1) qFirst = -1;
+    }
+    int32_t* o = out.data() + u * kWorkUnitInts;
+    o[0] = item, o[1] = in[1], o[2] = in[2], o[3] = in[3];
+    o[4] = itemTokBegin[item];
+    o[5] = itemTokBegin[item + 1] - itemTokBegin[item];
+    o[6] = q0;
+    o[7] = q1 - q0;
+    o[8] = itemPos[item];
+    o[9] = itemPartialBase[item];
+    o[10] = qFirst;
+  }
+  return out;
+}
+
+// The merge kernel's MergeQuery records (common.cuh): each query to merge with its slot count, its
+// range of mergeSlots, and its slots inline when they fit.
+std::vector<int32_t> mergeQueryRecords(const std::vector<int32_t>& queries, const std::vector<int32_t>& mergeBegin,
+                                       const std::vector<int32_t>& mergeSlots) {
+  std::vector<int32_t> out(queries.size() * kMergeQueryInts, 0);
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const int q = queries[i];
+    if (q < 0 || size_t(q) + 1 >= mergeBegin.size()) {
+      throw std::range_error("merge query " + std::to_string(q) + " out of range [0, " +
+                             std::to_string(mergeBegin.size() ? mergeBegin.size() - 1 : 0) + ")");
+    }
+    const int b = mergeBegin[q], e = mergeBegin[q + 1];
+    if (b < 0 || e < b || size_t(e) > mergeSlots.size()) {
+      throw std::range_error("merge query " + std::to_string(q) + ": slot range out of range");
+    }
+    int32_t* o = out.data() + i * kMergeQueryInts;
+    o[0] = q;
+    o[1] = e - b;
+    o[2] = b;
+    for (int j = 0; j < e - b && j < kMergeInlineSlots; ++j) o[4 + j] = mergeSlots[b + j];
+  }
+  return out;
 }
 
 int getInt(const Napi::Object& o, const char* key) {
@@ -742,11 +801,11 @@ class Context : public Napi::ObjectWrap<Context> {
     auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
     st->wgmma = d.Get("wgmma").ToBoolean().Value();
-    st->shortRg1 = d.Get("shortRg1").ToBoolean().Value();
+    st->shortRg1 = d.Get("tinyRg1").ToBoolean().Value() ? 2 : d.Get("shortRg1").ToBoolean().Value() ? 1 : 0;
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
-    if (wg.size() != ws.size() || wg.size() % 4) throw Napi::RangeError::New(env, "work lists differ");
-    st->numWork = int(wg.size() / 4);
+    if (wg.size() != ws.size() || wg.size() % kPlanWorkUnitInts) throw Napi::RangeError::New(env, "work lists differ");
+    st->numWork = int(wg.size() / kPlanWorkUnitInts);
     // Persistent families: units whose tile kernel has the same warp count share a grid. The
     // split is derived here from the kernels' own table (never trusted from the caller): a stable
     // partition of the longest-first list, the family of the longest unit first.
@@ -754,8 +813,8 @@ class Context : public Napi::ObjectWrap<Context> {
       const int w0 = attnWarpsFor(st->headDim, ws[3]);
       std::vector<int32_t> first, second;
       for (int u = 0; u < st->numWork; ++u) {
-        auto& dst = attnWarpsFor(st->headDim, ws[u * 4 + 3]) == w0 ? first : second;
-        dst.insert(dst.end(), ws.begin() + u * 4, ws.begin() + u * 4 + 4);
+        auto& dst = attnWarpsFor(st->headDim, ws[u * kPlanWorkUnitInts + 3]) == w0 ? first : second;
+        dst.insert(dst.end(), ws.begin() + u * kPlanWorkUnitInts, ws.begin() + (u + 1) * kPlanWorkUnitInts);
       }
       st->numFirst = int(first.size() / 4);
       st->firstWarps = w0;
@@ -766,24 +825,36 @@ class Context : public Napi::ObjectWrap<Context> {
     const double fusedFraction = ff.IsNumber() ? std::min(1.0, std::max(0.0, ff.As<Napi::Number>().DoubleValue())) : 0.5;
     auto mq = copyTyped<int32_t>(d.Get("mergeQueries"), "mergeQueries");
     st->numMergeQueries = int(mq.size());
+    auto itemTokBegin = copyTyped<int32_t>(d.Get("itemTokBegin"), "itemTokBegin");
+    auto itemPos = copyTyped<int32_t>(d.Get("itemPos"), "itemPos");
+    auto itemQueryBegin = copyTyped<int32_t>(d.Get("itemQueryBegin"), "itemQueryBegin");
+    auto itemQueries = copyTyped<int32_t>(d.Get("itemQueries"), "itemQueries");
+    auto itemPartialBase = copyTyped<int32_t>(d.Get("itemPartialBase"), "itemPartialBase");
+    auto mergeBegin = copyTyped<int32_t>(d.Get("mergeBegin"), "mergeBegin");
+    auto mergeSlots = copyTyped<int32_t>(d.Get("mergeSlots"), "mergeSlots");
+    std::vector<int32_t> wgUnits, wsUnits, mergeRecords;
+    try {
+      wgUnits = expandWork(wg, itemTokBegin, itemPos, itemQueryBegin, itemQueries, itemPartialBase);
+      wsUnits = expandWork(ws, itemTokBegin, itemPos, itemQueryBegin, itemQueries, itemPartialBase);
+      mergeRecords = mergeQueryRecords(mq, mergeBegin, mergeSlots);
+    } catch (const std::exception& e) {
+      throw Napi::RangeError::New(env, e.what());
+    }
     {
       std::lock_guard<std::mutex> lock(core_->mu);
       try {
         core_->ensureLive();
         CANOPY_CUDA(cudaSetDevice(core_->device));
-        upload(st->itemTokBegin, copyTyped<int32_t>(d.Get("itemTokBegin"), "itemTokBegin"));
+        // The per-item ranges travel inside each work unit (expandWork); the kernels still read
+        // the item's query ids (when not consecutive) and page-table rows from these arrays.
         upload(st->tokRow, copyTyped<int32_t>(d.Get("tokRow"), "tokRow"));
-        upload(st->itemPos, copyTyped<int32_t>(d.Get("itemPos"), "itemPos"));
-        upload(st->itemQueryBegin, copyTyped<int32_t>(d.Get("itemQueryBegin"), "itemQueryBegin"));
-        upload(st->itemQueries, copyTyped<int32_t>(d.Get("itemQueries"), "itemQueries"));
-        upload(st->itemPartialBase, copyTyped<int32_t>(d.Get("itemPartialBase"), "itemPartialBase"));
+        upload(st->itemQueries, itemQueries);
         upload(st->queryKvLimit, copyTyped<int32_t>(d.Get("queryKvLimit"), "queryKvLimit"));
         upload(st->slotDest, copyTyped<int32_t>(d.Get("slotDest"), "slotDest"));
-        upload(st->mergeBegin, copyTyped<int32_t>(d.Get("mergeBegin"), "mergeBegin"));
-        upload(st->mergeSlots, copyTyped<int32_t>(d.Get("mergeSlots"), "mergeSlots"));
-        upload(st->mergeQueries, mq);
-        upload(st->workGrouped, wg);
-        upload(st->workSorted, ws);
+        upload(st->mergeSlots, mergeSlots);
+        upload(st->mergeQueries, mergeRecords);
+        upload(st->workGrouped, wgUnits);
+        upload(st->workSorted, wsUnits);
         st->counter.alloc(2 * sizeof(int));
         const size_t rowsQ = size_t(st->numQueries) * st->numQoHeads;
         const size_t rowsP = size_t(st->numPartials) * st->numQoHeads;

@@ -88,9 +88,9 @@ __host__ __device__ constexpr bool usesRowRing(int nw) {
   return CANOPY_ROW_PREFETCH == 1 || (CANOPY_ROW_PREFETCH == 2 && nw == 8);
 }
 
-template <int D, int RG, int STAGES, int KT = ktFor(D, RG)>
+template <int D, int RG, int STAGES, int KT = ktFor(D, RG), int NW = warpsFor(D, RG)>
 __host__ __device__ constexpr size_t unitSmemBytes() {
-  constexpr int NW = warpsFor(D, RG), MT = mtFor(D, RG);
+  constexpr int MT = mtFor(D, RG);
   return size_t(16 * RG) * rowStride<D>() * 2                       // Q
          + cmax(size_t(STAGES) * 2 * KT * rowStride<D>() * 2,        // K, V stages, reused for
                 size_t(NW) * MT * 16 * (D + 4) * 4 + 16 * RG * 4)    //   the end-of-unit combine (+ row destinations)
@@ -132,10 +132,10 @@ struct HalfSync {
 // normally w.rg == RG, but a smaller unit may run on a larger tile (the fused strategy's halves
 // run rg 1 units on their 32-row tiles): rows past the unit's are padding, never written, and
 // warps whose 16 rows are all padding skip the arithmetic (they still load and hit the barriers).
-template <int D, int RG, int STAGES, bool WG, class Sync = CtaSync, int KT_ = ktFor(D, RG)>
+template <int D, int RG, int STAGES, bool WG, class Sync = CtaSync, int KT_ = ktFor(D, RG), int NW_ = warpsFor(D, RG)>
 __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, char* smem, const Sync sync = Sync{},
                                          [[maybe_unused]] TraceMarks* marks = nullptr) {
-  constexpr int kWarps = warpsFor(D, RG);
+  constexpr int kWarps = NW_;  // warpsFor(D, RG) except in the 2-warp tiny tile
   constexpr int kThreads = kWarps * 32;
   static_assert(Sync::kThreads == 0 || Sync::kThreads == kThreads, "the sync policy must cover the tile's warps");
   constexpr int MT = mtFor(D, RG);
@@ -173,13 +173,13 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   const int rgi = USE_WG ? ((warp >> 2) / KV_SPLIT) * 4 + (warp & 3) : warp / KV_SPLIT;
   const int ks = USE_WG ? (warp >> 2) % KV_SPLIT : warp % KV_SPLIT;
 
-  const int item = w.item;
+  [[maybe_unused]] const int item = w.item;  // read by the trace build
   const int kvHead = w.kvHead;
-  const int tokBegin = p.itemTokBegin[item];
-  const int ntok = p.itemTokBegin[item + 1] - tokBegin;
-  const int qBegin = p.itemQueryBegin[item];
-  const int nq = p.itemQueryBegin[item + 1] - qBegin;
-  const int pos0 = p.itemPos[item];
+  const int tokBegin = w.tokBegin;  // the item's ranges come with the unit (WorkUnit)
+  const int ntok = w.ntok;
+  const int qBegin = w.qBegin;
+  const int nq = w.nq;
+  const int pos0 = w.pos0;
   const int G = p.group;
   const int rowBase = w.rowBlock * 16 * w.rg;
   const int numRows = min(nq * G, rowBase + 16 * w.rg);  // end of the unit's rows
@@ -321,7 +321,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
   // Under the 128-register cap (8-warp tiles, the fused kernel's halves) 4 values in flight per
   // thread; 8 spilled there.
   constexpr int kGatherBatch = (kWarps == 8 || Sync::kTightRegs) ? 4 : 8;
-  gatherUnitRows<R, D, kThreads, kGatherBatch>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
+  gatherUnitRows<R, D, kThreads, kGatherBatch>(p, tid, rowBase, numRows, qBegin, w.qFirst, kvHead, pos0, ntok, p.scaleLog2, sLim,
                                  [&](int r, int c, float4 v) {
                                    // wgmma reads Q as core matrices (like K, with R rows); mma.sync reads padded rows.
                                    __half* qd = USE_WG ? sQ + ((c / 8) * (R / 8) + r / 8) * 64 + (r % 8) * 8 + (c % 8) : sQ + r * S + c;
@@ -329,6 +329,24 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
                                    dst[0] = __floats2half2_rn(v.x, v.y);
                                    dst[1] = __floats2half2_rn(v.z, v.w);
                                  });
+  // Where each row's (o, lse) goes: the partial slot's destination query when it is the query's
+  // only partial, else -1. The 4-warp tiles (short, latency-bound units) load it here, so the main
+  // loop hides its latency instead of the end of the unit; the 8-warp tiles, under their
+  // 128-register cap, load it after the loop (one register through the loop made ptxas spill in
+  // the 128-row tile). Either way it is staged in shared memory for the write loop: read there per
+  // element, the load sat behind the loop's own global stores (the compiler must assume they
+  // alias), a dependent round trip per iteration that made the 8-warp tiles' end of unit take
+  // 10-18 µs on the H100 (CANOPY_TRACE, 2026-11-24).
+#ifndef CANOPY_EARLY_DEST
+#define CANOPY_EARLY_DEST 1
+#endif
+  constexpr bool kEarlyDest = CANOPY_EARLY_DEST && kWarps <= 4;
+  const int partialBase = w.partialBase;
+  auto loadRowDest = [&]() {
+    return tid < R && rowBase + tid < numRows ? p.slotDest[partialBase + (rowBase + tid) / G] : -1;
+  };
+  int rowDest = -1;
+  if constexpr (kEarlyDest) rowDest = loadRowDest();
   if constexpr (USE_WG) fenceProxyAsync();  // generic-proxy stores of Q, read next by wgmma
   sync.sync();
   if (marks) CANOPY_TRACE_MARK(marks->a);
@@ -486,13 +504,7 @@ __device__ __forceinline__ void attnUnit(const AttnParams& p, const WorkUnit w, 
       }
     }
   }
-  // Where each row's (o, lse) goes: the partial slot's destination query when it is the query's
-  // only partial, else -1. Loaded now (in flight during the combine), staged in shared memory for
-  // the write loop below: read there per element, the load sat behind the loop's own global stores
-  // (the compiler must assume they alias), a dependent round trip per iteration that made the
-  // 8-warp tiles' end of unit take 10-18 µs on the H100 (CANOPY_TRACE, 2026-11-24).
-  const int partialBase = p.itemPartialBase[item];
-  const int rowDest = tid < R && rowBase + tid < numRows ? p.slotDest[partialBase + (rowBase + tid) / G] : -1;
+  if constexpr (!kEarlyDest) rowDest = loadRowDest();
   cpAsyncWait<0>();
   if (marks) CANOPY_TRACE_MARK(marks->b);
   sync.sync();  // every warp is done with the stage buffers: reuse them to combine
@@ -640,6 +652,33 @@ __global__ void __launch_bounds__(128, kShortTileBlocks) attnTileShortKernel(Att
 template <int D>
 __host__ __device__ constexpr bool hasShortTile() {
   return D <= 128 && (unitSmemBytes<D, 1, 2>() + 1024) * kShortTileBlocks <= 228 * 1024;
+}
+
+// The 16-row tile for plans whose 16-row units are all tiny (at most the host's tiny-unit limit
+// of visible tokens, e.g. W5's 64-token leaves, a draft tree's nodes): 2 warps (each 16 rows ×
+// 16 of a stage's tokens), 32-token stages, 2 stages: 39 KB of shared memory at d128 and a
+// 168-register cap, so five CTAs per SM instead of the short tile's three. Such units are latency
+// bound (the trace build put W5's leaf units at 4 µs of prologue, 1.5 of loop and 2.5 of end
+// each, three per SM): more of them in flight per SM is what moves their phase.
+constexpr int kTinyTileWarps = 2;
+constexpr int kTinyTileKT = 32;
+constexpr int kTinyTileBlocks = 5;
+template <int D>
+__global__ void __launch_bounds__(kTinyTileWarps * 32, kTinyTileBlocks) attnTileTinyKernel(AttnParams p) {
+  extern __shared__ __align__(16) char smem[];
+  CANOPY_TRACE_START(t0);
+  const WorkUnit w = p.work[blockIdx.x];
+  TraceMarks marks;
+  attnUnit<D, 1, 2, false, CtaSync, kTinyTileKT, kTinyTileWarps>(p, w, smem, CtaSync{}, &marks);
+  CANOPY_TRACE_UNIT_AB(3, t0, w.item, w.kvHead, w.rowBlock, 1, marks.a, marks.b);
+}
+template <int D>
+__host__ __device__ constexpr size_t tinyTileSmem() {
+  return unitSmemBytes<D, 1, 2, kTinyTileKT, kTinyTileWarps>();
+}
+template <int D>
+__host__ __device__ constexpr bool hasTinyTile() {
+  return D <= 128 && (tinyTileSmem<D>() + 1024) * kTinyTileBlocks <= 228 * 1024;
 }
 
 // Persistent variant: a grid sized to the chip pulls work units (sorted longest first on the
@@ -795,10 +834,17 @@ size_t persistentSmem() {
 
 // wgmma variants exist for the 8-warp kernels only (4-warp tiles always use mma.sync).
 template <int D, int RG>
-void launchTileD(const AttnParams& p, bool wg, bool shortUnits, cudaStream_t stream) {
+void launchTileD(const AttnParams& p, bool wg, int shortUnits, cudaStream_t stream) {
   constexpr int ST = tileStages<D, RG>();
+  if constexpr (RG == 1 && hasTinyTile<D>()) {
+    if (shortUnits == 2) {
+      attnTileTinyKernel<D><<<p.numWork, kTinyTileWarps * 32, tinyTileSmem<D>(), stream>>>(p);
+      CANOPY_LAUNCHED("attnTileTinyKernel launch");
+      return;
+    }
+  }
   if constexpr (RG == 1 && hasShortTile<D>()) {
-    if (shortUnits) {
+    if (shortUnits >= 1) {
       attnTileShortKernel<D><<<p.numWork, 128, unitSmemBytes<D, 1, 2>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileShortKernel launch");
       return;
@@ -824,6 +870,10 @@ void launchTileD(const AttnParams& p, bool wg, bool shortUnits, cudaStream_t str
 
 template <int D, int RG>
 void initTile() {
+  if constexpr (RG == 1 && hasTinyTile<D>()) {
+    CANOPY_CUDA(cudaFuncSetAttribute(attnTileTinyKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(tinyTileSmem<D>())));
+  }
   if constexpr (RG == 1 && hasShortTile<D>()) {
     CANOPY_CUDA(cudaFuncSetAttribute(attnTileShortKernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      int(unitSmemBytes<D, 1, 2>())));
@@ -921,7 +971,7 @@ void attnInit() {
   attnPipeInit();
 }
 
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, bool shortUnits, cudaStream_t stream) {
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, int shortUnits, cudaStream_t stream) {
   if (p.numWork == 0) return;
   switch (headDim * 16 + rg) {
 #define CANOPY_TILE_CASE(D, RG) \

@@ -198,13 +198,13 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   const int warp = tid >> 5;
   const int lane = tid & 31;
 
-  const int item = w.item;
+  [[maybe_unused]] const int item = w.item;  // read by the trace build
   const int kvHead = w.kvHead;
-  const int tokBegin = p.itemTokBegin[item];
-  const int ntok = p.itemTokBegin[item + 1] - tokBegin;
-  const int qBegin = p.itemQueryBegin[item];
-  const int nq = p.itemQueryBegin[item + 1] - qBegin;
-  const int pos0 = p.itemPos[item];
+  const int tokBegin = w.tokBegin;  // the item's ranges come with the unit (WorkUnit)
+  const int ntok = w.ntok;
+  const int qBegin = w.qBegin;
+  const int nq = w.nq;
+  const int pos0 = w.pos0;
   const int G = p.group;
   const int rowBase = w.rowBlock * R;
   const int numRows = min(nq * G, rowBase + R);
@@ -290,7 +290,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   // ---- consumer warpgroups ----
   const int row0 = (warp >> 2) * 64;                       // the warpgroup's first row
   const int rowA = row0 + 16 * (warp & 3) + (lane >> 2);   // this thread's rows: rowA, rowA + 8
-  gatherUnitRows<R, D, kPipeConsumers, 8>(p, tid, rowBase, numRows, qBegin, kvHead, pos0, ntok, p.scaleLog2, sLim,
+  gatherUnitRows<R, D, kPipeConsumers, 8>(p, tid, rowBase, numRows, qBegin, w.qFirst, kvHead, pos0, ntok, p.scaleLog2, sLim,
                                        [&](int r, int c, float4 v) {
                                          __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
                                          dst[0] = __floats2half2_rn(v.x, v.y);
@@ -464,7 +464,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   lA += __shfl_xor_sync(0xffffffffu, lA, 2);
   lB += __shfl_xor_sync(0xffffffffu, lB, 1);
   lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-  const int partialBase = p.itemPartialBase[item];
+  const int partialBase = w.partialBase;
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int gr = rowBase + rowA + 8 * h;

@@ -115,12 +115,29 @@ void traceDumpMerge();
 
 // One work unit of the attention kernels: (item, KV head, block of tile rows). `rg` is the
 // number of 16-row groups of the tile kernel that runs it (1, 2, 4 or 8 → 16, 32, 64, 128 rows).
-struct WorkUnit {
+// The rest is the unit's item, copied in by the host (PlanState::expandWork in addon.cpp) so the
+// record the CTA loads first already holds what its prologue needs: reading the item's ranges
+// from the per-item arrays was one more dependent global load (a full memory latency, 1–2 µs on
+// a loaded H100) before the Q gather and the first page-table rows, and another before the
+// epilogue's writes (the partial base). `qFirst` is the item's first query id when its queries
+// are consecutive ids (then row r's query is qFirst + r / group with no load), else -1.
+struct alignas(16) WorkUnit {
   int item;
   int kvHead;
   int rowBlock;
   int rg;
+  int tokBegin;     // the item's first entry of tokRow
+  int ntok;         // its KV tokens
+  int qBegin;       // its first entry of itemQueries
+  int nq;           // its queries
+  int pos0;         // absolute position of its first KV token
+  int partialBase;  // its first partial slot
+  int qFirst;       // first query id if consecutive, else -1
+  int pad;
 };
+static_assert(sizeof(WorkUnit) == 48, "three 16-byte loads");
+constexpr int kWorkUnitInts = 12;   // int32s per WorkUnit
+constexpr int kPlanWorkUnitInts = 4;  // int32s per unit in the host's work lists (item, kvHead, rowBlock, rg)
 
 // Everything the partial-attention kernels read and write. All pointers are device pointers.
 struct AttnParams {
@@ -131,12 +148,8 @@ struct AttnParams {
   int numQoHeads;
   int group;         // numQoHeads / numKvHeads
   float scaleLog2;   // softmax scale * log2(e): scores are kept in the exp2 domain
-  const int* itemTokBegin;   // [numItems + 1] offsets into tokRow
-  const int* tokRow;         // page * pageSize + slot of each item token, in item order
-  const int* itemPos;        // absolute position of each item's first token
-  const int* itemQueryBegin; // [numItems + 1]
-  const int* itemQueries;
-  const int* itemPartialBase;
+  const int* tokRow;         // page * pageSize + slot of each item token, in item order (WorkUnit::tokBegin)
+  const int* itemQueries;    // the items' query ids, item by item (WorkUnit::qBegin)
   const int* queryKvLimit;
   const int* slotDest;  // per partial slot: the query it is the only partial of, else -1
   float* partO;         // [numPartials, numQoHeads, headDim]
@@ -162,12 +175,26 @@ struct FusedParams {
   int computeQuota1;  // … of slot 1
 };
 
+// One query to merge, as one 64-byte record: its id, its number of partial slots, and the slots
+// themselves when there are at most kMergeInlineSlots (else they are mergeSlots[slotBegin ..]).
+// A merge lane loads its slot id from the record at the same time as the warp loads the record,
+// so record → (lse, rows) is the whole chain of dependent loads (it was query list → mergeBegin
+// → mergeSlots → lse → rows).
+constexpr int kMergeInlineSlots = 12;
+struct alignas(64) MergeQuery {
+  int query;
+  int count;
+  int slotBegin;
+  int pad;
+  int slots[kMergeInlineSlots];
+};
+static_assert(sizeof(MergeQuery) == 64, "one 64-byte record per merged query");
+constexpr int kMergeQueryInts = 16;
 struct MergeParams {
   const float* partO;
   const float* partLse;
-  const int* mergeBegin;   // [numQueries + 1]
   const int* mergeSlots;
-  const int* queries;      // the queries to merge (those without a direct write)
+  const MergeQuery* queries;  // the queries to merge (those without a direct write)
   int numMergeQueries;
   int numQoHeads;
   float* out;
@@ -177,9 +204,10 @@ struct MergeParams {
 // attention.cu
 // Launch the tile kernel for `rg` over params.work[0 .. params.numWork).
 // `wgmma`: the 128-row units run on the pipelined wgmma tile where the GPU has it (attention_wgpipe.cu).
-// `shortUnits`: every unit of this launch is short (SHORT_UNIT_TOKENS in src/prepare.ts);
-// rg 1 then runs on the three-CTAs-per-SM 16-row tile.
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, bool shortUnits, cudaStream_t stream);
+// `shortUnits`: 1 when every unit of this launch is short (SHORT_UNIT_TOKENS in src/prepare.ts):
+// rg 1 then runs on the three-CTAs-per-SM 16-row tile; 2 when every unit is tiny (the plan's
+// tiny-unit limit): rg 1 runs on the 2-warp, five-per-SM tile; 0 otherwise.
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, int shortUnits, cudaStream_t stream);
 // Launch the persistent kernel with `warps` warps per CTA (4: runs rg 1 and 2; 8: rg 4 and 8)
 // on `gridBlocks` CTAs (capped at the number of work units).
 void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks,

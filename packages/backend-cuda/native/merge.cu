@@ -9,7 +9,13 @@
 // elements over the batch with the slot index and weight broadcast by shuffle — no dependent
 // global load inside the accumulation loop, which is unrolled so several rows are in flight
 // (the first version walked the slots one dependent load chain at a time: W3's merge took 13 µs,
-// docs/benchmarks/cuda-h100-ncu-w1-w3-w5-2026-11-23.json).
+// docs/benchmarks/cuda-h100-ncu-w1-w3-w5-2026-11-23.json). The warp's first load is its
+// MergeQuery record (query id, slot count and up to 12 slot ids, loaded together with each lane's
+// slot id): record → lse → rows is the chain of dependent loads (it was query list → mergeBegin →
+// mergeSlots → lse → rows). The host leaves out the slots that can hold no KV token
+// (src/prepare.ts). Loading a batch's first rows beside its lse values was tried: 8 rows in flight
+// took the kernel from 32 to 80 registers (d128), and at 32 registers eight 256-thread CTAs fill an
+// SM, so W5's 1024 merge CTAs would no longer run in one wave.
 // Bytes: per (query, head) and slot, headDim·4 + 4 read + 4 (slot id); headDim·4 + 4 written.
 // FLOPs: ~2·headDim per slot.
 #include "common.cuh"
@@ -57,28 +63,33 @@ struct Vec<8> {
 };
 
 template <int D>
-__global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
+// Eight CTAs per SM (32 registers each) so a full chip of merge warps runs in one wave (d256: six).
+__global__ void __launch_bounds__(256, D <= 128 ? 8 : 6) mergeKernel(MergeParams p) {
   constexpr int VEC = D / 32;
   CANOPY_TRACE_START(traceT0);
   const int warpId = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
   const int lane = threadIdx.x & 31;
   if (warpId >= p.numMergeQueries * p.numQoHeads) return;
-  const int q = p.queries[warpId / p.numQoHeads];
+  const MergeQuery* rec = p.queries + warpId / p.numQoHeads;
+  // Lane j's inline slot id, loaded beside the record's fields (same 64 bytes, no dependency).
+  const int inlineSlot = lane < kMergeInlineSlots ? rec->slots[lane] : 0;
+  const int q = rec->query;
+  const int count = rec->count;
   const int h = warpId % p.numQoHeads;
-  const int b = p.mergeBegin[q];
-  const int e = p.mergeBegin[q + 1];
   // Running (max, sum of weights, weighted sum) over batches of 32 slots, rescaled as the max grows.
   float M = -INFINITY;
   float L = 0.f;
   float acc[VEC];
 #pragma unroll
   for (int i = 0; i < VEC; ++i) acc[i] = 0.f;
-  for (int j0 = b; j0 < e; j0 += 32) {
-    const int n = min(32, e - j0);
+  const float* base = p.partO + VEC * lane;
+  for (int j0 = 0; j0 < count; j0 += 32) {
+    const int n = min(32, count - j0);
     size_t row = 0;
     float lse = -INFINITY;
     if (lane < n) {
-      row = static_cast<size_t>(p.mergeSlots[j0 + lane]) * p.numQoHeads + h;
+      const int slot = count <= kMergeInlineSlots ? inlineSlot : p.mergeSlots[rec->slotBegin + j0 + lane];
+      row = static_cast<size_t>(slot) * p.numQoHeads + h;
       lse = p.partLse[row];
     }
     float bm = lse;
@@ -88,15 +99,13 @@ __global__ void __launch_bounds__(256) mergeKernel(MergeParams p) {
     const float Mn = fmaxf(M, bm);
     const float scale = __expf(M - Mn);  // 0 when M was -inf (nothing accumulated yet)
     M = Mn;
-    // an empty state (lse = -inf) gets weight 0 and its (zero) row is skipped below
-    const float w = __expf(lse - M);
+    const float w = __expf(lse - M);  // an empty state (lse = -inf) gets weight 0
     float ws = w;
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) ws += __shfl_xor_sync(0xffffffffu, ws, off);
     L = L * scale + ws;
 #pragma unroll
     for (int i = 0; i < VEC; ++i) acc[i] *= scale;
-    const float* base = p.partO + VEC * lane;
 #pragma unroll 4
     for (int j = 0; j < n; ++j) {
       const float wj = __shfl_sync(0xffffffffu, w, j);

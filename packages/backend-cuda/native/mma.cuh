@@ -254,7 +254,8 @@ __device__ __forceinline__ void rescaleRows(float (&o)[DN][4], float alphaA, flo
 
 // The unit prologue's global reads: the unit's rows' query vectors (f32 [query, head, D]), handed
 // to `store(r, c, value)` pre-scaled by `scale` (row r, dims c..c+3), and every row's KV limit
-// into sLim. Row → query id → values is two dependent global loads; here a batch's index loads go
+// into sLim. Row → query id → values is two dependent global loads (one when the unit's queries
+// are consecutive ids, WorkUnit::qFirst: the id is then computed); here a batch's index loads go
 // out together, then its value loads (and the limits' second load), so the prologue costs about
 // two memory latencies instead of two per row: ncu on W5's 128-row units put the old loop's
 // load-use waits at 6% of the pipelined tile's stall samples and the whole prologue at 17%
@@ -262,14 +263,16 @@ __device__ __forceinline__ void rescaleRows(float (&o)[DN][4], float alphaA, flo
 // per thread in flight at once (kernels under a register cap take fewer).
 template <int R, int D, int THREADS, int MAX_BATCH, class Params, class Store>
 __device__ __forceinline__ void gatherUnitRows(const Params& p, int tid, int rowBase, int numRows, int qBegin,
-                                               int kvHead, int pos0, int ntok, float scale, int* sLim,
+                                               int qFirst, int kvHead, int pos0, int ntok, float scale, int* sLim,
                                                Store store) {
   constexpr int PER = R * (D / 4) / THREADS;  // float4 values per thread
   constexpr int BATCH = PER < MAX_BATCH ? PER : MAX_BATCH;  // 4·BATCH registers of values in flight
   static_assert(PER * THREADS == R * (D / 4) && PER % BATCH == 0, "whole float4s per thread");
   static_assert(R <= THREADS, "one row limit per thread");
   const int G = p.group;
-  const int limQid = tid < R && rowBase + tid < numRows ? p.itemQueries[qBegin + (rowBase + tid) / G] : -1;
+  // Query id of the unit's local query x: no load when the item's queries are consecutive ids.
+  auto queryOf = [&](int x) { return qFirst >= 0 ? qFirst + x : p.itemQueries[qBegin + x]; };
+  const int limQid = tid < R && rowBase + tid < numRows ? queryOf((rowBase + tid) / G) : -1;
   int limRaw = 0;
 #pragma unroll 1
   for (int b = 0; b < PER; b += BATCH) {
@@ -277,7 +280,7 @@ __device__ __forceinline__ void gatherUnitRows(const Params& p, int tid, int row
 #pragma unroll
     for (int k = 0; k < BATCH; ++k) {
       const int gr = rowBase + (tid + (b + k) * THREADS) / (D / 4);
-      qid[k] = gr < numRows ? p.itemQueries[qBegin + gr / G] : -1;
+      qid[k] = gr < numRows ? queryOf(gr / G) : -1;
     }
     if (b == 0 && limQid >= 0) limRaw = p.queryKvLimit[limQid];
     float4 val[BATCH];

@@ -18,7 +18,7 @@ import {
 } from '@canopy/core';
 import { loadAddon, type NativeContext, type NativePlanDesc, type NativePlanHandle } from './native.js';
 import { balancePlan } from './balance.js';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, kernelWarps, preparePlan, type FusedRates, type KvShape } from './prepare.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, TINY_UNIT_TOKENS, kernelWarps, preparePlan, type FusedRates, type KvShape } from './prepare.js';
 
 /**
  * How work items are launched:
@@ -215,6 +215,8 @@ export class CudaBackend implements AttentionBackend {
   balance: boolean;
   /** Fixed compute-role share for 'fused' (undefined: estimated per plan). */
   fusedFraction: number | undefined;
+  /** Longest 16-row unit for the 2-warp tiny tile: CANOPY_CUDA_TINY_TOKENS, else TINY_UNIT_TOKENS. */
+  tinyUnitTokens: number = tinyUnitTokensFrom(process.env.CANOPY_CUDA_TINY_TOKENS);
   private ctx: NativeContext | undefined;
   private kv: KvShape | undefined;
   /** Plans seen before, by identity: re-running one uploads nothing but the queries. */
@@ -292,7 +294,7 @@ export class CudaBackend implements AttentionBackend {
     if (!kv) throw new CanopyError('no-kv', 'CUDA backend: call setKvCache() before run()');
     // Two CTA slots per SM: what the 8-warp and the 4-warp decode tiles both fit.
     const effective = this.balance ? balancePlan(plan, { slots: 2 * this.capabilities.parallelUnits }) : plan;
-    const desc = preparePlan(effective, kv, { wgmma: this.wgmma, fusedRates: this.fusedRates() });
+    const desc = preparePlan(effective, kv, { wgmma: this.wgmma, fusedRates: this.fusedRates(), tinyUnitTokens: this.tinyUnitTokens });
     if (this.fusedFraction !== undefined) desc.fusedComputeFraction = this.fusedFraction;
     return desc;
   }
@@ -413,6 +415,16 @@ export class CudaBackend implements AttentionBackend {
     this.ctx = undefined;
     this.kv = undefined;
   }
+}
+
+/** CANOPY_CUDA_TINY_TOKENS: the tiny-tile limit in visible tokens (0 turns the tile off), else TINY_UNIT_TOKENS. */
+export function tinyUnitTokensFrom(env: string | undefined): number {
+  if (env === undefined || env === '') return TINY_UNIT_TOKENS;
+  const n = Number(env);
+  if (!/^\d+$/.test(env.trim()) || !Number.isSafeInteger(n)) {
+    throw new CanopyError('bad-option', `CANOPY_CUDA_TINY_TOKENS must be a whole number of KV tokens (0 turns the tiny tile off), got ${JSON.stringify(env)}`);
+  }
+  return n;
 }
 
 /** The wgmma setting: the option, else CANOPY_CUDA_WGMMA (1 / 0), else undefined (per plan). */

@@ -8,6 +8,7 @@
 export {
   CUDA_CAPABILITIES,
   cudaPlanningHints,
+  tinyUnitTokensFrom,
   CUDA_CAPABILITY_NOTES,
   CudaBackend,
   DEFAULT_STRATEGY,
@@ -31,6 +32,7 @@ export {
   rowGroupsFor,
   WGMMA_PIPE_MIN_RATIO,
   SHORT_UNIT_TOKENS,
+  TINY_UNIT_TOKENS,
   wgmmaPipeWorthIt,
   type FusedRates,
   type KvShape,

@@ -49,6 +49,9 @@ export interface NativePlanDesc {
   /** Every 16-row unit streams at most SHORT_UNIT_TOKENS visible tokens: the streams strategy then
    * runs them on the 16-row tile built for three CTAs per SM (native/attention.cu). */
   shortRg1: boolean;
+  /** Every 16-row unit streams at most the tiny-unit limit (TINY_UNIT_TOKENS): the streams strategy
+   * then runs them on the 2-warp 16-row tile built for five CTAs per SM. */
+  tinyRg1: boolean;
   /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
    * estimated compute time of those units vs the memory time of the 4-warp units
    * (fusedComputeFraction → fusedStartFraction in prepare.ts). */
@@ -64,6 +67,7 @@ export interface NativePlanDesc {
   itemPartialBase: Int32Array;
   queryKvLimit: Int32Array;
   slotDest: Int32Array;
+  /** Each query's partial slots to merge: the plan's, less the slots that can hold no KV token. */
   mergeBegin: Int32Array;
   mergeSlots: Int32Array;
   mergeQueries: Int32Array;

@@ -7,8 +7,10 @@
  *   (queries × GQA group) are cut into tiles of 16, 32, 64 or 128 rows (the tile the planner chose,
  *   capped by the rows the item has). Two orders: grouped by tile kernel (multi-stream strategy)
  *   and longest-first (persistent strategy);
- * - `slotDest`: a partial slot that is its query's only partial is written straight to the output;
- *   the merge kernel runs only over `mergeQueries` (zero or several partials).
+ * - `mergeBegin`/`mergeSlots`: each query's partial slots less those that can hold no KV token
+ *   (empty states, nothing to merge);
+ * - `slotDest`: a partial slot that is its query's only (non-empty) partial is written straight to
+ *   the output; the merge kernel runs only over `mergeQueries` (zero or several partials).
  *
  * Every index is range-checked here, so a malformed plan fails with a CanopyError instead of a
  * device fault.
@@ -58,6 +60,8 @@ export interface PrepareOptions {
   /** 128-row units on the pipelined wgmma tile: true / false, or undefined for wgmmaPipeWorthIt. */
   wgmma?: boolean;
   fusedRates?: FusedRates;
+  /** Longest 16-row unit for the 2-warp tiny tile (TINY_UNIT_TOKENS when undefined; 0 turns it off). */
+  tinyUnitTokens?: number;
 }
 
 /**
@@ -93,6 +97,14 @@ export function wgmmaPipeWorthIt(rg8Flops: number, memoryBytes: number, rates: F
  * (docs/benchmarks/cuda-h100-rg1-2026-11-23.json).
  */
 export const SHORT_UNIT_TOKENS = 2048;
+
+/**
+ * Longest 16-row unit (visible KV tokens) for which a plan's 16-row units run on the 2-warp tile
+ * built for five CTAs per SM (`attnTileTinyKernel`, native/attention.cu) under the streams
+ * strategy: tiny units (W5's 64-token leaves, draft-tree nodes) are latency bound, and more of
+ * them per SM is what moves them.
+ */
+export const TINY_UNIT_TOKENS = 256;
 
 /**
  * Share of the fused grid's CTAs that should start in the compute role: predicted time of the
@@ -167,24 +179,52 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     }
   }
 
-  // Partials written directly vs merged.
-  const slotDest = new Int32Array(Math.max(nP, 0)).fill(-1);
-  const merge: number[] = [];
+  // Partial slots that can hold no KV token: the item's tokens all lie at or past the query's KV
+  // limit (a causal prefill row before a later KV chunk, a query beside a node it does not see).
+  // Their state is empty (lse −inf), so the merge leaves them out: it reads none of their rows,
+  // and a query left with one real partial has it written straight to the output.
+  const slotEmpty = new Uint8Array(Math.max(nP, 0));
+  for (let i = 0; i < nItems; i++) {
+    const q0 = plan.itemQueryBegin[i];
+    const q1 = plan.itemQueryBegin[i + 1];
+    const base = plan.itemPartialBase[i];
+    const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
+    for (let x = q0; x < q1 && x < plan.itemQueries.length; x++) {
+      const q = plan.itemQueries[x];
+      const slot = base + x - q0;
+      if (q < 0 || q >= nQ || slot < 0 || slot >= nP) continue; // refused below
+      if (Math.min(ntok, plan.queryKvLimit[q] - plan.itemPos[i]) <= 0) slotEmpty[slot] = 1;
+    }
+  }
+  const mergeBegin = new Int32Array(nQ + 1);
+  const mergeSlotList: number[] = [];
   for (let q = 0; q < nQ; q++) {
     const b = plan.mergeBegin[q];
     const e = plan.mergeBegin[q + 1];
     if (b > e || e > plan.mergeSlots.length) bad(`query ${q}: merge range [${b}, ${e}) out of range`);
+    mergeBegin[q] = mergeSlotList.length;
     for (let j = b; j < e; j++) {
       const s = plan.mergeSlots[j];
       if (s < 0 || s >= nP) bad(`query ${q}: partial slot ${s} out of range [0, ${nP})`);
+      if (!slotEmpty[s]) mergeSlotList.push(s);
     }
-    if (e - b === 1 && slotDest[plan.mergeSlots[b]] === -1) slotDest[plan.mergeSlots[b]] = q;
+  }
+  mergeBegin[nQ] = mergeSlotList.length;
+  const mergeSlots = Int32Array.from(mergeSlotList);
+
+  // Partials written directly vs merged.
+  const slotDest = new Int32Array(Math.max(nP, 0)).fill(-1);
+  const merge: number[] = [];
+  for (let q = 0; q < nQ; q++) {
+    const b = mergeBegin[q];
+    const e = mergeBegin[q + 1];
+    if (e - b === 1 && slotDest[mergeSlots[b]] === -1) slotDest[mergeSlots[b]] = q;
     else merge.push(q);
   }
   // A slot claimed as direct by one query but also listed by another must go through the merge.
   for (const q of merge) {
-    for (let j = plan.mergeBegin[q]; j < plan.mergeBegin[q + 1]; j++) {
-      const s = plan.mergeSlots[j];
+    for (let j = mergeBegin[q]; j < mergeBegin[q + 1]; j++) {
+      const s = mergeSlots[j];
       const owner = slotDest[s];
       if (owner !== -1 && owner !== q) {
         slotDest[s] = -1;
@@ -273,6 +313,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     maxRg,
     wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates, rg4Flops),
     shortRg1: rg1MaxTokens <= SHORT_UNIT_TOKENS,
+    tinyRg1: rg1MaxTokens <= Math.min(SHORT_UNIT_TOKENS, opts.tinyUnitTokens ?? TINY_UNIT_TOKENS),
     fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,
     workGrouped: pack(grouped),
@@ -285,8 +326,8 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     itemPartialBase: Int32Array.from(plan.itemPartialBase),
     queryKvLimit: Int32Array.from(plan.queryKvLimit),
     slotDest,
-    mergeBegin: Int32Array.from(plan.mergeBegin),
-    mergeSlots: Int32Array.from(plan.mergeSlots),
+    mergeBegin,
+    mergeSlots,
     mergeQueries,
   };
 }

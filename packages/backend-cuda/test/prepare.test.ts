@@ -18,7 +18,7 @@ import {
 import { batchFromTree, buildCaseBatch, conformanceCases } from '@canopy/backend-testkit';
 import { planners } from '@canopy/planner';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
+import { DEFAULT_FUSED_RATES, KERNEL_ROWS, SHORT_UNIT_TOKENS, TINY_UNIT_TOKENS, WGMMA_PIPE_MIN_RATIO, balancePlan, fusedComputeFraction, fusedStartFraction, kernelWarps, preparePlan, rowGroupsFor, wgmmaPipeWorthIt } from '../src/index.js';
 import type { NativePlanDesc } from '../src/native.js';
 
 const CAPS: BackendCapabilities = {
@@ -387,5 +387,61 @@ describe('short 16-row units', () => {
     };
     expect(plan(SHORT_UNIT_TOKENS).d.shortRg1).toBe(true);
     expect(plan(SHORT_UNIT_TOKENS + 16).d.shortRg1).toBe(false);
+  });
+  it('flags plans whose 16-row units all stream at most the tiny-unit limit (TINY_UNIT_TOKENS or the option; 0 is off)', () => {
+    const cfg = { numQoHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' as const };
+    const caps = { ...CAPS, kvDtypes: ['f16' as const], tileMenu: [{ rows: 16, kvBlock: 64 }], parallelUnits: 1 };
+    const plan = (tokens: number, tinyUnitTokens?: number) => {
+      const batch = batchFromTree({ parent: [-1, -1], tokens: [tokens, 48], requestAt: [0, 1] }, cfg, 16);
+      const kv = { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: 2, headDim: 64 };
+      return preparePlan(planners.perRequest(batch, caps), kv, { tinyUnitTokens });
+    };
+    expect(plan(TINY_UNIT_TOKENS).tinyRg1).toBe(true);
+    expect(plan(TINY_UNIT_TOKENS + 16).tinyRg1).toBe(false);
+    expect(plan(TINY_UNIT_TOKENS + 16).shortRg1).toBe(true);
+    expect(plan(64, 0).tinyRg1).toBe(false);
+    expect(plan(64, 64).tinyRg1).toBe(true);
+    expect(plan(80, 64).tinyRg1).toBe(false);
+    // never above the short-unit limit (the tiny tile is a short tile)
+    expect(plan(SHORT_UNIT_TOKENS + 16, 1 << 20).tinyRg1).toBe(false);
+  });
+});
+
+describe('empty partial slots', () => {
+  it('leaves out of the merge the slots that can hold no KV token, and writes a query left with one partial directly', () => {
+    // A 48-token prefill chunk on a 16-token context, its KV cut into 8-token pieces: a causal row
+    // sees only the pieces before its own position, so most (row, piece) slots are empty.
+    const cfg = { numQoHeads: 4, numKvHeads: 2, headDim: 32, kvDtype: 'f32' as const };
+    const batch = batchFromTree({ parent: [-1], tokens: [64], requestAt: [0], numQueries: [48] }, cfg, 8);
+    const cache = randomKvCache(batch.numPages, batch.pageSize, cfg, 21);
+    const queries = randomQueries(48, cfg, 22);
+    const plan = balancePlan(planners.perRequest(batch, CAPS), { slots: 64, minTokens: 8, targetFraction: 0.01 });
+    validatePlan(plan, batch);
+    const d = preparePlan(plan, cache);
+    // Independent count of the slots with a visible token.
+    let nonEmpty = 0;
+    for (let i = 0; i < plan.numItems; i++) {
+      const ntok = plan.segTokens.slice(plan.itemSegBegin[i], plan.itemSegBegin[i + 1]).reduce((a, b) => a + b, 0);
+      for (let x = plan.itemQueryBegin[i]; x < plan.itemQueryBegin[i + 1]; x++) {
+        if (Math.min(ntok, plan.queryKvLimit[plan.itemQueries[x]] - plan.itemPos[i]) > 0) nonEmpty++;
+      }
+    }
+    expect(plan.mergeSlots.length).toBeGreaterThan(nonEmpty); // the plan does list empty slots
+    expect(d.mergeSlots.length).toBe(nonEmpty);
+    // A query whose plan lists several slots but only one with a token is written directly.
+    const madeDirect = Array.from({ length: 48 }, (_, q) => q).filter(
+      (q) => plan.mergeBegin[q + 1] - plan.mergeBegin[q] > 1 && d.mergeBegin[q + 1] - d.mergeBegin[q] === 1,
+    );
+    expect(madeDirect.length).toBeGreaterThan(0);
+    for (const q of madeDirect) {
+      expect(d.slotDest[d.mergeSlots[d.mergeBegin[q]]]).toBe(q);
+      expect(Array.from(d.mergeQueries)).not.toContain(q);
+    }
+    const ref = referenceAttention(batch, cache, queries);
+    for (const order of ['grouped', 'sorted'] as const) {
+      const got = emulate(plan, d, cache, queries, order);
+      expect(maxErr(got.out, ref.out)).toBeLessThan(1e-9);
+      expect(maxErr(got.lse, ref.lse)).toBeLessThan(1e-9);
+    }
   });
 });

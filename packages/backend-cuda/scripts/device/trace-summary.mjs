@@ -9,7 +9,7 @@
 //   node trace-summary.mjs trace.txt [--last-of N]   (N runs per profile entry: print only the last)
 import { readFileSync } from 'node:fs';
 
-const KIND = { 0: 'tile', 1: 'tile16s', 2: 'persist', 5: 'pipe128', 6: 'merge' };
+const KIND = { 0: 'tile', 1: 'tile16s', 2: 'persist', 3: 'tile16t', 5: 'pipe128', 6: 'merge' };
 const file = process.argv[2];
 const lastOfIdx = process.argv.indexOf('--last-of');
 const lastOf = lastOfIdx > 0 ? Number(process.argv[lastOfIdx + 1]) : 1;
