@@ -108,20 +108,20 @@ export const CUDA_CAPABILITIES: BackendCapabilities = {
  * (the trace build measured unit prologues of 4–9 µs and ends of 2–3 µs; the planner's default is
  * 1). Same bench call against pu=1.5,wq=2 (docs/benchmarks/cuda-h100-item-overhead-2026-11-24.json):
  * S1 287 → 257 µs, W7 126 → 113, W8 73.6 → 63.8, W5 201 either way; the driver's call there: W3
- * 72.8 → 68.3, W1 80.9 → 78.9, H1 1071 → 1031, H2 1340 → 1309. And wave slots of one CTA per SM
- * for the 128-row tiles (t128=1, the pipelined tile's occupancy): W5's root then runs as one wave
- * of 128 units instead of two of 256. Alone it cut H1's and H2's prefill into many KV chunks (H1
- * 1482, H2 1655 µs), and beside 4 µs per CTA it gave W5 188 but S1 314 while S1's draft-tree units
- * ran on the 4-warp short tile; since they run on the 2-warp tiny tile, same call
- * (docs/benchmarks/cuda-h100-early-tiles-2026-11-24.json): W5 188–194 → 177.6 µs, S1 224–228 →
- * 211.6, H1, H2 and W1–W8 within their run-to-run spread.
+ * 72.8 → 68.3, W1 80.9 → 78.9, H1 1071 → 1031, H2 1340 → 1309. Wave slots of one CTA per SM for
+ * the 128-row tiles (t128=1, the pipelined tile's occupancy) run W5's root as one wave of 128
+ * units instead of two of 256, but cut S1's shared root into fewer, longer units: with canopy-bench
+ * on the H100 (docs/benchmarks/cuda-h100-t128-2026-11-24.json) W5 190 → 179 µs and S1 246 →
+ * 283–298 (the device driver's own draft-tree batch went 224 → 212, cuda-h100-early-tiles-*), and
+ * alone (without the 4 µs) it cut H1's and H2's prefill into many KV chunks (H1 1482, H2 1655 µs).
+ * So it stays off.
  */
 export function cudaPlanningHints(smCount: number, env: string | undefined = process.env.CANOPY_CUDA_PLANNING_HINTS): PlanningHints {
   // CANOPY_CUDA_PLANNING_HINTS: "off", or "pu=F,wq=G,t128=H,ov=U" (pu, wq, t128: multiples of the
   // SM count, t128 the wave slots of 128-row tiles; ov: µs per CTA); any may be left out, which
   // leaves that hint unset, to compare settings on other workloads
   if (env === undefined || env === '') {
-    return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount, itemOverheadUs: 4, tileWaveSlots: [{ minRows: 128, waveSlots: smCount }] };
+    return { parallelUnits: Math.round(1.5 * smCount), waveSlots: 2 * smCount, itemOverheadUs: 4 };
   }
   if (env === 'off') return {};
   const out: PlanningHints = {};
@@ -145,7 +145,7 @@ export function cudaPlanningHints(smCount: number, env: string | undefined = pro
 
 export const CUDA_CAPABILITY_NOTES: Record<string, string> = {
   parallelUnits: 'the GPU\'s SM count (132 on an H100 SXM)',
-  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs (1 × SMs for 128-row tiles), itemOverheadUs 4 (fitted on the H100, see cudaPlanningHints)',
+  planningHints: 'parallelUnits 1.5 × SMs, waveSlots 2 × SMs, itemOverheadUs 4 (fitted on the H100, see cudaPlanningHints)',
   readBandwidthGBs: '90% of the datasheet bandwidth, replaced by the measured value after probe()',
   maxKvPoolBytes: '45% of the GPU memory per pool',
 };

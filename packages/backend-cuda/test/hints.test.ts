@@ -3,11 +3,11 @@ import { costModel } from '@canopy/planner';
 import { CUDA_CAPABILITIES, TINY_UNIT_TOKENS, cudaPlanningHints, tinyUnitTokensFrom } from '../src/index.js';
 
 describe('planning hints (CANOPY_CUDA_PLANNING_HINTS)', () => {
-  it('default: balance against 1.5 × SMs, waves of 2 × SMs (1 × SMs for 128-row tiles), 4 µs per CTA; the prefix cost model reads them', () => {
-    const h100 = { parallelUnits: 198, waveSlots: 264, itemOverheadUs: 4, tileWaveSlots: [{ minRows: 128, waveSlots: 132 }] };
+  it('default: balance against 1.5 × SMs, waves of 2 × SMs, 4 µs per CTA, no per-tile slots; the prefix cost model reads them', () => {
+    const h100 = { parallelUnits: 198, waveSlots: 264, itemOverheadUs: 4 };
     expect(cudaPlanningHints(132, '')).toEqual(h100);
-    expect(cudaPlanningHints(114, undefined)).toEqual({ parallelUnits: 171, waveSlots: 228, itemOverheadUs: 4, tileWaveSlots: [{ minRows: 128, waveSlots: 114 }] });
-    expect(costModel(CUDA_CAPABILITIES)).toMatchObject(h100);
+    expect(cudaPlanningHints(114, undefined)).toEqual({ parallelUnits: 171, waveSlots: 228, itemOverheadUs: 4 });
+    expect(costModel(CUDA_CAPABILITIES)).toMatchObject({ ...h100, tileWaveSlots: [] });
   });
   it('"off" and explicit multiples', () => {
     expect(cudaPlanningHints(132, 'off')).toEqual({});
