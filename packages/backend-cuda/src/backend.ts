@@ -31,9 +31,7 @@ import { DEFAULT_FUSED_RATES, KERNEL_ROWS, TINY_UNIT_TOKENS, kernelWarps, prepar
  *   list when its own is empty. Head dim 256, and plans with only one kind of unit, run as
  *   'persistent'.
  * - 'auto' (the default): per plan, 'persistent' when its units need both CTA shapes (4-warp
- *   and 8-warp tiles: shared prefixes or prefill chunks beside decode leaves), else 'streams';
- *   'streams' also for plans on the pipelined wgmma tile and for `tinyStreams` plans (tiny 16-row
- *   units, few 64-row ones: the tiny tile exists only as a tile kernel).
+ *   and 8-warp tiles: shared prefixes or prefill chunks beside decode leaves), else 'streams'.
  *   Measured on the H100 (docs/benchmarks/bench-h100-2026-11-23-v5.json, streams, and
  *   cuda-persistent-2026-11-23-v5.json): with several tile kernels on several streams the
  *   step time depends on how the kernels happen to share the SMs and is bimodal from run to run
@@ -53,7 +51,7 @@ const STRATEGY_ID: Record<Exclude<LaunchStrategy, 'auto'>, number> = { streams: 
  * the KERNEL_ROWS[i]-row tile): 'persistent' when both CTA shapes (kernelWarps) occur, else
  * 'streams'. Several plans timed as one step: 'persistent' if any of them mixes.
  */
-export function autoStrategy(groupCounts: ArrayLike<number>[], wgmmaPipe = false, tinyStreams: readonly boolean[] = []): 'streams' | 'persistent' {
+export function autoStrategy(groupCounts: ArrayLike<number>[], wgmmaPipe = false): 'streams' | 'persistent' {
   // The pipelined wgmma tile is launched by the streams strategy only.
   if (wgmmaPipe) return 'streams';
   const mixed = (gc: ArrayLike<number>) => {
@@ -65,8 +63,7 @@ export function autoStrategy(groupCounts: ArrayLike<number>[], wgmmaPipe = false
     });
     return fourWarp > 0 && eightWarp > 0;
   };
-  // A mixed plan flagged tinyStreams (see NativePlanDesc.tinyStreams) runs under 'streams' too.
-  return groupCounts.some((gc, i) => mixed(gc) && !tinyStreams[i]) ? 'persistent' : 'streams';
+  return groupCounts.some(mixed) ? 'persistent' : 'streams';
 }
 /** Concurrent plans one timeGroup may run (stream sets of the addon, kMaxGroup). */
 export const MAX_CONCURRENT_GROUP = 8;
@@ -354,7 +351,7 @@ export class CudaBackend implements AttentionBackend {
   /** The addon's strategy id for plans prepared as `descs` ('auto' resolved by autoStrategy). */
   private strategyId(descs: NativePlanDesc[]): number {
     checkStrategy(this.strategy); // the field is public: catch a bad assignment here, not in C++
-    return STRATEGY_ID[this.strategy === 'auto' ? autoStrategy(descs.map((d) => d.groupCount), descs.some((d) => d.wgmma), descs.map((d) => d.tinyStreams)) : this.strategy];
+    return STRATEGY_ID[this.strategy === 'auto' ? autoStrategy(descs.map((d) => d.groupCount), descs.some((d) => d.wgmma)) : this.strategy];
   }
 
   /**

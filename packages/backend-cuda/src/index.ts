@@ -33,7 +33,6 @@ export {
   WGMMA_PIPE_MIN_RATIO,
   SHORT_UNIT_TOKENS,
   TINY_UNIT_TOKENS,
-  TINY_STREAMS_MAX_RG4_SHARE,
   wgmmaPipeWorthIt,
   type FusedRates,
   type KvShape,

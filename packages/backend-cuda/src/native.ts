@@ -52,9 +52,6 @@ export interface NativePlanDesc {
   /** Every 16-row unit streams at most the tiny-unit limit (TINY_UNIT_TOKENS): the streams strategy
    * then runs them on the 2-warp 16-row tile built for five CTAs per SM. */
   tinyRg1: boolean;
-  /** 'auto' runs this plan under 'streams' even if it mixes CTA shapes: its 16-row units are tiny
-   * and its 64-row units few (TINY_STREAMS_MAX_RG4_SHARE in prepare.ts). */
-  tinyStreams: boolean;
   /** Fused strategy: share of its CTAs that start in the compute role (8-warp units), from the
    * estimated compute time of those units vs the memory time of the 4-warp units
    * (fusedComputeFraction → fusedStartFraction in prepare.ts). */

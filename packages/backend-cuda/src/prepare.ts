@@ -107,16 +107,6 @@ export const SHORT_UNIT_TOKENS = 2048;
 export const TINY_UNIT_TOKENS = 256;
 
 /**
- * `tinyStreams`: a plan whose 16-row units are all tiny and whose 64-row units carry at most this
- * share of its 128-row units' FLOPs runs under 'streams' when the strategy is 'auto' (its tiny
- * units then take the five-per-SM tiny tile, which the persistent grids do not have). Measured on
- * the H100 (docs/benchmarks/cuda-h100-strategy-tiny-2026-11-24.json): W3 (64-row units 3% of the
- * 128-row units' FLOPs) 67.0–67.1 µs under the persistent grids, 64.1–64.5 under 'streams'; W2
- * (64-row document units 8× the 128-row root's FLOPs) 121–122 persistent, 134–135 streams.
- */
-export const TINY_STREAMS_MAX_RG4_SHARE = 0.25;
-
-/**
  * Share of the fused grid's CTAs that should start in the compute role: predicted time of the
  * 8-warp units (padded tile FLOPs over visible tokens / computeTflops) over that plus the time
  * of the 4-warp units (K+V bytes of their visible tokens / memoryGBs). 0 without 8-warp units,
@@ -311,7 +301,6 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   // list by its own warp table, keeping this order).
   const fam8 = units.filter((u) => kernelWarps(D, u[3]) === 8).sort((a, b) => cost(b) - cost(a));
   const fam4 = units.filter((u) => kernelWarps(D, u[3]) === 4).sort((a, b) => cost(b) - cost(a));
-  const tinyRg1 = rg1MaxTokens <= Math.min(SHORT_UNIT_TOKENS, opts.tinyUnitTokens ?? TINY_UNIT_TOKENS);
   const eightFirst = fam8.length > 0 && (fam4.length === 0 || cost(fam8[0]) >= cost(fam4[0]));
   const sorted = eightFirst ? [...fam8, ...fam4] : [...fam4, ...fam8];
   return {
@@ -324,8 +313,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     maxRg,
     wgmma: opts.wgmma ?? wgmmaPipeWorthIt(rg8Flops, memoryBytes, opts.fusedRates, rg4Flops),
     shortRg1: rg1MaxTokens <= SHORT_UNIT_TOKENS,
-    tinyRg1,
-    tinyStreams: tinyRg1 && rg8Flops > 0 && rg4Flops <= TINY_STREAMS_MAX_RG4_SHARE * rg8Flops,
+    tinyRg1: rg1MaxTokens <= Math.min(SHORT_UNIT_TOKENS, opts.tinyUnitTokens ?? TINY_UNIT_TOKENS),
     fusedComputeFraction: fusedStartFraction(fusedComputeFraction(computeFlops, memoryBytes, opts.fusedRates)),
     groupCount,
     workGrouped: pack(grouped),

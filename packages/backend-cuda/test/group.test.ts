@@ -162,11 +162,6 @@ describe('launch strategy option', () => {
     // The pipelined wgmma tile runs under 'streams' only, mixed plan or not.
     expect(autoStrategy([[2, 0, 1, 0]], true)).toBe('streams');
     expect(autoStrategy([[0, 1, 0, 1]], false)).toBe('persistent');
-    // A mixed plan flagged tinyStreams (tiny 16-row units, few 64-row ones) runs under 'streams'.
-    expect(autoStrategy([[2, 0, 1, 1]], false, [true])).toBe('streams');
-    expect(autoStrategy([[2, 0, 1, 1]], false, [false])).toBe('persistent');
-    expect(autoStrategy([[2, 0, 1, 1], [1, 0, 0, 1]], false, [true, false])).toBe('persistent');
-    expect(autoStrategy([[2, 0, 1, 1], [1, 0, 0, 0]], false, [true, false])).toBe('streams');
   });
 
   it('auto resolves per plan from its prepared work units', async () => {

@@ -372,30 +372,6 @@ describe('per-plan choice of the pipelined wgmma tile', () => {
     expect(d.groupCount[2]).toBeGreaterThan(0); // 64-row units
     expect(d.groupCount[3]).toBeGreaterThan(0); // 128-row units
     expect(d.wgmma).toBe(false);
-    // its leaves are tiny, but the 64-row units outweigh the 128-row ones: not tinyStreams
-    expect(d.tinyRg1).toBe(true);
-    expect(d.tinyStreams).toBe(false);
-  });
-  it('flags W3-shaped steps tinyStreams: tiny 16-row units, 64-row units a small share of the 128-row FLOPs', () => {
-    // root of 4000 tokens under 64 requests (two 128-row blocks per KV head), then a 4-ary tree:
-    // 256 tokens per inner node (16 requests = 64 rows under each first-level node), 128 per leaf
-    const parent = [-1];
-    const tokens = [4000];
-    const level = (parents: number[], n: number) => {
-      const out: number[] = [];
-      for (const p of parents) for (let j = 0; j < 4; j++) (parent.push(p), tokens.push(n), out.push(parent.length - 1));
-      return out;
-    };
-    const leaves = level(level(level([0], 256), 256), 128);
-    const batch = batchFromTree({ parent, tokens, requestAt: leaves }, CFG128, 16);
-    const plan = planners.prefix(batch, { ...CAPS, kvDtypes: ['f16'] });
-    const d = preparePlan(plan, { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: 8, headDim: 128 });
-    expect(d.groupCount[2]).toBeGreaterThan(0); // 64-row units (first-level nodes)
-    expect(d.groupCount[3]).toBeGreaterThan(0); // 128-row units (the root)
-    expect(d.wgmma).toBe(false);
-    expect(d.tinyRg1).toBe(true);
-    expect(d.tinyStreams).toBe(true);
-    expect(preparePlan(plan, { numPages: batch.numPages, pageSize: batch.pageSize, numKvHeads: 8, headDim: 128 }, { tinyUnitTokens: 0 }).tinyStreams).toBe(false);
   });
 });
 
