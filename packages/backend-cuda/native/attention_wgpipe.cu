@@ -290,16 +290,30 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   // ---- consumer warpgroups ----
   const int row0 = (warp >> 2) * 64;                       // the warpgroup's first row
   const int rowA = row0 + 16 * (warp & 3) + (lane >> 2);   // this thread's rows: rowA, rowA + 8
+  [[maybe_unused]] unsigned long long traceA = 0, traceB = 0;
+#if defined(CANOPY_TRACE_PROLOGUE) && CANOPY_TRACE_PROLOGUE == 1
+  // Diagnostic trace build: tA when the unit record has arrived, tB when Q is gathered.
+  asm volatile("" ::"r"(w.item), "r"(w.qFirst) : "memory");
+  CANOPY_TRACE_MARK(traceA);
+#endif
   gatherUnitRows<R, D, kPipeConsumers, 8>(p, tid, rowBase, numRows, qBegin, w.qFirst, kvHead, pos0, ntok, p.scaleLog2, sLim,
                                        [&](int r, int c, float4 v) {
                                          __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
                                          dst[0] = __floats2half2_rn(v.x, v.y);
                                          dst[1] = __floats2half2_rn(v.z, v.w);
                                        });
+#if defined(CANOPY_TRACE_PROLOGUE)
+  // Diagnostic trace build: tB (1) or tA (2) when this thread's Q rows are gathered.
+  if (CANOPY_TRACE_PROLOGUE == 1) CANOPY_TRACE_MARK(traceB);
+  else CANOPY_TRACE_MARK(traceA);
+#endif
   fenceProxyAsync();
   __syncthreads();
-  [[maybe_unused]] unsigned long long traceA = 0, traceB = 0;
+#if !defined(CANOPY_TRACE_PROLOGUE)
   CANOPY_TRACE_MARK(traceA);
+#elif CANOPY_TRACE_PROLOGUE == 2
+  CANOPY_TRACE_MARK(traceB);  // diagnostic: after the CTA barrier
+#endif
 
   // Tiles to stream (the longest row's limit); below minLim no row of the unit needs masking.
   int maxLim, minLim;
@@ -457,7 +471,9 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
     if (nTiles & 1) pinPV(pA);
     else pinPV(pB);
   }
+#if !defined(CANOPY_TRACE_PROLOGUE)
   CANOPY_TRACE_MARK(traceB);
+#endif
 
   // Each thread holds whole rows' partial sums: reduce the quad's, normalise, write.
   lA += __shfl_xor_sync(0xffffffffu, lA, 1);
