@@ -67,6 +67,15 @@ constexpr int kPipeThreads = kPipeConsumers + kPipeCopyThreads;
 #define CANOPY_PIPE_RESCALE_SLACK 8
 #endif
 constexpr int kPipeStages = CANOPY_PIPE_STAGES;
+// Q values (float4) a consumer thread has in flight at once in the unit prologue's gather
+// (CANOPY_PIPE_GATHER_BATCH; 16 = all of them at d128, one round trip). 16 measured slower on the
+// H100 (W5 192.4-192.9 vs 188.4-188.7 µs, H1's prefill 1012-1021 vs 965-985) and its gather no
+// shorter (6.6-7.1 vs 6.3-6.5 µs): the gather waits on bytes, not round trips
+// (docs/benchmarks/cuda-h100-early-tiles-2026-11-24.json, call F).
+#ifndef CANOPY_PIPE_GATHER_BATCH
+#define CANOPY_PIPE_GATHER_BATCH 8
+#endif
+constexpr int kPipeGatherBatch = CANOPY_PIPE_GATHER_BATCH;
 // setmaxnreg budgets: 384·168 registers at launch are redistributed as 128·56 for the producer
 // and 256·224 for the consumers (65,536-register file, one CTA per SM). Fewer producer registers
 // made ptxas spill in its loop; the consumers fit 224 without spills (230 when uncapped).
@@ -296,7 +305,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   asm volatile("" ::"r"(w.item), "r"(w.qFirst) : "memory");
   CANOPY_TRACE_MARK(traceA);
 #endif
-  gatherUnitRows<R, D, kPipeConsumers, 8>(p, tid, rowBase, numRows, qBegin, w.qFirst, kvHead, pos0, ntok, p.scaleLog2, sLim,
+  gatherUnitRows<R, D, kPipeConsumers, kPipeGatherBatch>(p, tid, rowBase, numRows, qBegin, w.qFirst, kvHead, pos0, ntok, p.scaleLog2, sLim,
                                        [&](int r, int c, float4 v) {
                                          __half2* dst = reinterpret_cast<__half2*>(sQ + swizzledHalf(R, r, c) + (c % 8));
                                          dst[0] = __floats2half2_rn(v.x, v.y);
