@@ -176,6 +176,19 @@ template <int N>
 __device__ __forceinline__ void setMaxRegsDec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 // Named barriers 1 and 2 order the consumer warpgroups' wgmma issue (ping-pong).
 __device__ __forceinline__ void namedSync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+// The one meeting of producer and consumers after the prologue. The two roles reach it from
+// different branches, which __syncthreads does not allow: it works on the H100, but
+// compute-sanitizer's synccheck reports divergent threads at the producer's __syncthreads and
+// aborts the kernel (docs/benchmarks/cuda-h100-synccheck-2026-11-24.json). A named barrier with an
+// explicit count (barrier 3 over all 384 threads) may be reached from different code; built with
+// CANOPY_PIPE_NAMED_BARRIER=1 it replaces the pair. Not the default yet: it has not run on a GPU.
+#ifndef CANOPY_PIPE_NAMED_BARRIER
+#define CANOPY_PIPE_NAMED_BARRIER 0
+#endif
+__device__ __forceinline__ void unitBarrier() {
+  if constexpr (CANOPY_PIPE_NAMED_BARRIER) asm volatile("bar.sync 3, %0;\n" ::"n"(kPipeThreads) : "memory");
+  else __syncthreads();
+}
 __device__ __forceinline__ void namedArrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 #endif
 
@@ -279,7 +292,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
 #pragma unroll
     for (int b = 0; b < ST; b += 2) prologueCopies(b, b + 2 <= ST ? 2 : ST - b);
     fetchRows(ST);
-    __syncthreads();  // row limits are in sLim
+    unitBarrier();  // Q and the row limits are in shared memory
     int maxLim = 0;   // as unitLimits, in few registers (not unrolled)
 #pragma unroll 1
     for (int r = 0; r < R; ++r) maxLim = max(maxLim, sLim[r]);
@@ -317,7 +330,7 @@ __global__ void __launch_bounds__(kPipeThreads, 1) attnPipeKernel(AttnParams p) 
   else CANOPY_TRACE_MARK(traceA);
 #endif
   fenceProxyAsync();
-  __syncthreads();
+  unitBarrier();  // with the producer's: Q and the row limits are in shared memory
 #if !defined(CANOPY_TRACE_PROLOGUE)
   CANOPY_TRACE_MARK(traceA);
 #elif CANOPY_TRACE_PROLOGUE == 2
