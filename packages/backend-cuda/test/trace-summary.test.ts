@@ -52,6 +52,18 @@ describe('trace-summary.mjs', () => {
     expect(out).toMatch(/tile16s rg1 +units +1 +mean +8\.00 µs/);
   });
 
+  it('names every kernel kind the addon records, the 2-warp tiny tile (kind 3) included', () => {
+    const out = summarise([
+      'profile W5 prefix auto/auto: 12.0 µs (run 1)',
+      rec(0, 0, base, base + 4_000, 2),
+      rec(3, 1, base, base + 6_000, 1, base + 1_000, base + 5_000),
+      rec(2, 2, base, base + 2_000, 4),
+    ]);
+    expect(out).toMatch(/tile rg2 +units +1 +mean +4\.00 µs/);
+    expect(out).toMatch(/tile16t rg1 +units +1 +mean +6\.00 µs .*\[prologue 1\.00 \| loop 4\.00 \| epilogue 1\.00 µs\]/);
+    expect(out).toMatch(/persist rg4 +units +1 +mean +2\.00 µs/);
+  });
+
   it('--last-of N prints only the last run of each group of N', () => {
     const out = summarise(lines, '--last-of', '2');
     expect(out).not.toContain('== run 1:');
