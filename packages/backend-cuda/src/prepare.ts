@@ -179,6 +179,14 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
     }
   }
 
+  // Work units.
+  const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
+  let computeFlops = 0; // 8-warp units (fused strategy's compute role)
+  let rg8Flops = 0; // 128-row units (the pipelined wgmma tile's)
+  let rg4Flops = 0; // 64-row units (8-warp mma.sync tile)
+  let rg1MaxTokens = 0; // longest 16-row unit
+  let memoryBytes = 0; // 4-warp units (memory role)
+  let maxRg = 1;
   // Partial slots that can hold no KV token: the item's tokens all lie at or past the query's KV
   // limit (a causal prefill row before a later KV chunk, a query beside a node it does not see).
   // Their state is empty (lse −inf), so the merge leaves them out: it reads none of their rows,
@@ -187,15 +195,48 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   for (let i = 0; i < nItems; i++) {
     const q0 = plan.itemQueryBegin[i];
     const q1 = plan.itemQueryBegin[i + 1];
-    const base = plan.itemPartialBase[i];
-    const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
-    for (let x = q0; x < q1 && x < plan.itemQueries.length; x++) {
+    if (q0 > q1 || q1 > plan.itemQueries.length) bad(`work item ${i}: query range [${q0}, ${q1}) out of range`);
+    const nq = q1 - q0;
+    if (nq === 0) continue;
+    for (let x = q0; x < q1; x++) {
       const q = plan.itemQueries[x];
-      const slot = base + x - q0;
-      if (q < 0 || q >= nQ || slot < 0 || slot >= nP) continue; // refused below
-      if (Math.min(ntok, plan.queryKvLimit[q] - plan.itemPos[i]) <= 0) slotEmpty[slot] = 1;
+      if (q < 0 || q >= nQ) bad(`work item ${i}: query id ${q} out of range [0, ${nQ})`);
     }
+    const base = plan.itemPartialBase[i];
+    if (base < 0 || base + nq > nP) bad(`work item ${i}: partial slots [${base}, ${base + nq}) out of range [0, ${nP})`);
+    const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
+    // KV tokens of this item that the item's local query x sees (≤ 0: none).
+    const visibleOf = (x: number) => Math.min(ntok, plan.queryKvLimit[plan.itemQueries[q0 + x]] - plan.itemPos[i]);
+    for (let x = 0; x < nq; x++) if (visibleOf(x) <= 0) slotEmpty[base + x] = 1;
+    const t = plan.itemTile[i];
+    if (t < 0 || t >= plan.tiles.length) bad(`work item ${i}: tile id ${t} out of range [0, ${plan.tiles.length})`);
+    const rows = nq * G;
+    const rg = rowGroupsFor(plan.tiles[t].rows, rows);
+    maxRg = Math.max(maxRg, rg);
+    const R = 16 * rg;
+    const blocks = Math.ceil(rows / R);
+    const visible = new Int32Array(blocks);
+    for (let b = 0; b < blocks; b++) {
+      // Tokens the block streams: the kernel stops at its rows' largest visible position, so a
+      // causal prefill block near the chunk start is short (costs and the longest-first order use this).
+      let vis = 0;
+      const xEnd = Math.ceil(Math.min(rows, (b + 1) * R) / G);
+      for (let x = Math.floor((b * R) / G); x < xEnd && vis < ntok; x++) {
+        vis = Math.max(vis, visibleOf(x));
+      }
+      vis = Math.max(0, vis);
+      if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
+      else memoryBytes += HK * vis * D * 2 * KV_BYTES;
+      if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
+      if (rg === 4) rg4Flops += HK * 4 * R * vis * D;
+      if (rg === 1) rg1MaxTokens = Math.max(rg1MaxTokens, vis);
+      visible[b] = vis;
+    }
+    // item → KV head → row block: the units that share one KV chunk sit next to each other, so
+    // they run together and their repeated reads of that chunk hit L2.
+    for (let h = 0; h < HK; h++) for (let b = 0; b < blocks; b++) units.push([i, h, b, rg, visible[b]]);
   }
+  // Each query's partial slots, less the empty ones.
   const mergeBegin = new Int32Array(nQ + 1);
   const mergeSlotList: number[] = [];
   for (let q = 0; q < nQ; q++) {
@@ -234,55 +275,7 @@ export function preparePlan(plan: Plan, kv: KvShape, opts: PrepareOptions = {}):
   }
   const mergeQueries = Int32Array.from(new Set(merge)).sort();
 
-  // Work units.
-  const units: Array<[number, number, number, number, number]> = []; // item, kvHead, rowBlock, rg, visible tokens
-  let computeFlops = 0; // 8-warp units (fused strategy's compute role)
-  let rg8Flops = 0; // 128-row units (the pipelined wgmma tile's)
-  let rg4Flops = 0; // 64-row units (8-warp mma.sync tile)
-  let rg1MaxTokens = 0; // longest 16-row unit
-  let memoryBytes = 0; // 4-warp units (memory role)
-  let maxRg = 1;
-  for (let i = 0; i < nItems; i++) {
-    const q0 = plan.itemQueryBegin[i];
-    const q1 = plan.itemQueryBegin[i + 1];
-    if (q0 > q1 || q1 > plan.itemQueries.length) bad(`work item ${i}: query range [${q0}, ${q1}) out of range`);
-    const nq = q1 - q0;
-    if (nq === 0) continue;
-    for (let x = q0; x < q1; x++) {
-      const q = plan.itemQueries[x];
-      if (q < 0 || q >= nQ) bad(`work item ${i}: query id ${q} out of range [0, ${nQ})`);
-    }
-    const base = plan.itemPartialBase[i];
-    if (base < 0 || base + nq > nP) bad(`work item ${i}: partial slots [${base}, ${base + nq}) out of range [0, ${nP})`);
-    const t = plan.itemTile[i];
-    if (t < 0 || t >= plan.tiles.length) bad(`work item ${i}: tile id ${t} out of range [0, ${plan.tiles.length})`);
-    const rows = nq * G;
-    const rg = rowGroupsFor(plan.tiles[t].rows, rows);
-    maxRg = Math.max(maxRg, rg);
-    const R = 16 * rg;
-    const blocks = Math.ceil(rows / R);
-    const ntok = itemTokBegin[i + 1] - itemTokBegin[i];
-    const visible = new Int32Array(blocks);
-    for (let b = 0; b < blocks; b++) {
-      // Tokens the block streams: the kernel stops at its rows' largest visible position, so a
-      // causal prefill block near the chunk start is short (costs and the longest-first order use this).
-      let vis = 0;
-      const xEnd = Math.ceil(Math.min(rows, (b + 1) * R) / G);
-      for (let x = Math.floor((b * R) / G); x < xEnd && vis < ntok; x++) {
-        vis = Math.max(vis, Math.min(ntok, plan.queryKvLimit[plan.itemQueries[q0 + x]] - plan.itemPos[i]));
-      }
-      vis = Math.max(0, vis);
-      if (kernelWarps(D, rg) === 8) computeFlops += HK * 4 * R * vis * D;
-      else memoryBytes += HK * vis * D * 2 * KV_BYTES;
-      if (rg === 8) rg8Flops += HK * 4 * R * vis * D;
-      if (rg === 4) rg4Flops += HK * 4 * R * vis * D;
-      if (rg === 1) rg1MaxTokens = Math.max(rg1MaxTokens, vis);
-      visible[b] = vis;
-    }
-    // item → KV head → row block: the units that share one KV chunk sit next to each other, so
-    // they run together and their repeated reads of that chunk hit L2.
-    for (let h = 0; h < HK; h++) for (let b = 0; b < blocks; b++) units.push([i, h, b, rg, visible[b]]);
-  }
+  // Work unit lists.
   const pack = (list: typeof units): Int32Array => {
     const out = new Int32Array(list.length * 4);
     list.forEach((u, j) => out.set([u[0], u[1], u[2], u[3]], j * 4));
