@@ -145,7 +145,7 @@ struct PlanState {
   int numFirst = 0;    // workSorted = [first family] + [other family] (families: 4- or 8-warp CTAs)
   int firstWarps = 8;  // warps per CTA of the first family
   bool wgmma = false;  // 128-row units on the pipelined wgmma tile where the SASS has it
-  int shortRg1 = 0;  // every 16-row unit is short (1: the three-CTAs-per-SM 16-row tile) or tiny (2: the 2-warp tile)
+  Rg1Tile rg1Tile = kRg1Default;  // the 16-row tile of rg-1 units under 'streams' (desc.shortRg1 / tinyRg1)
   int maxRg = 1;
   int persistentGrid[2] = {1, 1};  // CTAs of the first and second persistent grids (computed outside capture)
   bool fusedOk = false;            // head dim has the fused kernel (else 'fused' runs as 'persistent')
@@ -259,7 +259,7 @@ struct PlanState {
         const int offset = groupOffset[g];
         cudaStream_t st = c.side[used];
         CANOPY_CUDA(cudaStreamWaitEvent(st, c.fork, 0));
-        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, shortRg1, st);
+        launchAttnTiles(attnParams(workGrouped.as<const WorkUnit>() + offset, n), headDim, rgs[g], wgmma, rg1Tile, st);
         CANOPY_CUDA(cudaEventRecord(c.join[used], st));
         ++used;
       }
@@ -801,7 +801,9 @@ class Context : public Napi::ObjectWrap<Context> {
     auto gc = copyTyped<int32_t>(d.Get("groupCount"), "groupCount");
     for (int i = 0; i < 4 && i < int(gc.size()); ++i) st->groupCount[i] = gc[i];
     st->wgmma = d.Get("wgmma").ToBoolean().Value();
-    st->shortRg1 = d.Get("tinyRg1").ToBoolean().Value() ? 2 : d.Get("shortRg1").ToBoolean().Value() ? 1 : 0;
+    st->rg1Tile = d.Get("tinyRg1").ToBoolean().Value()    ? kRg1Tiny
+                  : d.Get("shortRg1").ToBoolean().Value() ? kRg1Short
+                                                          : kRg1Default;
     auto wg = copyTyped<int32_t>(d.Get("workGrouped"), "workGrouped");
     auto ws = copyTyped<int32_t>(d.Get("workSorted"), "workSorted");
     if (wg.size() != ws.size() || wg.size() % kPlanWorkUnitInts) throw Napi::RangeError::New(env, "work lists differ");
@@ -816,7 +818,7 @@ class Context : public Napi::ObjectWrap<Context> {
         auto& dst = attnWarpsFor(st->headDim, ws[u * kPlanWorkUnitInts + 3]) == w0 ? first : second;
         dst.insert(dst.end(), ws.begin() + u * kPlanWorkUnitInts, ws.begin() + (u + 1) * kPlanWorkUnitInts);
       }
-      st->numFirst = int(first.size() / 4);
+      st->numFirst = int(first.size() / kPlanWorkUnitInts);
       st->firstWarps = w0;
       first.insert(first.end(), second.begin(), second.end());
       ws.swap(first);

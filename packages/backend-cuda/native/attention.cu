@@ -834,17 +834,17 @@ size_t persistentSmem() {
 
 // wgmma variants exist for the 8-warp kernels only (4-warp tiles always use mma.sync).
 template <int D, int RG>
-void launchTileD(const AttnParams& p, bool wg, int shortUnits, cudaStream_t stream) {
+void launchTileD(const AttnParams& p, bool wg, Rg1Tile rg1Tile, cudaStream_t stream) {
   constexpr int ST = tileStages<D, RG>();
   if constexpr (RG == 1 && hasTinyTile<D>()) {
-    if (shortUnits == 2) {
+    if (rg1Tile == kRg1Tiny) {
       attnTileTinyKernel<D><<<p.numWork, kTinyTileWarps * 32, tinyTileSmem<D>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileTinyKernel launch");
       return;
     }
   }
   if constexpr (RG == 1 && hasShortTile<D>()) {
-    if (shortUnits >= 1) {
+    if (rg1Tile != kRg1Default) {
       attnTileShortKernel<D><<<p.numWork, 128, unitSmemBytes<D, 1, 2>(), stream>>>(p);
       CANOPY_LAUNCHED("attnTileShortKernel launch");
       return;
@@ -971,11 +971,11 @@ void attnInit() {
   attnPipeInit();
 }
 
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, int shortUnits, cudaStream_t stream) {
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, Rg1Tile rg1Tile, cudaStream_t stream) {
   if (p.numWork == 0) return;
   switch (headDim * 16 + rg) {
 #define CANOPY_TILE_CASE(D, RG) \
-  case D * 16 + RG: launchTileD<D, RG>(p, wgmma, shortUnits, stream); break;
+  case D * 16 + RG: launchTileD<D, RG>(p, wgmma, rg1Tile, stream); break;
     CANOPY_TILE_CASE(64, 1) CANOPY_TILE_CASE(64, 2) CANOPY_TILE_CASE(64, 4) CANOPY_TILE_CASE(64, 8)
     CANOPY_TILE_CASE(128, 1) CANOPY_TILE_CASE(128, 2) CANOPY_TILE_CASE(128, 4) CANOPY_TILE_CASE(128, 8)
     CANOPY_TILE_CASE(256, 1) CANOPY_TILE_CASE(256, 2) CANOPY_TILE_CASE(256, 4) CANOPY_TILE_CASE(256, 8)

@@ -42,8 +42,8 @@ inline void check(cudaError_t err, const char* what, const char* file, int line)
 // rg, and the unit's prologue-end and loop-end marks where it sets them) in a device buffer of its
 // translation unit; after each run() the host prints them as "CTRACE kind smid startNs endNs item
 // kvHead rowBlock rg tA tB" lines (kind: 0 tile kernel, 1 short 16-row tile, 2 persistent grid,
-// 5 pipelined wgmma tile, 6 merge CTA), so a run's CTAs can be laid out per SM over time
-// (scripts/device/trace-summary.mjs). An entry costs three global stores and one atomic per unit
+// 3 tiny 16-row tile, 5 pipelined wgmma tile, 6 merge CTA), so a run's CTAs can be laid out per
+// SM over time (scripts/device/trace-summary.mjs). An entry costs three global stores and one atomic per unit
 // (printf from the kernels slowed W1 20×). Off in every normal build: nothing is compiled in.
 // Marks a unit's code sets for the trace (thread 0's values are recorded).
 struct TraceMarks {
@@ -204,10 +204,14 @@ struct MergeParams {
 // attention.cu
 // Launch the tile kernel for `rg` over params.work[0 .. params.numWork).
 // `wgmma`: the 128-row units run on the pipelined wgmma tile where the GPU has it (attention_wgpipe.cu).
-// `shortUnits`: 1 when every unit of this launch is short (SHORT_UNIT_TOKENS in src/prepare.ts):
-// rg 1 then runs on the three-CTAs-per-SM 16-row tile; 2 when every unit is tiny (the plan's
-// tiny-unit limit): rg 1 runs on the 2-warp, five-per-SM tile; 0 otherwise.
-void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, int shortUnits, cudaStream_t stream);
+// `rg1Tile`: which 16-row tile runs the rg-1 units of this launch (the host decides per plan,
+// src/prepare.ts: every unit short, SHORT_UNIT_TOKENS, or tiny, TINY_UNIT_TOKENS).
+enum Rg1Tile : int {
+  kRg1Default = 0,  // the 16-row tile kernel (3 stages, two CTAs per SM)
+  kRg1Short = 1,    // the three-CTAs-per-SM tile
+  kRg1Tiny = 2,     // the 2-warp, five-CTAs-per-SM tile (the short one where a head dim has none)
+};
+void launchAttnTiles(const AttnParams& p, int headDim, int rg, bool wgmma, Rg1Tile rg1Tile, cudaStream_t stream);
 // Launch the persistent kernel with `warps` warps per CTA (4: runs rg 1 and 2; 8: rg 4 and 8)
 // on `gridBlocks` CTAs (capped at the number of work units).
 void launchAttnPersistent(const AttnParams& p, int headDim, int warps, bool wgmma, int gridBlocks,
