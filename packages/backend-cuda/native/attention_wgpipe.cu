@@ -75,7 +75,7 @@ constexpr int kPipeStages = CANOPY_PIPE_STAGES;
 #ifndef CANOPY_PIPE_GATHER_BATCH
 #define CANOPY_PIPE_GATHER_BATCH 8
 #endif
-constexpr int kPipeGatherBatch = CANOPY_PIPE_GATHER_BATCH;
+[[maybe_unused]] constexpr int kPipeGatherBatch = CANOPY_PIPE_GATHER_BATCH;  // unused where the PTX target has no wgmma
 // setmaxnreg budgets: 384·168 registers at launch are redistributed as 128·56 for the producer
 // and 256·224 for the consumers (65,536-register file, one CTA per SM). Fewer producer registers
 // made ptxas spill in its loop; the consumers fit 224 without spills (230 when uncapped).
